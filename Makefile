@@ -1,0 +1,55 @@
+# ngx_linguamate: build, run and test the nginx module on Debian 12.
+#
+#   make run      install what is missing, build, serve conf/ in the foreground
+#   make test     install what is missing, build, run the whole suite
+#   make start | stop | reload | status
+#   make bench    wrk: /api/health against a bare "return 200" location
+#
+# SANITIZE=1 builds with AddressSanitizer + UBSan (make test SANITIZE=1).
+# VALGRIND=1 runs the suite under valgrind memcheck (make test VALGRIND=1).
+
+SHELL := /bin/bash
+SANITIZE ?= 0
+VALGRIND ?= 0
+PROVE_JOBS ?= 2
+TESTS ?= t/
+
+export SANITIZE
+
+.PHONY: all deps test-deps build run start stop reload status test bench \
+        clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	@scripts/build.sh >/dev/null
+
+run: build
+	@scripts/linguamate run
+
+start: build
+	@scripts/linguamate start
+
+stop:
+	@scripts/linguamate stop
+
+reload:
+	@scripts/linguamate reload
+
+status:
+	@scripts/linguamate status
+
+test: test-deps
+	@scripts/test.sh $(TESTS)
+
+bench: test-deps
+	@scripts/bench.sh
+
+clean:
+	rm -rf build t/servroot*

@@ -1,0 +1,437 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Content handlers: /api, /api/health (and live, ready, detailed),
+ * /api/info, the 404 of unknown routes, and the error page that turns
+ * every error nginx itself produces into the contract's envelope.
+ */
+
+
+#include "ngx_http_linguamate_module.h"
+
+
+typedef struct {
+    ngx_uint_t   status;
+    const char  *code;
+    const char  *message;
+} ngx_http_linguamate_error_t;
+
+
+static ngx_int_t ngx_http_linguamate_check_method(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_root(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf);
+static ngx_int_t ngx_http_linguamate_health(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed);
+static ngx_int_t ngx_http_linguamate_ready(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf);
+static ngx_int_t ngx_http_linguamate_info(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf);
+static ngx_int_t ngx_http_linguamate_error_page(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_send_literal(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
+static ngx_uint_t ngx_http_linguamate_uptime(
+    ngx_http_linguamate_main_conf_t *lmcf);
+static const char *ngx_http_linguamate_not_ready(
+    ngx_http_linguamate_main_conf_t *lmcf);
+
+
+static ngx_http_linguamate_error_t  ngx_http_linguamate_errors[] = {
+    { 400, "BAD_REQUEST", "Bad request" },
+    { 401, "UNAUTHORIZED", "Authentication required" },
+    { 403, "FORBIDDEN", "Forbidden" },
+    { 404, "NOT_FOUND", "Resource not found" },
+    { 405, "METHOD_NOT_ALLOWED", "Method not allowed" },
+    { 408, "REQUEST_TIMEOUT", "Request timeout" },
+    { 409, "CONFLICT", "Conflict" },
+    { 411, "LENGTH_REQUIRED", "Length required" },
+    { 412, "PRECONDITION_FAILED", "Precondition failed" },
+    { 413, "PAYLOAD_TOO_LARGE", "Payload too large" },
+    { 414, "URI_TOO_LONG", "URI too long" },
+    { 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type" },
+    { 416, "RANGE_NOT_SATISFIABLE", "Range not satisfiable" },
+    { 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded" },
+    { 500, "INTERNAL_SERVER_ERROR", "Internal server error" },
+    { 501, "NOT_IMPLEMENTED", "Not implemented" },
+    { 502, "BAD_GATEWAY", "Bad gateway" },
+    { 503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable" },
+    { 504, "UPSTREAM_TIMEOUT", "Upstream timed out" },
+    { 505, "HTTP_VERSION_NOT_SUPPORTED", "HTTP version not supported" },
+    { 507, "INSUFFICIENT_STORAGE", "Insufficient storage" },
+    { 0, NULL, NULL }
+};
+
+
+static ngx_str_t  ngx_http_linguamate_live_body =
+    ngx_string("{\"status\":\"alive\"}\n");
+static ngx_str_t  ngx_http_linguamate_ready_body =
+    ngx_string("{\"status\":\"ready\"}\n");
+static ngx_str_t  ngx_http_linguamate_allow = ngx_string("GET, HEAD");
+
+
+ngx_int_t
+ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                         rc;
+    ngx_http_linguamate_loc_conf_t   *llcf;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    switch (llcf->endpoint) {
+
+    case NGX_HTTP_LINGUAMATE_EP_ERROR:
+        return ngx_http_linguamate_error_page(r);
+
+    case NGX_HTTP_LINGUAMATE_EP_NOT_FOUND:
+        return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_FOUND,
+                                              "NOT_FOUND",
+                                              "Resource not found", NULL);
+    }
+
+    rc = ngx_http_linguamate_check_method(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    switch (llcf->endpoint) {
+
+    case NGX_HTTP_LINGUAMATE_EP_ROOT:
+        return ngx_http_linguamate_root(r, lmcf);
+
+    case NGX_HTTP_LINGUAMATE_EP_HEALTH:
+        return ngx_http_linguamate_health(r, lmcf, 0);
+
+    case NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED:
+        return ngx_http_linguamate_health(r, lmcf, 1);
+
+    case NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE:
+        return ngx_http_linguamate_send_literal(r, NGX_HTTP_OK,
+                                             &ngx_http_linguamate_live_body);
+
+    case NGX_HTTP_LINGUAMATE_EP_HEALTH_READY:
+        return ngx_http_linguamate_ready(r, lmcf);
+
+    case NGX_HTTP_LINGUAMATE_EP_INFO:
+        return ngx_http_linguamate_info(r, lmcf);
+    }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/*
+ * GET and HEAD only: NGX_DECLINED lets the endpoint answer; anything else
+ * gets a 405 envelope with Allow, and its return code
+ */
+
+static ngx_int_t
+ngx_http_linguamate_check_method(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    h->lowcase_key = NULL;
+    ngx_str_set(&h->key, "Allow");
+    h->value = ngx_http_linguamate_allow;
+
+    return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "METHOD_NOT_ALLOWED",
+                                          "Method not allowed", NULL);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_send_literal(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+
+    return ngx_http_linguamate_send_json(r, status, b);
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_uptime(ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_time_t  *tp;
+    ngx_msec_t   now;
+
+    tp = ngx_timeofday();
+    now = (ngx_msec_t) tp->sec * 1000 + tp->msec;
+
+    return now > lmcf->master_start ? (now - lmcf->master_start) / 1000 : 0;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_root(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_buf_t   *b;
+    ngx_time_t  *tp;
+
+    b = ngx_create_temp_buf(r->pool, 160);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    tp = ngx_timeofday();
+
+    b->last = ngx_cpymem(b->last, "{\"status\":\"ok\",\"message\":"
+                         "\"Language Learning API is running\","
+                         "\"timestamp\":\"",
+                         sizeof("{\"status\":\"ok\",\"message\":"
+                                "\"Language Learning API is running\","
+                                "\"timestamp\":\"") - 1);
+    b->last = ngx_http_linguamate_iso_time(b->last, tp->sec, tp->msec);
+    b->last = ngx_cpymem(b->last, "\",\"version\":\""
+                         NGX_HTTP_LINGUAMATE_VERSION "\"}\n",
+                         sizeof("\",\"version\":\""
+                                NGX_HTTP_LINGUAMATE_VERSION "\"}\n") - 1);
+
+    return ngx_http_linguamate_send_json(r, NGX_HTTP_OK, b);
+}
+
+
+static const char *
+ngx_http_linguamate_not_ready(ngx_http_linguamate_main_conf_t *lmcf)
+{
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return "shutting down";
+    }
+
+    if (lmcf->not_ready.len) {
+        return (const char *) lmcf->not_ready.data;
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_ready(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    size_t       len;
+    ngx_buf_t   *b;
+    const char  *reason;
+
+    reason = ngx_http_linguamate_not_ready(lmcf);
+
+    if (reason == NULL) {
+        return ngx_http_linguamate_send_literal(r, NGX_HTTP_OK,
+                                             &ngx_http_linguamate_ready_body);
+    }
+
+    len = ngx_strlen(reason);
+
+    b = ngx_create_temp_buf(r->pool, sizeof("{\"status\":\"not ready\","
+                            "\"reason\":\"\"}\n")
+                            + ngx_http_linguamate_json_escape_len(
+                                  (u_char *) reason, len));
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "{\"status\":\"not ready\",\"reason\":\"");
+    b->last = ngx_http_linguamate_json_escape(b->last, (u_char *) reason, len);
+    b->last = ngx_cpymem(b->last, "\"}\n", 3);
+
+    return ngx_http_linguamate_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, b);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_health(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed)
+{
+    size_t       len;
+    ngx_buf_t   *b;
+    ngx_time_t  *tp;
+    ngx_uint_t   status;
+    const char  *overall, *env_status, *reason;
+
+    tp = ngx_timeofday();
+
+    len = sizeof("{\"status\":\"ok\",\"timestamp\":\"\",\"uptime\":,"
+                 "\"env\":\"\",\"version\":\"\"}\n")
+          + NGX_HTTP_LINGUAMATE_ISO_LEN + NGX_INT_T_LEN
+          + lmcf->env_name.len + lmcf->git_commit_sha.len;
+
+    if (detailed) {
+        len += 512 + NGX_INT_T_LEN * 2 + lmcf->not_ready.len * 6;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    status = NGX_HTTP_OK;
+
+    if (!detailed) {
+        overall = "ok";
+
+    } else {
+        /*
+         * environment: unhealthy while the deployment is not ready for a
+         * configuration reason, degraded while it runs on warnings
+         */
+
+        reason = ngx_http_linguamate_not_ready(lmcf);
+
+        if (lmcf->not_ready.len) {
+            env_status = "unhealthy";
+
+        } else if (lmcf->warnings.nelts) {
+            env_status = "degraded";
+
+        } else {
+            env_status = "healthy";
+        }
+
+        overall = env_status;
+
+        if (reason && !lmcf->not_ready.len) {
+            overall = "unhealthy";
+        }
+
+        if (overall[0] == 'u') {
+            status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+    }
+
+    b->last = ngx_sprintf(b->last, "{\"status\":\"%s\",\"timestamp\":\"",
+                          overall);
+    b->last = ngx_http_linguamate_iso_time(b->last, tp->sec, tp->msec);
+    b->last = ngx_sprintf(b->last, "\",\"uptime\":%ui,\"env\":\"%V\","
+                          "\"version\":\"%V\"",
+                          ngx_http_linguamate_uptime(lmcf), &lmcf->env_name,
+                          &lmcf->git_commit_sha);
+
+    if (detailed) {
+        b->last = ngx_sprintf(b->last, ",\"checks\":{\"environment\":{"
+                              "\"status\":\"%s\",\"details\":{"
+                              "\"nodeEnv\":\"%V\",\"jwtSecret\":\"%s\","
+                              "\"warnings\":%ui,\"ready\":%s",
+                              env_status, &lmcf->env_name,
+                              lmcf->secret_is_default ? "development-default"
+                              : "configured",
+                              lmcf->warnings.nelts,
+                              reason ? "false" : "true");
+
+        if (reason) {
+            b->last = ngx_cpymem(b->last, ",\"reason\":\"",
+                                 sizeof(",\"reason\":\"") - 1);
+            b->last = ngx_http_linguamate_json_escape(b->last,
+                                                      (u_char *) reason,
+                                                      ngx_strlen(reason));
+            *b->last++ = '"';
+        }
+
+        b->last = ngx_cpymem(b->last, "}}}", 3);
+    }
+
+    b->last = ngx_cpymem(b->last, "}\n", 2);
+
+    return ngx_http_linguamate_send_json(r, status, b);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_info(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_buf_t  *b;
+
+    b = ngx_create_temp_buf(r->pool, 1024 + lmcf->env_name.len
+                            + lmcf->jwt_expires_in.text.len
+                            + lmcf->jwt_refresh_expires_in.text.len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last,
+        "{\"name\":\"" NGX_HTTP_LINGUAMATE_NAME "\","
+        "\"version\":\"" NGX_HTTP_LINGUAMATE_VERSION "\","
+        "\"env\":\"%V\","
+        "\"endpoints\":{\"trpc\":\"/api/trpc\",\"health\":\"/api\","
+        "\"healthCheck\":\"/api/health\","
+        "\"healthDetailed\":\"/api/health/detailed\","
+        "\"live\":\"/api/health/live\",\"ready\":\"/api/health/ready\","
+        "\"info\":\"/api/info\",\"metrics\":\"/api/metrics\","
+        "\"ingestLogs\":\"/api/ingest/logs\","
+        "\"analytics\":\"/api/analytics/events\","
+        "\"auth\":\"/api/auth\",\"toolkit\":\"/api/toolkit\"},"
+        "\"auth\":{\"accessTokenExpiresIn\":\"%V\","
+        "\"refreshTokenExpiresIn\":\"%V\","
+        "\"accessTokenExpiresInSeconds\":%T,"
+        "\"refreshTokenExpiresInSeconds\":%T,"
+        "\"leewaySeconds\":%ui},"
+        "\"rateLimit\":{\"windowMs\":%ui,\"maxRequests\":%ui,"
+        "\"maxLoginAttempts\":%ui}}\n",
+        &lmcf->env_name,
+        &lmcf->jwt_expires_in.text, &lmcf->jwt_refresh_expires_in.text,
+        lmcf->jwt_expires_in.seconds, lmcf->jwt_refresh_expires_in.seconds,
+        lmcf->jwt_leeway,
+        lmcf->rate_limit_window_ms, lmcf->rate_limit_max_requests,
+        lmcf->rate_limit_max_login_attempts);
+
+    return ngx_http_linguamate_send_json(r, NGX_HTTP_OK, b);
+}
+
+
+/*
+ * "error_page 400 404 ... @linguamate_error" lands here with the status
+ * nginx was about to answer in r->err_status.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_error_page(ngx_http_request_t *r)
+{
+    ngx_uint_t                    status;
+    ngx_http_linguamate_error_t  *e;
+
+    status = r->err_status;
+
+    if (status < 400 || status > 599) {
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    for (e = ngx_http_linguamate_errors; e->status; e++) {
+        if (e->status == status) {
+            return ngx_http_linguamate_send_error(r, status, e->code,
+                                                  e->message, NULL);
+        }
+    }
+
+    return ngx_http_linguamate_send_error(r, status,
+                                          status < 500 ? "BAD_REQUEST"
+                                                       : "INTERNAL_SERVER_ERROR",
+                                          status < 500 ? "Bad request"
+                                                   : "Internal server error",
+                                          NULL);
+}

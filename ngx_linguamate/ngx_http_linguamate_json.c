@@ -1,0 +1,278 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * JSON output: string escaping that always yields valid UTF-8, ISO-8601
+ * timestamps, and the contract's error envelope.
+ */
+
+
+#include "ngx_http_linguamate_module.h"
+
+
+static size_t ngx_http_linguamate_utf8_len(u_char *p, size_t size);
+
+
+static ngx_str_t  ngx_http_linguamate_json_type =
+    ngx_string("application/json; charset=utf-8");
+
+
+/*
+ * The length of a valid UTF-8 sequence at p, or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF included).
+ */
+
+static size_t
+ngx_http_linguamate_utf8_len(u_char *p, size_t size)
+{
+    u_char  c;
+
+    c = p[0];
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        return (size >= 2 && (p[1] & 0xc0) == 0x80) ? 2 : 0;
+    }
+
+    if (c >= 0xe0 && c <= 0xef) {
+        if (size < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)) {
+            return 0;
+        }
+
+        return 3;
+    }
+
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (size < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
+            || (p[3] & 0xc0) != 0x80)
+        {
+            return 0;
+        }
+
+        if ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)) {
+            return 0;
+        }
+
+        return 4;
+    }
+
+    return 0;
+}
+
+
+/* bytes needed for the escaped form of src, quotes not included */
+
+size_t
+ngx_http_linguamate_json_escape_len(u_char *src, size_t size)
+{
+    size_t  len, n;
+    u_char  c;
+
+    len = 0;
+
+    while (size) {
+        c = *src;
+
+        if (c < 0x80) {
+            if (c == '"' || c == '\\' || c == '\n' || c == '\r'
+                || c == '\t' || c == '\b' || c == '\f')
+            {
+                len += 2;
+
+            } else if (c < 0x20 || c == 0x7f) {
+                len += 6;
+
+            } else {
+                len++;
+            }
+
+            src++;
+            size--;
+            continue;
+        }
+
+        n = ngx_http_linguamate_utf8_len(src, size);
+
+        if (n == 0) {
+            len += 6;           /* \ufffd for a byte that is not UTF-8 */
+            src++;
+            size--;
+            continue;
+        }
+
+        len += n;
+        src += n;
+        size -= n;
+    }
+
+    return len;
+}
+
+
+u_char *
+ngx_http_linguamate_json_escape(u_char *dst, u_char *src, size_t size)
+{
+    size_t         n;
+    u_char         c;
+    static u_char  hex[] = "0123456789abcdef";
+
+    while (size) {
+        c = *src;
+
+        if (c < 0x80) {
+            switch (c) {
+            case '"': *dst++ = '\\'; *dst++ = '"'; break;
+            case '\\': *dst++ = '\\'; *dst++ = '\\'; break;
+            case '\n': *dst++ = '\\'; *dst++ = 'n'; break;
+            case '\r': *dst++ = '\\'; *dst++ = 'r'; break;
+            case '\t': *dst++ = '\\'; *dst++ = 't'; break;
+            case '\b': *dst++ = '\\'; *dst++ = 'b'; break;
+            case '\f': *dst++ = '\\'; *dst++ = 'f'; break;
+            default:
+                if (c < 0x20 || c == 0x7f) {
+                    *dst++ = '\\'; *dst++ = 'u'; *dst++ = '0'; *dst++ = '0';
+                    *dst++ = hex[c >> 4];
+                    *dst++ = hex[c & 0xf];
+
+                } else {
+                    *dst++ = c;
+                }
+            }
+
+            src++;
+            size--;
+            continue;
+        }
+
+        n = ngx_http_linguamate_utf8_len(src, size);
+
+        if (n == 0) {
+            dst = ngx_cpymem(dst, "\\ufffd", 6);
+            src++;
+            size--;
+            continue;
+        }
+
+        dst = ngx_cpymem(dst, src, n);
+        src += n;
+        size -= n;
+    }
+
+    return dst;
+}
+
+
+/* "2024-01-01T00:00:00.000Z"; buf holds NGX_HTTP_LINGUAMATE_ISO_LEN bytes */
+
+u_char *
+ngx_http_linguamate_iso_time(u_char *buf, time_t sec, ngx_msec_t msec)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(sec, &tm);
+
+    return ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
+                       tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                       tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec, msec);
+}
+
+
+ngx_int_t
+ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = ngx_http_linguamate_json_type;
+    r->headers_out.content_type_len = ngx_http_linguamate_json_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The contract's envelope:
+ * {"error":{"code":..,"message":..,"timestamp":..,"requestId":..<extra>}}
+ * "extra" is a JSON fragment that starts with a comma, or NULL.
+ */
+
+ngx_int_t
+ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *extra)
+{
+    size_t                      len, mlen;
+    ngx_buf_t                  *b;
+    ngx_time_t                 *tp;
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mlen = ngx_strlen(message);
+
+    len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\","
+                 "\"timestamp\":\"\",\"requestId\":\"\"}}\n") - 1
+          + ngx_strlen(code)
+          + ngx_http_linguamate_json_escape_len((u_char *) message, mlen)
+          + NGX_HTTP_LINGUAMATE_ISO_LEN
+          + ctx->corr_id.len
+          + (extra ? extra->len : 0);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    tp = ngx_timeofday();
+
+    b->last = ngx_sprintf(b->last, "{\"error\":{\"code\":\"%s\",\"message\":\"",
+                          code);
+    b->last = ngx_http_linguamate_json_escape(b->last, (u_char *) message,
+                                              mlen);
+    b->last = ngx_cpymem(b->last, "\",\"timestamp\":\"",
+                         sizeof("\",\"timestamp\":\"") - 1);
+    b->last = ngx_http_linguamate_iso_time(b->last, tp->sec, tp->msec);
+    b->last = ngx_cpymem(b->last, "\",\"requestId\":\"",
+                         sizeof("\",\"requestId\":\"") - 1);
+    b->last = ngx_cpymem(b->last, ctx->corr_id.data, ctx->corr_id.len);
+    *b->last++ = '"';
+
+    if (extra) {
+        b->last = ngx_cpymem(b->last, extra->data, extra->len);
+    }
+
+    b->last = ngx_cpymem(b->last, "}}\n", 3);
+
+    /* the request may carry a body nobody read; keep the connection sane */
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return ngx_http_linguamate_send_json(r, status, b);
+}

@@ -1,0 +1,296 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Logging in pino's shape: one JSON object per line with a numeric level,
+ * epoch-ms time, pid, hostname, env, evt and msg.  Request lines are made
+ * by the $linguamate_log_line variable, so nginx's own buffered access_log
+ * writes them; module events are written here, each line in one write().
+ */
+
+
+#include "ngx_http_linguamate_module.h"
+
+
+#define NGX_HTTP_LINGUAMATE_EVENT_MAX  4096
+
+
+static u_char *ngx_http_linguamate_log_head(u_char *p,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t level,
+    const char *evt, ngx_time_t *tp);
+static ngx_uint_t ngx_http_linguamate_status_level(ngx_http_request_t *r);
+
+
+static ngx_str_t  ngx_http_linguamate_level_names[] = {
+    ngx_string("TRACE"), ngx_string("DEBUG"), ngx_string("INFO"),
+    ngx_string("WARN"), ngx_string("ERROR"), ngx_string("FATAL")
+};
+
+
+const char *
+ngx_http_linguamate_level_name(ngx_uint_t level)
+{
+    ngx_uint_t  i;
+
+    i = level / 10;
+
+    if (i < 1 || i > 6) {
+        return "LOG";
+    }
+
+    return (const char *) ngx_http_linguamate_level_names[i - 1].data;
+}
+
+
+/* the fields every line starts with; the caller reserved room for them */
+
+static u_char *
+ngx_http_linguamate_log_head(u_char *p, ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t level, const char *evt, ngx_time_t *tp)
+{
+    p = ngx_sprintf(p, "{\"level\":%ui,\"time\":%T%03M,\"pid\":%P,"
+                    "\"hostname\":\"", level, tp->sec, tp->msec, ngx_pid);
+    p = ngx_http_linguamate_json_escape(p, lmcf->hostname.data,
+                                        lmcf->hostname.len);
+    return ngx_sprintf(p, "\",\"env\":\"%V\",\"evt\":\"%s\",\"msg\":\"",
+                       &lmcf->env_name, evt);
+}
+
+
+/*
+ * A module event.  "extra" is a JSON fragment starting with a comma; in
+ * pretty mode it is printed as is after the message.
+ */
+
+void
+ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t level, const char *evt, ngx_str_t *msg, ngx_str_t *extra)
+{
+    u_char       buf[NGX_HTTP_LINGUAMATE_EVENT_MAX], *p, *last;
+    size_t       room, mlen, elen;
+    ngx_time_t  *tp;
+
+    if (level < lmcf->log_level || lmcf->log == NULL
+        || lmcf->log->fd == NGX_INVALID_FILE)
+    {
+        return;
+    }
+
+    tp = ngx_timeofday();
+    last = buf + sizeof(buf);
+    elen = (extra && extra->len < 1024) ? extra->len : 0;
+
+    if (lmcf->log_pretty) {
+        p = ngx_sprintf(buf, "[");
+        p = ngx_http_linguamate_iso_time(p, tp->sec, tp->msec);
+        p = ngx_slprintf(p, last - elen - 2, "] %s (%P): %V evt=%s",
+                         ngx_http_linguamate_level_name(level), ngx_pid,
+                         msg, evt);
+        if (elen) {
+            *p++ = ' ';
+            p = ngx_cpymem(p, extra->data + 1, elen - 1);
+        }
+
+        *p++ = '\n';
+
+    } else {
+        p = ngx_http_linguamate_log_head(buf, lmcf, level, evt, tp);
+
+        /* cut a long message on a whole escaped character */
+
+        room = (size_t) (last - p) - elen - sizeof("\"}\n");
+        mlen = msg->len;
+
+        while (mlen
+               && ngx_http_linguamate_json_escape_len(msg->data, mlen) > room)
+        {
+            mlen = mlen > 64 ? mlen - 64 : 0;
+        }
+
+        p = ngx_http_linguamate_json_escape(p, msg->data, mlen);
+        *p++ = '"';
+
+        if (elen) {
+            p = ngx_cpymem(p, extra->data, elen);
+        }
+
+        *p++ = '}';
+        *p++ = '\n';
+    }
+
+    (void) ngx_write_fd(lmcf->log->fd, buf, p - buf);
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_status_level(ngx_http_request_t *r)
+{
+    ngx_uint_t  status;
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    if (status >= 500 || status == 0) {
+        return NGX_HTTP_LINGUAMATE_LOG_ERROR;
+    }
+
+    if (status >= 400) {
+        return NGX_HTTP_LINGUAMATE_LOG_WARN;
+    }
+
+    return NGX_HTTP_LINGUAMATE_LOG_INFO;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    if (ngx_http_linguamate_status_level(r) >= lmcf->log_level) {
+        v->data = (u_char *) "1";
+        v->len = 1;
+
+    } else {
+        v->data = (u_char *) "";
+        v->len = 0;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request line.  The path is the URI as the client sent it, without
+ * the query string (which may carry secrets), escaped for JSON.
+ */
+
+ngx_int_t
+ngx_http_linguamate_log_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                           *p, *q, *line;
+    size_t                            len, plen, hlen, mlen;
+    ngx_str_t                         path, method;
+    ngx_int_t                         ms;
+    ngx_uint_t                        level, status;
+    ngx_time_t                       *tp;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    tp = ngx_timeofday();
+    ms = (ngx_int_t) ((tp->sec - r->start_sec) * 1000
+                      + (tp->msec - r->start_msec));
+    if (ms < 0) {
+        ms = 0;
+    }
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+    level = ngx_http_linguamate_status_level(r);
+
+    path = r->unparsed_uri;
+    q = ngx_strlchr(path.data, path.data + path.len, '?');
+    if (q) {
+        path.len = q - path.data;
+    }
+
+    if (path.len == 0) {
+        ngx_str_set(&path, "-");
+    }
+
+    /*
+     * the method as the client sent it: an error_page redirect rewrites
+     * r->method_name to GET, the request line keeps the original
+     */
+
+    method.data = r->request_line.data;
+    method.len = 0;
+
+    if (method.data) {
+        while (method.len < r->request_line.len
+               && method.data[method.len] != ' ')
+        {
+            method.len++;
+        }
+    }
+
+    if (method.len == 0) {
+        ngx_str_set(&method, "-");
+    }
+
+    plen = ngx_http_linguamate_json_escape_len(path.data, path.len);
+    mlen = ngx_http_linguamate_json_escape_len(method.data, method.len);
+    hlen = ngx_http_linguamate_json_escape_len(lmcf->hostname.data,
+                                               lmcf->hostname.len);
+
+    len = sizeof("{\"level\":,\"time\":,\"pid\":,\"hostname\":\"\","
+                 "\"env\":\"\",\"evt\":\"http_request\",\"msg\":\"  ms\","
+                 "\"req\":{\"method\":\"\",\"path\":\"\",\"status\":,"
+                 "\"duration\":},\"corr\":{\"correlationId\":\"\","
+                 "\"sessionId\":\"\"}}")
+          + NGX_INT_T_LEN * 6 + NGX_TIME_T_LEN + 3 + NGX_INT64_LEN
+          + hlen + lmcf->env_name.len
+          + 2 * (plen + mlen) + NGX_HTTP_LINGUAMATE_ISO_LEN
+          + ctx->corr_id.len + ctx->session_id.len;
+
+    line = ngx_pnalloc(r->pool, len);
+    if (line == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (lmcf->log_pretty) {
+        p = ngx_sprintf(line, "[");
+        p = ngx_http_linguamate_iso_time(p, tp->sec, tp->msec);
+        p = ngx_sprintf(p, "] %s (%P): ",
+                        ngx_http_linguamate_level_name(level), ngx_pid);
+        p = ngx_http_linguamate_json_escape(p, method.data, method.len);
+        *p++ = ' ';
+        p = ngx_http_linguamate_json_escape(p, path.data, path.len);
+        p = ngx_sprintf(p, " %ui %ims corr=%V", status, ms, &ctx->corr_id);
+
+        if (ctx->session_id.len) {
+            p = ngx_sprintf(p, " session=%V", &ctx->session_id);
+        }
+
+    } else {
+        p = ngx_http_linguamate_log_head(line, lmcf, level, "http_request",
+                                         tp);
+        p = ngx_http_linguamate_json_escape(p, method.data, method.len);
+        *p++ = ' ';
+        p = ngx_http_linguamate_json_escape(p, path.data, path.len);
+        p = ngx_sprintf(p, " %ui %ims\",\"req\":{\"method\":\"", status, ms);
+        p = ngx_http_linguamate_json_escape(p, method.data, method.len);
+        p = ngx_cpymem(p, "\",\"path\":\"", sizeof("\",\"path\":\"") - 1);
+        p = ngx_http_linguamate_json_escape(p, path.data, path.len);
+        p = ngx_sprintf(p, "\",\"status\":%ui,\"duration\":%i},"
+                        "\"corr\":{\"correlationId\":\"%V\"",
+                        status, ms, &ctx->corr_id);
+
+        if (ctx->session_id.len) {
+            p = ngx_sprintf(p, ",\"sessionId\":\"%V\"", &ctx->session_id);
+        }
+
+        *p++ = '}';
+        *p++ = '}';
+    }
+
+    v->data = line;
+    v->len = p - line;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}

@@ -1,0 +1,265 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * The module table: directives, configuration create/merge, and the
+ * registration of handlers, filters and variables.
+ */
+
+
+#include "ngx_http_linguamate_module.h"
+
+
+static ngx_int_t ngx_http_linguamate_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_linguamate_postconfiguration(ngx_conf_t *cf);
+static void *ngx_http_linguamate_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_linguamate_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_linguamate_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_linguamate_init_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
+    { ngx_string("root"), NGX_HTTP_LINGUAMATE_EP_ROOT },
+    { ngx_string("health"), NGX_HTTP_LINGUAMATE_EP_HEALTH },
+    { ngx_string("health_live"), NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE },
+    { ngx_string("health_ready"), NGX_HTTP_LINGUAMATE_EP_HEALTH_READY },
+    { ngx_string("health_detailed"), NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED },
+    { ngx_string("info"), NGX_HTTP_LINGUAMATE_EP_INFO },
+    { ngx_string("not_found"), NGX_HTTP_LINGUAMATE_EP_NOT_FOUND },
+    { ngx_string("error"), NGX_HTTP_LINGUAMATE_EP_ERROR },
+    { ngx_null_string, 0 }
+};
+
+
+#define NGX_HTTP_LINGUAMATE_SETTING_CMD(env, dir, kind, def, field, lo, hi)  \
+    { ngx_string("linguamate_" #dir),                                        \
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,                                     \
+      ngx_http_linguamate_set_setting,                                       \
+      NGX_HTTP_MAIN_CONF_OFFSET,                                             \
+      NGX_HTTP_LINGUAMATE_S_##env,                                           \
+      NULL },
+
+static ngx_command_t  ngx_http_linguamate_commands[] = {
+
+    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_CMD)
+
+    { ngx_string("linguamate_env_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_linguamate_set_env_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_env_from_process"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_main_conf_t, env_from_process),
+      NULL },
+
+    { ngx_string("linguamate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("linguamate_endpoint"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_linguamate_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, endpoint),
+      ngx_http_linguamate_endpoints },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_linguamate_module_ctx = {
+    ngx_http_linguamate_preconfiguration,   /* preconfiguration */
+    ngx_http_linguamate_postconfiguration,  /* postconfiguration */
+
+    ngx_http_linguamate_create_main_conf,   /* create main configuration */
+    ngx_http_linguamate_init_main_conf,     /* init main configuration */
+
+    NULL,                                   /* create server configuration */
+    NULL,                                   /* merge server configuration */
+
+    ngx_http_linguamate_create_loc_conf,    /* create location configuration */
+    ngx_http_linguamate_merge_loc_conf      /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_linguamate_module = {
+    NGX_MODULE_V1,
+    &ngx_http_linguamate_module_ctx,        /* module context */
+    ngx_http_linguamate_commands,           /* module directives */
+    NGX_HTTP_MODULE,                        /* module type */
+    NULL,                                   /* init master */
+    ngx_http_linguamate_init_module,        /* init module */
+    ngx_http_linguamate_init_process,       /* init process */
+    NULL,                                   /* init thread */
+    NULL,                                   /* exit thread */
+    NULL,                                   /* exit process */
+    NULL,                                   /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_linguamate_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_linguamate_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_linguamate_request_init(cf);
+}
+
+
+static void *
+ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lmcf->raw[] = { 0 };
+     *     lmcf->env_file = { 0, NULL };
+     *     lmcf->not_ready = { 0, NULL };
+     */
+
+    lmcf->env_from_process = NGX_CONF_UNSET;
+
+    if (ngx_array_init(&lmcf->warnings, cf->pool, 4, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return lmcf;
+}
+
+
+static char *
+ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    return ngx_http_linguamate_resolve_settings(cf, conf);
+}
+
+
+static void *
+ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_linguamate_loc_conf_t  *llcf;
+
+    llcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_loc_conf_t));
+    if (llcf == NULL) {
+        return NULL;
+    }
+
+    llcf->enable = NGX_CONF_UNSET;
+    llcf->endpoint = NGX_CONF_UNSET_UINT;
+
+    return llcf;
+}
+
+
+static char *
+ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_linguamate_loc_conf_t  *prev = parent;
+    ngx_http_linguamate_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    /* an endpoint belongs to its own location; it is not inherited */
+
+    if (conf->endpoint == NGX_CONF_UNSET_UINT) {
+        conf->endpoint = NGX_HTTP_LINGUAMATE_EP_NONE;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_linguamate_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_linguamate_loc_conf_t *llcf = conf;
+
+    char                      *rv;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_linguamate_endpoint_handler;
+
+    /* an endpoint answers with the envelope and headers: switch them on */
+
+    if (llcf->enable == NGX_CONF_UNSET) {
+        llcf->enable = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Runs in the master after the log files are open, at start and at every
+ * reload: the warnings of the new configuration go to the log stream.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_init_module(ngx_cycle_t *cycle)
+{
+    ngx_str_t                        *w, extra;
+    ngx_uint_t                        i;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_linguamate_module);
+
+    /* "nginx -t" printed the warnings already and must not write the log */
+
+    if (lmcf == NULL || ngx_test_config) {
+        return NGX_OK;
+    }
+
+    ngx_str_set(&extra, ",\"cat\":\"config\"");
+
+    w = lmcf->warnings.elts;
+
+    for (i = 0; i < lmcf->warnings.nelts; i++) {
+        ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+                                      "config_warning", &w[i], &extra);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_linguamate_random_reset();
+
+    return NGX_OK;
+}

@@ -1,0 +1,281 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Shared declarations of the ngx_linguamate HTTP module.
+ */
+
+#ifndef _NGX_HTTP_LINGUAMATE_MODULE_H_INCLUDED_
+#define _NGX_HTTP_LINGUAMATE_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_linguamate_parse.h"
+
+
+#define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
+#define NGX_HTTP_LINGUAMATE_NAME         "Language Learning Backend"
+
+#define NGX_HTTP_LINGUAMATE_ENV_DEVELOPMENT  0
+#define NGX_HTTP_LINGUAMATE_ENV_TEST         1
+#define NGX_HTTP_LINGUAMATE_ENV_STAGING      2
+#define NGX_HTTP_LINGUAMATE_ENV_PRODUCTION   3
+
+/* pino levels */
+#define NGX_HTTP_LINGUAMATE_LOG_TRACE    10
+#define NGX_HTTP_LINGUAMATE_LOG_DEBUG    20
+#define NGX_HTTP_LINGUAMATE_LOG_INFO     30
+#define NGX_HTTP_LINGUAMATE_LOG_WARN     40
+#define NGX_HTTP_LINGUAMATE_LOG_ERROR    50
+#define NGX_HTTP_LINGUAMATE_LOG_FATAL    60
+#define NGX_HTTP_LINGUAMATE_LOG_SILENT   100
+
+#define NGX_HTTP_LINGUAMATE_SECRET_MIN   32
+#define NGX_HTTP_LINGUAMATE_ISO_LEN      (sizeof("1970-01-01T00:00:00.000Z") - 1)
+
+/* the endpoints a location can serve with "linguamate_endpoint" */
+#define NGX_HTTP_LINGUAMATE_EP_NONE              0
+#define NGX_HTTP_LINGUAMATE_EP_ROOT              1
+#define NGX_HTTP_LINGUAMATE_EP_HEALTH            2
+#define NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE       3
+#define NGX_HTTP_LINGUAMATE_EP_HEALTH_READY      4
+#define NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED   5
+#define NGX_HTTP_LINGUAMATE_EP_INFO              6
+#define NGX_HTTP_LINGUAMATE_EP_NOT_FOUND         7
+#define NGX_HTTP_LINGUAMATE_EP_ERROR             8
+
+
+/*
+ * The settings of the contract.  One line per setting: the environment
+ * name, the directive suffix ("linguamate_" + suffix), the kind of value,
+ * the default (NULL: none), the field of the main conf, and bounds for
+ * numbers.  The command table, the resolver and the docs all follow this
+ * list.
+ */
+
+#define NGX_HTTP_LINGUAMATE_SETTINGS(X)                                      \
+    X(NODE_ENV, node_env, ENV, "development", node_env, 0, 0)                \
+    X(PORT, port, UINT, "3000", port, 1, 65535)                              \
+    X(WORKER_PROCESSES, worker_processes, WORKERS, "auto",                   \
+      worker_processes, 1, 1024)                                             \
+    X(JWT_SECRET, jwt_secret, SECRET, NULL, jwt_secret, 0, 0)                \
+    X(JWT_SECRET_PREVIOUS, jwt_secret_previous, SECRET, NULL,                \
+      jwt_secret_previous, 0, 0)                                             \
+    X(JWT_EXPIRES_IN, jwt_expires_in, DURATION, "7d", jwt_expires_in, 0, 0)  \
+    X(JWT_REFRESH_EXPIRES_IN, jwt_refresh_expires_in, DURATION, "30d",       \
+      jwt_refresh_expires_in, 0, 0)                                          \
+    X(JWT_LEEWAY_SECONDS, jwt_leeway_seconds, UINT, "30",                    \
+      jwt_leeway, 0, 3600)                                                   \
+    X(CORS_ALLOWED_ORIGINS, cors_allowed_origins, ORIGINS, NULL,             \
+      cors_origins, 0, 0)                                                    \
+    X(CORS_ALLOW_CREDENTIALS, cors_allow_credentials, BOOL, "true",          \
+      cors_allow_credentials, 0, 0)                                          \
+    X(RATE_LIMIT_WINDOW_MS, rate_limit_window_ms, UINT, "60000",             \
+      rate_limit_window_ms, 1000, 86400000)                                  \
+    X(RATE_LIMIT_MAX_REQUESTS, rate_limit_max_requests, UINT, "60",          \
+      rate_limit_max_requests, 1, 100000000)                                 \
+    X(RATE_LIMIT_MAX_LOGIN_ATTEMPTS, rate_limit_max_login_attempts, UINT,    \
+      "5", rate_limit_max_login_attempts, 1, 1000000)                        \
+    X(RATE_LIMIT_ALLOWLIST, rate_limit_allowlist, CIDRS, NULL,               \
+      rate_limit_allowlist, 0, 0)                                            \
+    X(CIRCUIT_BREAKER_FAILURE_THRESHOLD, circuit_breaker_failure_threshold,  \
+      UINT, "5", cb_failure_threshold, 1, 1000000)                           \
+    X(CIRCUIT_BREAKER_VOLUME_THRESHOLD, circuit_breaker_volume_threshold,    \
+      UINT, "10", cb_volume_threshold, 1, 1000000)                           \
+    X(CIRCUIT_BREAKER_RESET_TIMEOUT_MS, circuit_breaker_reset_timeout_ms,    \
+      UINT, "60000", cb_reset_timeout_ms, 100, 86400000)                     \
+    X(CIRCUIT_BREAKER_MONITORING_PERIOD_MS,                                  \
+      circuit_breaker_monitoring_period_ms, UINT, "60000",                   \
+      cb_monitoring_period_ms, 1000, 86400000)                               \
+    X(REQUEST_TIMEOUT_MS, request_timeout_ms, UINT, "30000",                 \
+      request_timeout_ms, 100, 3600000)                                      \
+    X(EXPO_PUBLIC_TOOLKIT_URL, toolkit_url, URL, "https://toolkit.rork.com", \
+      toolkit_url, 0, 0)                                                     \
+    X(TOOLKIT_API_KEY, toolkit_api_key, SECRET, NULL, toolkit_api_key, 0, 0) \
+    X(APP_UPSTREAM_URL, app_upstream_url, URL, NULL, app_upstream_url, 0, 0) \
+    X(LOG_LEVEL, log_level, LEVEL, "info", log_level, 0, 0)                  \
+    X(LOG_PRETTY, log_pretty, BOOL, "false", log_pretty, 0, 0)               \
+    X(LOG_FILE, log_file, PATH, "/dev/stdout", log_file, 0, 0)               \
+    X(MAINTENANCE_MODE, maintenance_mode, BOOL, "false", maintenance, 0, 0)  \
+    X(FEATURE_CHAT_ENABLED, feature_chat_enabled, BOOL, "true",              \
+      feature_chat, 0, 0)                                                    \
+    X(FEATURE_ANALYTICS_ENABLED, feature_analytics_enabled, BOOL, "true",    \
+      feature_analytics, 0, 0)                                               \
+    X(CACHE_TTL_SECONDS, cache_ttl_seconds, UINT, "60", cache_ttl_seconds,   \
+      0, 31536000)                                                           \
+    X(SECURITY_STRICT_MODE, security_strict_mode, BOOL, "false",             \
+      strict_mode, 0, 0)                                                     \
+    X(LOG_SIGNING_KEY, log_signing_key, SECRET, NULL, log_signing_key, 0, 0) \
+    X(ADMIN_TOKEN, admin_token, SECRET, NULL, admin_token, 0, 0)             \
+    X(ADMIN_ALLOWLIST, admin_allowlist, CIDRS, "127.0.0.0/8,::1/128",        \
+      admin_allowlist, 0, 0)                                                 \
+    X(GIT_COMMIT_SHA, git_commit_sha, TEXT, "unknown", git_commit_sha, 0, 0) \
+    X(STATE_DIR, state_dir, PATH, ".run/state", state_dir, 0, 0)
+
+
+#define NGX_HTTP_LINGUAMATE_SETTING_ID(env, dir, kind, def, field, lo, hi)   \
+    NGX_HTTP_LINGUAMATE_S_##env,
+
+enum {
+    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_ID)
+    NGX_HTTP_LINGUAMATE_NSETTINGS
+};
+
+
+typedef enum {
+    NGX_HTTP_LINGUAMATE_KIND_ENV = 0,
+    NGX_HTTP_LINGUAMATE_KIND_UINT,
+    NGX_HTTP_LINGUAMATE_KIND_WORKERS,
+    NGX_HTTP_LINGUAMATE_KIND_SECRET,
+    NGX_HTTP_LINGUAMATE_KIND_DURATION,
+    NGX_HTTP_LINGUAMATE_KIND_ORIGINS,
+    NGX_HTTP_LINGUAMATE_KIND_BOOL,
+    NGX_HTTP_LINGUAMATE_KIND_CIDRS,
+    NGX_HTTP_LINGUAMATE_KIND_URL,
+    NGX_HTTP_LINGUAMATE_KIND_LEVEL,
+    NGX_HTTP_LINGUAMATE_KIND_PATH,
+    NGX_HTTP_LINGUAMATE_KIND_TEXT
+} ngx_http_linguamate_kind_e;
+
+
+typedef struct {
+    ngx_str_t                   env;
+    ngx_str_t                   directive;
+    ngx_http_linguamate_kind_e  kind;
+    char                       *deflt;
+    size_t                      offset;
+    uint64_t                    min;
+    uint64_t                    max;
+} ngx_http_linguamate_setting_t;
+
+
+/* where a setting's value came from, for messages */
+typedef struct {
+    ngx_str_t                   value;
+    const char                 *source;     /* "directive", "environment" */
+    ngx_str_t                   file;
+    ngx_uint_t                  line;
+    unsigned                    set:1;
+} ngx_http_linguamate_raw_t;
+
+
+typedef struct {
+    ngx_str_t                   text;       /* as configured: "7d" */
+    time_t                      seconds;
+} ngx_http_linguamate_duration_t;
+
+
+typedef struct {
+    /* settings, resolved and validated */
+    ngx_uint_t                  node_env;
+    ngx_uint_t                  port;
+    ngx_uint_t                  worker_processes;   /* 0: auto */
+    ngx_str_t                   jwt_secret;
+    ngx_str_t                   jwt_secret_previous;
+    ngx_http_linguamate_duration_t  jwt_expires_in;
+    ngx_http_linguamate_duration_t  jwt_refresh_expires_in;
+    ngx_uint_t                  jwt_leeway;
+    ngx_array_t                *cors_origins;       /* of ngx_str_t */
+    ngx_flag_t                  cors_allow_credentials;
+    ngx_uint_t                  rate_limit_window_ms;
+    ngx_uint_t                  rate_limit_max_requests;
+    ngx_uint_t                  rate_limit_max_login_attempts;
+    ngx_array_t                *rate_limit_allowlist;   /* of ngx_cidr_t */
+    ngx_uint_t                  cb_failure_threshold;
+    ngx_uint_t                  cb_volume_threshold;
+    ngx_uint_t                  cb_reset_timeout_ms;
+    ngx_uint_t                  cb_monitoring_period_ms;
+    ngx_uint_t                  request_timeout_ms;
+    ngx_str_t                   toolkit_url;
+    ngx_str_t                   toolkit_api_key;
+    ngx_str_t                   app_upstream_url;
+    ngx_uint_t                  log_level;
+    ngx_flag_t                  log_pretty;
+    ngx_str_t                   log_file;
+    ngx_flag_t                  maintenance;
+    ngx_flag_t                  feature_chat;
+    ngx_flag_t                  feature_analytics;
+    ngx_uint_t                  cache_ttl_seconds;
+    ngx_flag_t                  strict_mode;
+    ngx_str_t                   log_signing_key;
+    ngx_str_t                   admin_token;
+    ngx_array_t                *admin_allowlist;    /* of ngx_cidr_t */
+    ngx_str_t                   git_commit_sha;
+    ngx_str_t                   state_dir;
+
+    /* where each came from */
+    ngx_http_linguamate_raw_t   raw[NGX_HTTP_LINGUAMATE_NSETTINGS];
+    ngx_str_t                   env_file;
+    ngx_flag_t                  env_from_process;
+
+    /* derived at configuration time */
+    ngx_str_t                   env_name;       /* "production" */
+    ngx_str_t                   hostname;
+    ngx_open_file_t            *log;
+    ngx_array_t                 warnings;       /* of ngx_str_t */
+    ngx_str_t                   not_ready;      /* empty: ready */
+    ngx_msec_t                  master_start;   /* epoch ms */
+    ngx_uint_t                  secret_is_default;
+} ngx_http_linguamate_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_uint_t                  endpoint;
+} ngx_http_linguamate_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   corr_id;
+    ngx_str_t                   session_id;
+    u_char                      corr_buf[NGX_HTTP_LINGUAMATE_UUID_LEN];
+    unsigned                    headers_done:1;
+} ngx_http_linguamate_ctx_t;
+
+
+extern ngx_module_t  ngx_http_linguamate_module;
+extern ngx_http_linguamate_setting_t  ngx_http_linguamate_settings[];
+
+
+/* settings.c */
+char *ngx_http_linguamate_set_setting(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_linguamate_set_env_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_linguamate_resolve_settings(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
+
+/* request.c */
+ngx_http_linguamate_ctx_t *ngx_http_linguamate_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_request_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_add_variables(ngx_conf_t *cf);
+void ngx_http_linguamate_random_reset(void);
+
+/* json.c */
+size_t ngx_http_linguamate_json_escape_len(u_char *src, size_t size);
+u_char *ngx_http_linguamate_json_escape(u_char *dst, u_char *src,
+    size_t size);
+u_char *ngx_http_linguamate_iso_time(u_char *buf, time_t sec,
+    ngx_msec_t msec);
+ngx_int_t ngx_http_linguamate_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_buf_t *b);
+ngx_int_t ngx_http_linguamate_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message,
+    ngx_str_t *extra);
+
+/* log.c */
+void ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t level, const char *evt, ngx_str_t *msg, ngx_str_t *extra);
+ngx_int_t ngx_http_linguamate_log_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+const char *ngx_http_linguamate_level_name(ngx_uint_t level);
+
+/* health.c */
+ngx_int_t ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_LINGUAMATE_MODULE_H_INCLUDED_ */

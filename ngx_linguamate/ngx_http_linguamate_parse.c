@@ -1,0 +1,400 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Pure parsers: dotenv files, booleans, integers, durations, correlation
+ * ids.  Every function is bounded by the length it is given, never reads
+ * past it and never allocates, so the fuzz harnesses can call them as is.
+ */
+
+
+#include <string.h>
+
+#include "ngx_http_linguamate_parse.h"
+
+
+static int ngx_http_linguamate_is_space(unsigned char c);
+static int ngx_http_linguamate_key_char(unsigned char c, int first);
+static int ngx_http_linguamate_lower_eq(const unsigned char *p, size_t len,
+    const char *s);
+
+
+static int
+ngx_http_linguamate_is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+
+static int
+ngx_http_linguamate_key_char(unsigned char c, int first)
+{
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_') {
+        return 1;
+    }
+
+    return !first && ((c >= '0' && c <= '9') || c == '.' || c == '-');
+}
+
+
+static int
+ngx_http_linguamate_lower_eq(const unsigned char *p, size_t len,
+    const char *s)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (strlen(s) != len) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+        if (c >= 'A' && c <= 'Z') {
+            c |= 0x20;
+        }
+
+        if (c != (unsigned char) s[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+ngx_http_linguamate_parse_bool(const unsigned char *p, size_t len, int *out)
+{
+    static const char  *yes[] = { "true", "1", "yes", "on", NULL };
+    static const char  *no[] = { "false", "0", "no", "off", NULL };
+    int                 i;
+
+    for (i = 0; yes[i]; i++) {
+        if (ngx_http_linguamate_lower_eq(p, len, yes[i])) {
+            *out = 1;
+            return 0;
+        }
+    }
+
+    for (i = 0; no[i]; i++) {
+        if (ngx_http_linguamate_lower_eq(p, len, no[i])) {
+            *out = 0;
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+ngx_http_linguamate_parse_uint(const unsigned char *p, size_t len,
+    uint64_t max, uint64_t *out)
+{
+    size_t    i;
+    uint64_t  v, d;
+
+    if (len == 0 || len > 20) {
+        return -1;
+    }
+
+    v = 0;
+
+    for (i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        d = (uint64_t) (p[i] - '0');
+
+        if (v > (max - d) / 10) {
+            return -1;
+        }
+
+        v = v * 10 + d;
+    }
+
+    *out = v;
+    return 0;
+}
+
+
+/*
+ * "3600" (seconds), "90s", "15m", "12h", "7d", "2w", "1y"; the forms the
+ * original's jsonwebtoken "expiresIn" accepted and operators write.
+ */
+
+int
+ngx_http_linguamate_parse_duration(const unsigned char *p, size_t len,
+    int64_t *seconds)
+{
+    size_t    n;
+    uint64_t  v, unit;
+
+    n = len;
+
+    if (n == 0) {
+        return -1;
+    }
+
+    switch (p[n - 1]) {
+    case 's': unit = 1; n--; break;
+    case 'm': unit = 60; n--; break;
+    case 'h': unit = 3600; n--; break;
+    case 'd': unit = 86400; n--; break;
+    case 'w': unit = 7 * 86400; n--; break;
+    case 'y': unit = 365 * 86400; n--; break;
+    default: unit = 1;
+    }
+
+    if (ngx_http_linguamate_parse_uint(p, n,
+                                       NGX_HTTP_LINGUAMATE_DURATION_MAX, &v)
+        != 0)
+    {
+        return -1;
+    }
+
+    if (v == 0 || v > NGX_HTTP_LINGUAMATE_DURATION_MAX / unit) {
+        return -1;
+    }
+
+    *seconds = (int64_t) (v * unit);
+    return 0;
+}
+
+
+/*
+ * dotenv syntax as the Node "dotenv" package reads it: KEY=VALUE lines,
+ * "#" comments, an optional "export " prefix, single, double and back
+ * quotes (double quotes expand \n, \r, \t, \" and \\; quoted values may
+ * span lines), and unquoted values trimmed and cut at " #".
+ * Decoded values are written to "scratch" (at least len bytes).
+ */
+
+int
+ngx_http_linguamate_dotenv_parse(const unsigned char *buf, size_t len,
+    unsigned char *scratch, ngx_http_linguamate_dotenv_pt handler,
+    void *data, unsigned *err_line, const char **err)
+{
+    int                   rc;
+    unsigned              line, start_line;
+    const unsigned char  *p, *end, *key, *v, *ve;
+    unsigned char        *out, *val, q;
+    size_t                key_len;
+
+    p = buf;
+    end = buf + len;
+    out = scratch;
+    line = 1;
+
+    if (memchr(buf, '\0', len) != NULL) {
+        *err_line = 0;
+        *err = "NUL byte in file";
+        return -1;
+    }
+
+    while (p < end) {
+
+        while (p < end && ngx_http_linguamate_is_space(*p)) {
+            p++;
+        }
+
+        if (p == end) {
+            break;
+        }
+
+        if (*p == '\n') {
+            p++;
+            line++;
+            continue;
+        }
+
+        if (*p == '#') {
+            while (p < end && *p != '\n') {
+                p++;
+            }
+            continue;
+        }
+
+        start_line = line;
+
+        if (end - p > 7 && memcmp(p, "export", 6) == 0
+            && (p[6] == ' ' || p[6] == '\t'))
+        {
+            p += 7;
+            while (p < end && (*p == ' ' || *p == '\t')) {
+                p++;
+            }
+        }
+
+        key = p;
+
+        while (p < end && ngx_http_linguamate_key_char(*p, p == key)) {
+            p++;
+        }
+
+        key_len = (size_t) (p - key);
+
+        if (key_len == 0) {
+            *err_line = start_line;
+            *err = "invalid variable name";
+            return -1;
+        }
+
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        if (p == end || *p != '=') {
+            *err_line = start_line;
+            *err = "expected \"=\" after the variable name";
+            return -1;
+        }
+
+        p++;
+
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        val = out;
+
+        if (p < end && (*p == '"' || *p == '\'' || *p == '`')) {
+            q = *p++;
+
+            for ( ;; ) {
+                if (p == end) {
+                    *err_line = start_line;
+                    *err = "unterminated quoted value";
+                    return -1;
+                }
+
+                if (*p == q) {
+                    p++;
+                    break;
+                }
+
+                if (*p == '\n') {
+                    line++;
+                }
+
+                if (q == '"' && *p == '\\' && p + 1 < end) {
+                    switch (p[1]) {
+                    case 'n': *out++ = '\n'; p += 2; continue;
+                    case 'r': *out++ = '\r'; p += 2; continue;
+                    case 't': *out++ = '\t'; p += 2; continue;
+                    case '"': *out++ = '"'; p += 2; continue;
+                    case '\\': *out++ = '\\'; p += 2; continue;
+                    default: break;
+                    }
+                }
+
+                *out++ = *p++;
+            }
+
+            while (p < end && ngx_http_linguamate_is_space(*p)) {
+                p++;
+            }
+
+            if (p < end && *p == '#') {
+                while (p < end && *p != '\n') {
+                    p++;
+                }
+            }
+
+            if (p < end && *p != '\n') {
+                *err_line = line;
+                *err = "unexpected text after the closing quote";
+                return -1;
+            }
+
+        } else {
+            v = p;
+
+            while (p < end && *p != '\n') {
+                if (*p == '#' && p > v
+                    && (p[-1] == ' ' || p[-1] == '\t'))
+                {
+                    break;
+                }
+                p++;
+            }
+
+            ve = p;
+
+            while (ve > v && ngx_http_linguamate_is_space(ve[-1])) {
+                ve--;
+            }
+
+            memcpy(out, v, (size_t) (ve - v));
+            out += ve - v;
+
+            while (p < end && *p != '\n') {
+                p++;
+            }
+        }
+
+        rc = handler(data, key, key_len, val, (size_t) (out - val),
+                     start_line);
+        if (rc != 0) {
+            *err_line = start_line;
+            *err = NULL;
+            return rc;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+ngx_http_linguamate_corr_id_valid(const unsigned char *p, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len == 0 || len > NGX_HTTP_LINGUAMATE_CORR_ID_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9')
+            || c == '.' || c == '_' || c == ':' || c == '-')
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
+}
+
+
+void
+ngx_http_linguamate_uuid4(const unsigned char rnd[16],
+    unsigned char out[NGX_HTTP_LINGUAMATE_UUID_LEN])
+{
+    static const char  hex[] = "0123456789abcdef";
+    unsigned char      b[16];
+    int                i, o;
+
+    memcpy(b, rnd, 16);
+
+    b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);   /* version 4 */
+    b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+
+    o = 0;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+
+        out[o++] = (unsigned char) hex[b[i] >> 4];
+        out[o++] = (unsigned char) hex[b[i] & 0x0f];
+    }
+}

@@ -1,0 +1,413 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Per-request state: the correlation id (taken from a valid incoming
+ * x-correlation-id or made as a UUID v4 from the kernel's CSPRNG), the
+ * session id, the response headers every answer carries, and variables.
+ */
+
+
+#include <sys/random.h>
+
+#include "ngx_http_linguamate_module.h"
+
+
+#define NGX_HTTP_LINGUAMATE_RANDOM_POOL  4096
+
+
+static void ngx_http_linguamate_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_linguamate_random(u_char *buf, size_t len);
+static ngx_table_elt_t *ngx_http_linguamate_find_header(
+    ngx_http_request_t *r, ngx_str_t *name);
+static ngx_int_t ngx_http_linguamate_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_linguamate_env_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+
+
+/*
+ * A per-worker buffer of random bytes: one getrandom() call serves 256
+ * UUIDs.  It starts empty in every worker (see init_process), so no two
+ * processes ever share bytes.
+ */
+static u_char      ngx_http_linguamate_pool[NGX_HTTP_LINGUAMATE_RANDOM_POOL];
+static ngx_uint_t  ngx_http_linguamate_pool_pos =
+    NGX_HTTP_LINGUAMATE_RANDOM_POOL;
+
+
+static ngx_str_t  ngx_http_linguamate_corr_header =
+    ngx_string("x-correlation-id");
+static ngx_str_t  ngx_http_linguamate_session_header =
+    ngx_string("x-session-id");
+
+
+static ngx_keyval_t  ngx_http_linguamate_security_headers[] = {
+    { ngx_string("X-Content-Type-Options"), ngx_string("nosniff") },
+    { ngx_string("X-Frame-Options"), ngx_string("DENY") },
+    { ngx_string("X-XSS-Protection"), ngx_string("1; mode=block") },
+    { ngx_string("Referrer-Policy"),
+      ngx_string("strict-origin-when-cross-origin") },
+    { ngx_string("Permissions-Policy"),
+      ngx_string("geolocation=(), microphone=(), camera=()") },
+    { ngx_string("Strict-Transport-Security"),
+      ngx_string("max-age=31536000; includeSubDomains") },
+    { ngx_null_string, ngx_null_string }
+};
+
+#define NGX_HTTP_LINGUAMATE_HSTS_INDEX  5
+
+
+static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
+
+    { ngx_string("linguamate_correlation_id"), NULL,
+      ngx_http_linguamate_corr_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("linguamate_env"), NULL,
+      ngx_http_linguamate_env_variable, 0, 0, 0 },
+
+    { ngx_string("linguamate_log_line"), NULL,
+      ngx_http_linguamate_log_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("linguamate_log_enabled"), NULL,
+      ngx_http_linguamate_log_enabled_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static void
+ngx_http_linguamate_ctx_cleanup(void *data)
+{
+    /* nothing to free: the cleanup only lets the ctx be found again */
+}
+
+
+/*
+ * The ctx survives internal redirects (error_page, named locations),
+ * which clear r->ctx: it is found again through its pool cleanup, the
+ * way the realip module keeps its state.
+ */
+
+ngx_http_linguamate_ctx_t *
+ngx_http_linguamate_get_ctx(ngx_http_request_t *r)
+{
+    u_char                     rnd[16];
+    ngx_table_elt_t           *h;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_linguamate_ctx_t *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_linguamate_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    for (cln = r->main->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_linguamate_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r->main, ctx, ngx_http_linguamate_module);
+            return ctx;
+        }
+    }
+
+    cln = ngx_pool_cleanup_add(r->main->pool,
+                               sizeof(ngx_http_linguamate_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_linguamate_ctx_t));
+    cln->handler = ngx_http_linguamate_ctx_cleanup;
+
+    h = ngx_http_linguamate_find_header(r->main,
+                                        &ngx_http_linguamate_corr_header);
+
+    if (h && ngx_http_linguamate_corr_id_valid(h->value.data,
+                                               h->value.len))
+    {
+        ctx->corr_id = h->value;
+
+    } else {
+        if (ngx_http_linguamate_random(rnd, sizeof(rnd)) != NGX_OK) {
+            return NULL;
+        }
+
+        ngx_http_linguamate_uuid4(rnd, ctx->corr_buf);
+        ctx->corr_id.data = ctx->corr_buf;
+        ctx->corr_id.len = NGX_HTTP_LINGUAMATE_UUID_LEN;
+    }
+
+    h = ngx_http_linguamate_find_header(r->main,
+                                        &ngx_http_linguamate_session_header);
+
+    if (h && ngx_http_linguamate_corr_id_valid(h->value.data,
+                                               h->value.len))
+    {
+        ctx->session_id = h->value;
+    }
+
+    ngx_http_set_ctx(r->main, ctx, ngx_http_linguamate_module);
+
+    return ctx;
+}
+
+
+void
+ngx_http_linguamate_random_reset(void)
+{
+    ngx_http_linguamate_pool_pos = NGX_HTTP_LINGUAMATE_RANDOM_POOL;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_random(u_char *buf, size_t len)
+{
+    ssize_t  n;
+    size_t   got;
+
+    if (ngx_http_linguamate_pool_pos + len > NGX_HTTP_LINGUAMATE_RANDOM_POOL)
+    {
+        for (got = 0; got < NGX_HTTP_LINGUAMATE_RANDOM_POOL; got += n) {
+            n = getrandom(ngx_http_linguamate_pool + got,
+                          NGX_HTTP_LINGUAMATE_RANDOM_POOL - got, 0);
+
+            if (n <= 0) {
+                if (n == -1 && ngx_errno == NGX_EINTR) {
+                    n = 0;
+                    continue;
+                }
+
+                ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                              "linguamate: getrandom() failed");
+                return NGX_ERROR;
+            }
+        }
+
+        ngx_http_linguamate_pool_pos = 0;
+    }
+
+    ngx_memcpy(buf, ngx_http_linguamate_pool + ngx_http_linguamate_pool_pos,
+               len);
+
+    /* never hand out the same bytes twice */
+
+    ngx_memzero(ngx_http_linguamate_pool + ngx_http_linguamate_pool_pos, len);
+    ngx_http_linguamate_pool_pos += len;
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_linguamate_find_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_header_filter(ngx_http_request_t *r)
+{
+    ngx_uint_t                        i, j, present, n;
+    ngx_list_part_t                  *part;
+    ngx_table_elt_t                  *h;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_loc_conf_t   *llcf;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (!llcf->enable) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx->headers_done) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx->headers_done = 1;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    /* an upstream's own security headers are kept, not doubled */
+
+    present = 0;
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0) {
+            continue;
+        }
+
+        if (h[i].key.len == ngx_http_linguamate_corr_header.len
+            && ngx_strncasecmp(h[i].key.data,
+                               ngx_http_linguamate_corr_header.data,
+                               h[i].key.len) == 0)
+        {
+            /* ours is the truth; drop an upstream's copy */
+            h[i].hash = 0;
+            continue;
+        }
+
+        for (j = 0; ngx_http_linguamate_security_headers[j].key.len; j++) {
+            if (h[i].key.len == ngx_http_linguamate_security_headers[j].key.len
+                && ngx_strncasecmp(h[i].key.data,
+                                   ngx_http_linguamate_security_headers[j]
+                                       .key.data, h[i].key.len) == 0)
+            {
+                present |= (ngx_uint_t) 1 << j;
+            }
+        }
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->lowcase_key = NULL;
+    h->key = ngx_http_linguamate_corr_header;
+    h->value = ctx->corr_id;
+
+    n = (lmcf->node_env == NGX_HTTP_LINGUAMATE_ENV_PRODUCTION)
+        ? NGX_HTTP_LINGUAMATE_HSTS_INDEX + 1 : NGX_HTTP_LINGUAMATE_HSTS_INDEX;
+
+    for (j = 0; j < n; j++) {
+        if (present & ((ngx_uint_t) 1 << j)) {
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->lowcase_key = NULL;
+        h->key = ngx_http_linguamate_security_headers[j].key;
+        h->value = ngx_http_linguamate_security_headers[j].value;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = ctx->corr_id.data;
+    v->len = ctx->corr_id.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_env_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    v->data = lmcf->env_name.data;
+    v->len = lmcf->env_name.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_linguamate_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_request_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_linguamate_header_filter;
+
+    return NGX_OK;
+}

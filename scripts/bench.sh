@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# make bench: wrk against the module's locations and a bare
+# "location { return 200; }" in the same nginx, interleaved, several runs;
+# prints each run, then medians of requests/s and p99 and the ratio.
+#
+#   BENCH_RUNS=3 BENCH_SECONDS=5 BENCH_CONNECTIONS=32 scripts/bench.sh
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+runs=${BENCH_RUNS:-3}
+secs=${BENCH_SECONDS:-5}
+conns=${BENCH_CONNECTIONS:-32}
+module=$("$repo/scripts/build.sh")
+
+dir=$(mktemp -d /tmp/linguamate-bench.XXXXXX)
+port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport')
+mkdir -p "$dir/conf" "$dir/logs"
+
+# one worker and one wrk thread: on 2 cores each gets its own
+cat > "$dir/conf/nginx.conf" <<CONF
+load_module $module;
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    linguamate_env_from_process off;
+    linguamate_jwt_secret bench-secret-bench-secret-bench-secret;
+    linguamate_log_file $dir/logs/app.log;
+    log_format linguamate escape=none '\$linguamate_log_line';
+    access_log $dir/logs/app.log linguamate buffer=64k flush=1s
+               if=\$linguamate_log_enabled;
+    server {
+        listen 127.0.0.1:$port;
+        linguamate on;
+        error_page 400 404 405 500 502 503 504 /_linguamate/error;
+        location = /_linguamate/error { internal; linguamate_endpoint error; }
+        location = /api/health { linguamate_endpoint health; }
+        location = /bare { linguamate off; access_log off; return 200; }
+    }
+}
+CONF
+
+/usr/sbin/nginx -p "$dir/" -c "$dir/conf/nginx.conf" -e "$dir/logs/error.log" &
+ngx=$!
+trap 'kill -QUIT $ngx 2>/dev/null; wait $ngx 2>/dev/null; rm -rf "$dir"' EXIT
+
+for i in $(seq 1 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$port/api/health" && break
+    sleep 0.05
+done
+
+declare -A rps p99
+targets="bare health"
+url_bare="http://127.0.0.1:$port/bare"
+url_health="http://127.0.0.1:$port/api/health"
+
+to_ms() {  # wrk latency "1.23ms" / "850.00us" / "1.02s" -> ms
+    perl -e '$_=shift; /([\d.]+)(us|ms|s)/ or die; printf "%.3f", $2 eq "us" ? $1/1000 : $2 eq "s" ? $1*1000 : $1' "$1"
+}
+
+printf '%-8s %-4s %12s %10s\n' target run "requests/s" "p99 ms"
+for r in $(seq 1 "$runs"); do
+    for t in $targets; do
+        url_var="url_$t"
+        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${!url_var}")
+        q=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+        l=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+        errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' || true)
+        [ -z "$errs" ] || { echo "bench: $t: $errs" >&2; exit 1; }
+        rps[$t]="${rps[$t]:-} $q"
+        p99[$t]="${p99[$t]:-} $l"
+        printf '%-8s %-4s %12s %10s\n' "$t" "$r" "$q" "$l"
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo
+printf '%-8s %14s %12s %8s\n' target "median req/s" "median p99" "ratio"
+base=$(echo "${rps[bare]}" | median)
+for t in $targets; do
+    m=$(echo "${rps[$t]}" | median)
+    p=$(echo "${p99[$t]}" | median)
+    ratio=$(perl -e 'printf "%.1f%%", 100*$ARGV[0]/$ARGV[1]' "$m" "$base")
+    printf '%-8s %14s %10sms %8s\n' "$t" "$m" "$p" "$ratio"
+done
