@@ -289,12 +289,18 @@ ngx_http_linguamate_resolve_settings(ngx_conf_t *cf,
         } else {
             value = chosen->value;
 
-            /* keep a copy: env file buffers and environ are not ours */
+            /*
+             * keep a NUL-terminated copy: env file buffers and environ
+             * are not ours, and paths are handed to open()
+             */
 
-            value.data = ngx_pstrdup(cf->pool, &chosen->value);
+            value.data = ngx_pnalloc(cf->pool, chosen->value.len + 1);
             if (value.data == NULL) {
                 return NGX_CONF_ERROR;
             }
+
+            *ngx_cpymem(value.data, chosen->value.data, chosen->value.len)
+                = '\0';
 
             if (chosen != raw) {
                 *raw = *chosen;

@@ -1,0 +1,238 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+#
+# End to end: the default deployment (conf/) exactly as "make start"
+# serves it, with 2 workers, its env file, its log stream, "make reload"
+# and "make stop"; and "make run" in the foreground.  Plain Test::More:
+# this file does not use Test::Nginx.
+
+use strict;
+use warnings;
+use Test::More;
+use HTTP::Tiny;
+use JSON::PP;
+use IO::Socket::INET;
+use File::Temp qw(tempdir);
+use Time::HiRes qw(sleep time);
+use POSIX qw(WNOHANG);
+
+my $repo = $ENV{LINGUAMATE_REPO} // do { require Cwd; Cwd::getcwd() };
+my $tmp = tempdir('linguamate-e2e-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+chmod 0755, $tmp;
+my $json = JSON::PP->new;
+my $http = HTTP::Tiny->new(timeout => 5);
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0')
+        or die "no port: $!";
+    return $s->sockport;
+}
+
+my $port = free_port();
+my $env_file = "$tmp/app.env";
+my $run_dir = "$tmp/run";
+
+# the environment "make start" sees: only what a user would set
+my %env = (
+    LINGUAMATE_RUN_DIR  => $run_dir,
+    LINGUAMATE_ENV_FILE => $env_file,
+    PORT                => $port,
+);
+$env{LINGUAMATE_MODULE} = $ENV{LINGUAMATE_MODULE} if $ENV{LINGUAMATE_MODULE};
+$env{NGINX} = $ENV{TEST_NGINX_BINARY} if $ENV{TEST_NGINX_BINARY};
+
+sub write_env {
+    my ($extra) = @_;
+    open my $in, '<', "$repo/.env.example" or die $!;
+    my $text = do { local $/; <$in> };
+    $text =~ s/^JWT_SECRET=.*$/JWT_SECRET="e2e-secret-e2e-secret-e2e-secret-0123"/m;
+    $text =~ s/^WORKER_PROCESSES=.*$/WORKER_PROCESSES=2/m;
+    $text .= $extra // '';
+    open my $out, '>', "$env_file.tmp" or die $!;
+    print $out $text;
+    close $out;
+    rename "$env_file.tmp", $env_file or die $!;
+}
+
+sub make {
+    my (@args) = @_;
+    local %ENV = (%ENV, %env);
+    delete $ENV{$_} for grep { /^(NODE_ENV|LOG_|RATE_LIMIT_|JWT_)/ } keys %ENV;
+    my $out = `make -s -C '$repo' @args 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub get {
+    my ($path, %h) = @_;
+    return $http->get("http://127.0.0.1:$port$path", { headers => \%h });
+}
+
+sub poll {
+    my ($cond, $secs) = @_;
+    my $end = time + $secs;
+    while (time < $end) {
+        my $v = $cond->();
+        return $v if $v;
+        sleep 0.05;
+    }
+    return $cond->();
+}
+
+sub log_lines {
+    open my $fh, '<', "$run_dir/logs/stdout.log" or return ();
+    return <$fh>;
+}
+
+write_env();
+
+# --- make start ---------------------------------------------------------
+
+my ($rc, $out) = make('start');
+is $rc, 0, 'make start succeeds' or diag $out;
+like $out, qr/started \(pid \d+\) on port $port/, 'make start says where';
+
+my $master = do { open my $f, '<', "$run_dir/nginx.pid" or die; <$f> };
+chomp $master;
+ok -d "/proc/$master", "the master runs (pid $master)";
+
+my @workers = grep { (`cat /proc/$_/stat 2>/dev/null` =~ /^\d+ \(nginx\) \S+ $master /) }
+              map { m{/proc/(\d+)} ? $1 : () } glob '/proc/[0-9]*';
+is scalar @workers, 2, 'WORKER_PROCESSES=2 from the env file gives 2 workers';
+
+# --- endpoints -----------------------------------------------------------
+
+my $r = get('/api/health');
+is $r->{status}, 200, '/api/health is 200';
+is $r->{headers}{'content-type'}, 'application/json; charset=utf-8',
+   'JSON content type';
+my $h = eval { $json->decode($r->{content}) } || {};
+is $h->{status}, 'ok', 'status ok';
+is $h->{env}, 'development', 'env from the env file';
+like $h->{timestamp}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'ISO timestamp';
+like $h->{uptime}, qr/^\d+$/, 'uptime in seconds';
+is $r->{headers}{'x-frame-options'}, 'DENY', 'security headers';
+like $r->{headers}{'x-correlation-id'}, qr/^[0-9a-f-]{36}$/, 'a new correlation id';
+
+for my $p ('/api', '/api/health/live', '/api/health/ready', '/api/info',
+           '/api/health/detailed')
+{
+    my $x = get($p);
+    is $x->{status}, 200, "$p is 200";
+    ok eval { $json->decode($x->{content}); 1 }, "$p is JSON";
+}
+
+$r = get('/api/nope', 'X-Correlation-Id' => 'e2e-404');
+is $r->{status}, 404, 'unknown route 404';
+my $e = eval { $json->decode($r->{content}) } || {};
+is $e->{error}{code}, 'NOT_FOUND', 'NOT_FOUND envelope';
+is $e->{error}{requestId}, 'e2e-404', 'requestId is the correlation id';
+
+$r = $http->post("http://127.0.0.1:$port/api/health");
+is $r->{status}, 405, 'POST /api/health is 405';
+is $r->{headers}{allow}, 'GET, HEAD', 'with Allow';
+
+# --- one whole JSON line per request, over 2 workers -------------------
+
+my $n = 200;
+for my $i (1 .. $n) {
+    get('/api/health', 'X-Correlation-Id' => "e2e-line-$i");
+}
+my %seen;
+my $all = poll(sub {
+    %seen = ();
+    for (log_lines()) {
+        my $d = eval { $json->decode($_) } or next;
+        $seen{$d->{corr}{correlationId}}++
+            if ($d->{corr}{correlationId} // '') =~ /^e2e-line-/;
+    }
+    scalar(keys %seen) == $n;
+}, 10);
+ok $all, "all $n request lines reached the log";
+is scalar(grep { $seen{$_} != 1 } keys %seen), 0, 'each exactly once';
+my @bad = grep { !eval { $json->decode($_); 1 } } log_lines();
+is scalar @bad, 0, 'every line of the log stream is one JSON object'
+    or diag "@bad[0..2]";
+
+my ($sample) = grep { /"correlationId":"e2e-line-1"/ } log_lines();
+my $d = $json->decode($sample);
+is $d->{level}, 30, 'level 30';
+is $d->{evt}, 'http_request', 'evt';
+like $d->{msg}, qr{^GET /api/health 200 \d+ms$}, 'msg';
+is $d->{req}{path}, '/api/health', 'req.path';
+is $d->{pid} =~ /^\d+$/ && $d->{hostname} ne '' && $d->{time} =~ /^\d{13}$/, 1,
+   'pid, hostname, time';
+
+# --- uptime counts from the master, across a reload ------------------------
+
+ok poll(sub { ($json->decode(get('/api/health')->{content})->{uptime}) >= 1 }, 5),
+   'uptime reaches 1 s';
+
+# a request in flight when the reload comes: its headers are half sent
+my $inflight = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
+print $inflight "GET /api/health/ready HTTP/1.1\r\nHost: x\r\n";
+sleep 0.1;
+# which worker holds it: the one whose connection count... any old worker
+my @old_workers = @workers;
+
+write_env("RATE_LIMIT_MAX_REQUESTS=42\n");
+($rc, $out) = make('reload');
+is $rc, 0, 'make reload succeeds' or diag $out;
+
+ok poll(sub { get('/api/info')->{content} =~ /"maxRequests":42/ }, 10),
+   'the reload re-read the env file';
+
+print $inflight "Connection: close\r\n\r\n";
+my $resp = do { local $/; <$inflight> } // '';
+like $resp, qr{^HTTP/1\.1 503 }, 'the in-flight request was answered, not dropped';
+like $resp, qr/"status":"not ready","reason":"shutting down"/,
+   'by an old worker that reports not ready while shutting down';
+
+my $u = $json->decode(get('/api/health')->{content})->{uptime};
+cmp_ok $u, '>=', 1, 'uptime did not restart with the new workers';
+
+# --- a bad value keeps the old configuration serving ------------------------
+
+write_env("RATE_LIMIT_MAX_REQUESTS=42\nLOG_LEVEL=loud\n");
+($rc, $out) = make('reload');
+isnt $rc, 0, 'make reload with a bad value fails';
+like $out, qr/invalid value "loud" for LOG_LEVEL \(env file, \S+app\.env:\d+\)/,
+     'and names the setting, the file and the line';
+like get('/api/info')->{content}, qr/"maxRequests":42/,
+     'the old configuration keeps serving';
+write_env("RATE_LIMIT_MAX_REQUESTS=42\n");
+
+# --- make stop ---------------------------------------------------------------
+
+($rc, $out) = make('stop');
+is $rc, 0, 'make stop succeeds' or diag $out;
+ok !-d "/proc/$master", 'the master is gone';
+($rc) = make('status');
+isnt $rc, 0, 'make status says stopped';
+
+# --- production refuses to start without a secret ---------------------------
+
+write_env("NODE_ENV=production\nJWT_SECRET=\n");
+($rc, $out) = make('start');
+isnt $rc, 0, 'production without JWT_SECRET does not start';
+like $out, qr/JWT_SECRET is not set in production/, 'and says why';
+
+# --- make run: foreground, Ctrl-C stops it -----------------------------------
+
+write_env();
+my $pid = fork // die;
+if ($pid == 0) {
+    %ENV = (%ENV, %env);
+    setpgrp(0, 0);
+    open STDOUT, '>', "$tmp/run.out" or die $!;
+    open STDERR, '>', "$tmp/run.err" or die $!;
+    exec 'make', '-s', '-C', $repo, 'run';
+}
+ok poll(sub { (get('/api/health/live')->{status} // 0) == 200 }, 20),
+   'make run serves in the foreground';
+ok poll(sub { `cat $tmp/run.out` =~ /"evt":"http_request","msg":"GET \/api\/health\/live 200/ }, 5),
+   'its request log goes to standard output (LOG_FILE default)';
+kill 'INT', -$pid;
+my $gone = poll(sub { waitpid($pid, WNOHANG) == $pid }, 10);
+ok $gone, 'Ctrl-C (SIGINT) stops it';
+ok !(get('/api/health/live')->{status} == 200), 'nothing serves afterwards';
+
+done_testing();
