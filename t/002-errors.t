@@ -104,8 +104,10 @@ GET /api
 
 === TEST 7: a body over client_max_body_size is a 413 envelope
 --- config
-    client_max_body_size 10;
-    location = /api/echo { linguamate_endpoint root; }
+    location = /api/echo {
+        client_max_body_size 10;
+        linguamate_endpoint root;
+    }
 --- request eval
 "POST /api/echo\n" . ("x" x 100)
 --- error_code: 413

@@ -193,6 +193,7 @@ GET /plain
     location = /api { linguamate_endpoint root; }
 --- raw_request eval
 "GET /api HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Correlation-Id: a\rSet-Cookie: x=1\r\n\r\n"
+--- error_code: 400
 --- raw_response_headers_unlike
 Set-Cookie
 --- no_error_log

@@ -30,7 +30,7 @@ __DATA__
 X-Correlation-Id: c-1
 X-Session-Id: s-9
 --- response_body_filters eval
-[sub { "" }, \&log_summary]
+\&Linguamate::Log::log_summary
 --- response_body eval
 ["", "30 http_request GET /api/health 200 Nms | GET /api/health 200 | c-1 s-9\n"]
 --- no_error_log
@@ -47,10 +47,12 @@ X-Session-Id: s-9
     location = /log { access_log off; linguamate off; alias logs/app.log; }
 --- request eval
 ["GET /api/missing", "GET /api/boom", "GET /log"]
+--- error_code eval
+[404, 500, 200]
 --- more_headers
 X-Correlation-Id: c-2
 --- response_body_filters eval
-[sub { "" }, sub { "" }, \&log_summary]
+\&Linguamate::Log::log_summary
 --- response_body eval
 ["", "", "40 http_request GET /api/missing 404 Nms | GET /api/missing 404 | c-2 -\n50 http_request GET /api/boom 500 Nms | GET /api/boom 500 | c-2 -\n"]
 --- no_error_log
@@ -67,10 +69,12 @@ X-Correlation-Id: c-2
     location = /log { access_log off; linguamate off; alias logs/app.log; }
 --- request eval
 ["GET /api", "GET /api/x", "GET /log"]
+--- error_code eval
+[200, 404, 200]
 --- more_headers
 X-Correlation-Id: c-3
 --- response_body_filters eval
-[sub { "" }, sub { "" }, \&log_summary]
+\&Linguamate::Log::log_summary
 --- response_body eval
 ["", "", "40 http_request GET /api/x 404 Nms | GET /api/x 404 | c-3 -\n"]
 --- no_error_log
@@ -87,10 +91,12 @@ X-Correlation-Id: c-3
     location = /log { access_log off; linguamate off; alias logs/app.log; }
 --- request eval
 ["GET /api/x", "GET /api/boom", "GET /log"]
+--- error_code eval
+[404, 500, 200]
 --- more_headers
 X-Correlation-Id: c-4
 --- response_body_filters eval
-[sub { "" }, sub { "" }, \&log_summary]
+\&Linguamate::Log::log_summary
 --- response_body eval
 ["", "", "50 http_request GET /api/boom 500 Nms | GET /api/boom 500 | c-4 -\n"]
 --- no_error_log
@@ -122,11 +128,13 @@ X-Correlation-Id: c-5
     location / { linguamate_endpoint not_found; }
     location = /log { access_log off; linguamate off; alias logs/app.log; }
 --- raw_request eval
-["GET /api/a\"b\\c\xff\xfe%00 HTTP/1.0\r\nX-Correlation-Id: c-6\r\n\r\n", "GET /log HTTP/1.0\r\n\r\n"]
+["GET /api/a\"b\\c\xff\xfe HTTP/1.0\r\nX-Correlation-Id: c-6\r\n\r\n", "GET /log HTTP/1.0\r\n\r\n"]
+--- error_code eval
+[404, 200]
 --- response_body_filters eval
-[sub { "" }, \&log_summary]
+\&Linguamate::Log::log_summary
 --- response_body eval
-["", "40 http_request GET /api/a\"b\\c\x{fffd}\x{fffd}%00 404 Nms | GET /api/a\"b\\c\x{fffd}\x{fffd}%00 404 | c-6 -\n"]
+["", "40 http_request GET /api/a\"b\\c\x{fffd}\x{fffd} 404 Nms | GET /api/a\"b\\c\x{fffd}\x{fffd} 404 | c-6 -\n"]
 --- no_error_log
 [alert]
 
@@ -140,7 +148,7 @@ X-Correlation-Id: c-5
 --- request
 GET /log
 --- response_body_filters eval
-\&log_summary
+\&Linguamate::Log::log_summary
 --- response_body
 40 config_warning JWT_SECRET is not set; using the development default secret (never in production)
 --- no_error_log

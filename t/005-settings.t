@@ -181,7 +181,7 @@ GET /api/health/ready
     location = /log { alias logs/events.log; }
 --- request
 GET /log
---- response_body_like
+--- response_body_like chomp
 "level":40,.*"evt":"config_warning","msg":"JWT_SECRET is shorter than 32 bytes; production refuses it"
 --- no_error_log
 [error]

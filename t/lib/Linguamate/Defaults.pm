@@ -23,6 +23,9 @@ our $ErrorPages = <<'_EOC_';
 _EOC_
 
 sub import {
+    # the suites route "location /" themselves
+    Test::Nginx::Socket::no_root_location();
+
     Test::Nginx::Socket::add_block_preprocessor(sub {
         my $block = shift;
 

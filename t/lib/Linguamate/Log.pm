@@ -18,6 +18,9 @@ sub log_summary {
     my ($body) = @_;
     my @out;
 
+    # only bodies that are log streams are summarised; others read ""
+    return "" unless $body =~ /\A\{"level":/;
+
     for my $line (split /\n/, $body) {
         next if $line eq '';
         my $d = eval { $json->decode($line) };
