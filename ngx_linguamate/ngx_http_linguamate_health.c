@@ -428,10 +428,11 @@ ngx_http_linguamate_error_page(ngx_http_request_t *r)
         }
     }
 
-    return ngx_http_linguamate_send_error(r, status,
-                                          status < 500 ? "BAD_REQUEST"
-                                                       : "INTERNAL_SERVER_ERROR",
-                                          status < 500 ? "Bad request"
-                                                   : "Internal server error",
-                                          NULL);
+    if (status < 500) {
+        return ngx_http_linguamate_send_error(r, status, "BAD_REQUEST",
+                                              "Bad request", NULL);
+    }
+
+    return ngx_http_linguamate_send_error(r, status, "INTERNAL_SERVER_ERROR",
+                                          "Internal server error", NULL);
 }

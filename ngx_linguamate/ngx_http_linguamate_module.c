@@ -68,6 +68,34 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       offsetof(ngx_http_linguamate_loc_conf_t, enable),
       NULL },
 
+    { ngx_string("linguamate_route"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, route),
+      NULL },
+
+    { ngx_string("linguamate_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_linguamate_limit_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_linguamate_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_limit_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, limit_dry_run),
+      NULL },
+
     { ngx_string("linguamate_endpoint"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_endpoint,
@@ -120,7 +148,11 @@ ngx_http_linguamate_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_linguamate_request_init(cf);
+    if (ngx_http_linguamate_request_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_limit_init(cf);
 }
 
 
@@ -150,6 +182,13 @@ ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&lmcf->zones, cf->pool, 4,
+                       sizeof(ngx_http_linguamate_zone_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return lmcf;
 }
 
@@ -171,8 +210,17 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     llcf->route = { 0, NULL };
+     *     llcf->limits = NULL;
+     *     llcf->lockout = NULL;
+     */
+
     llcf->enable = NGX_CONF_UNSET;
     llcf->endpoint = NGX_CONF_UNSET_UINT;
+    llcf->limit_dry_run = NGX_CONF_UNSET;
 
     return llcf;
 }
@@ -185,6 +233,17 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_linguamate_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+
+    /* limits are inherited only by a level that declares none, as limit_req */
+
+    if (conf->limits == NULL) {
+        conf->limits = prev->limits;
+    }
+
+    if (conf->lockout == NULL) {
+        conf->lockout = prev->lockout;
+    }
 
     /* an endpoint belongs to its own location; it is not inherited */
 

@@ -13,6 +13,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_linguamate_parse.h"
+#include "ngx_http_linguamate_shm.h"
 
 
 #define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
@@ -33,7 +34,10 @@
 #define NGX_HTTP_LINGUAMATE_LOG_SILENT   100
 
 #define NGX_HTTP_LINGUAMATE_SECRET_MIN   32
-#define NGX_HTTP_LINGUAMATE_ISO_LEN      (sizeof("1970-01-01T00:00:00.000Z") - 1)
+
+/* requests per window a limit may allow: the sliding log keeps each one */
+#define NGX_HTTP_LINGUAMATE_LIMIT_MAX    10000
+#define NGX_HTTP_LINGUAMATE_ISO_LEN  (sizeof("1970-01-01T00:00:00.000Z") - 1)
 
 /* the endpoints a location can serve with "linguamate_endpoint" */
 #define NGX_HTTP_LINGUAMATE_EP_NONE              0
@@ -75,9 +79,9 @@
     X(RATE_LIMIT_WINDOW_MS, rate_limit_window_ms, UINT, "60000",             \
       rate_limit_window_ms, 1000, 86400000)                                  \
     X(RATE_LIMIT_MAX_REQUESTS, rate_limit_max_requests, UINT, "60",          \
-      rate_limit_max_requests, 1, 100000000)                                 \
+      rate_limit_max_requests, 1, NGX_HTTP_LINGUAMATE_LIMIT_MAX)             \
     X(RATE_LIMIT_MAX_LOGIN_ATTEMPTS, rate_limit_max_login_attempts, UINT,    \
-      "5", rate_limit_max_login_attempts, 1, 1000000)                        \
+      "5", rate_limit_max_login_attempts, 1, 1000)                           \
     X(RATE_LIMIT_ALLOWLIST, rate_limit_allowlist, CIDRS, NULL,               \
       rate_limit_allowlist, 0, 0)                                            \
     X(CIRCUIT_BREAKER_FAILURE_THRESHOLD, circuit_breaker_failure_threshold,  \
@@ -218,20 +222,46 @@ typedef struct {
     ngx_str_t                   not_ready;      /* empty: ready */
     ngx_msec_t                  master_start;   /* epoch ms */
     ngx_uint_t                  secret_is_default;
+
+    ngx_array_t                 zones;  /* of ngx_http_linguamate_zone_t * */
 } ngx_http_linguamate_main_conf_t;
+
+
+typedef struct {
+    ngx_http_linguamate_zone_t *zone;
+    ngx_flag_t                  dry_run;
+} ngx_http_linguamate_limit_t;
 
 
 typedef struct {
     ngx_flag_t                  enable;
     ngx_uint_t                  endpoint;
+    ngx_str_t                   route;
+    ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
+    ngx_flag_t                  limit_dry_run;
+    ngx_http_linguamate_zone_t *lockout;
 } ngx_http_linguamate_loc_conf_t;
+
+
+#define NGX_HTTP_LINGUAMATE_LIMIT_NONE         0
+#define NGX_HTTP_LINGUAMATE_LIMIT_PASSED       1
+#define NGX_HTTP_LINGUAMATE_LIMIT_ALLOWLISTED  2
+#define NGX_HTTP_LINGUAMATE_LIMIT_DRY_RUN      3
+#define NGX_HTTP_LINGUAMATE_LIMIT_REJECTED     4
 
 
 typedef struct {
     ngx_str_t                   corr_id;
     ngx_str_t                   session_id;
     u_char                      corr_buf[NGX_HTTP_LINGUAMATE_UUID_LEN];
+    ngx_uint_t                  limit_status;
+    ngx_str_t                   lockout_key[2];
+    ngx_int_t                   lockout_remaining;  /* -1: none */
     unsigned                    headers_done:1;
+    unsigned                    limit_done:1;
+    unsigned                    lockout_done:1;
+    unsigned                    body_reading:1;
+    unsigned                    body_read:1;
 } ngx_http_linguamate_ctx_t;
 
 
@@ -273,6 +303,21 @@ ngx_int_t ngx_http_linguamate_log_variable(ngx_http_request_t *r,
 ngx_int_t ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 const char *ngx_http_linguamate_level_name(ngx_uint_t level);
+
+/* limit.c */
+char *ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_linguamate_limit_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_limit_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_linguamate_client_allowlisted(ngx_http_request_t *r,
+    ngx_array_t *cidrs);
+void ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route);
+ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message,
+    ngx_str_t *extra);
 
 /* health.c */
 ngx_int_t ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r);

@@ -74,6 +74,10 @@ static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
       ngx_http_linguamate_log_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
+    { ngx_string("linguamate_limit_status"), NULL,
+      ngx_http_linguamate_limit_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("linguamate_log_enabled"), NULL,
       ngx_http_linguamate_log_enabled_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },

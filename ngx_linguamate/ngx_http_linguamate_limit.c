@@ -1,0 +1,1025 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Rate limiting in the PREACCESS phase with an exact sliding window log:
+ * a key may make at most "limit" requests in any window of "window"
+ * milliseconds, counted in shared memory under the zone's mutex, so the
+ * number of workers changes nothing.  Each key keeps the times of its
+ * requests still inside the window, as 32-bit millisecond stamps in a
+ * ring that starts with room for 4 and doubles up to the limit: a key that
+ * sends one request costs one small node, a busy key at most 4 bytes per
+ * allowed request.
+ */
+
+
+#include "ngx_http_linguamate_module.h"
+
+
+#define NGX_HTTP_LINGUAMATE_RING_MIN     4
+
+#define NGX_HTTP_LINGUAMATE_LIMIT_FROM_SET       0
+#define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
+#define NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN     2
+
+
+typedef struct {
+    ngx_http_complex_value_t   *key;        /* NULL: client address + route */
+    ngx_uint_t                  limit;
+    ngx_uint_t                  limit_from;
+    ngx_msec_t                  window;     /* 0: RATE_LIMIT_WINDOW_MS */
+} ngx_http_linguamate_limit_zone_t;
+
+
+/* the value of a limit node */
+typedef struct {
+    uint32_t                    cap;
+    uint32_t                    head;
+    uint32_t                    count;
+    uint32_t                    pad;
+    uint32_t                    ring[1];
+} ngx_http_linguamate_log_t;
+
+
+typedef struct {
+    ngx_http_linguamate_limit_t *limit;
+    ngx_uint_t                   max;
+    ngx_msec_t                   window;
+    ngx_uint_t                   remaining;
+    ngx_msec_t                   reset;       /* window fully clear */
+    ngx_msec_t                   retry;       /* a slot frees up */
+    uint32_t                     stamp;
+    ngx_str_t                    key;
+    uint32_t                     hash;
+    unsigned                     counted:1;
+    unsigned                     rejected:1;
+} ngx_http_linguamate_verdict_t;
+
+
+static ngx_int_t ngx_http_linguamate_limit_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_limit_key(ngx_http_request_t *r,
+    ngx_http_linguamate_limit_zone_t *lz, ngx_str_t *key);
+static void ngx_http_linguamate_limit_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v);
+static void ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v);
+static ngx_int_t ngx_http_linguamate_limit_headers(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_uint_t n,
+    ngx_http_linguamate_verdict_t *worst);
+static ngx_int_t ngx_http_linguamate_add_header(ngx_http_request_t *r,
+    const char *name, size_t name_len, u_char *value, size_t len);
+static void ngx_http_linguamate_limit_log(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_uint_t dry_run);
+static ngx_uint_t ngx_http_linguamate_limit_max(
+    ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_http_linguamate_limit_zone_t *lz);
+
+
+static ngx_str_t  ngx_http_linguamate_limit_statuses[] = {
+    ngx_null_string,
+    ngx_string("PASSED"),
+    ngx_string("ALLOWLISTED"),
+    ngx_string("REJECTED_DRY_RUN"),
+    ngx_string("REJECTED")
+};
+
+
+/*
+ * linguamate_limit_zone NAME size=SIZE [key=STRING] [window=TIME]
+ *                       [limit=N|requests|login];
+ */
+
+char *
+ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_linguamate_main_conf_t *lmcf = conf;
+
+    u_char                            *p;
+    ssize_t                            size;
+    ngx_str_t                         *value, name, s, sig;
+    ngx_int_t                          n;
+    ngx_uint_t                         i;
+    ngx_http_linguamate_zone_t        *zone, **zp;
+    ngx_http_linguamate_limit_zone_t  *lz;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+    name = value[1];
+    size = 0;
+
+    lz = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_limit_zone_t));
+    if (lz == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lz->limit_from = NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS;
+    ngx_str_set(&sig, "a rate limit keyed by the client address and route");
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "size=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "linguamate: zone \"%V\" is too small "
+                                   "or its size \"%V\" is invalid "
+                                   "(at least %uz)", &name, &value[i],
+                                   8 * ngx_pagesize);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            lz->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+            if (lz->key == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            if (s.len == 0) {
+                return "has an empty key";
+            }
+
+            ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+            ccv.cf = cf;
+            ccv.value = &s;
+            ccv.complex_value = lz->key;
+
+            if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            sig.len = sizeof("a rate limit keyed by \"\"") + s.len;
+            sig.data = ngx_pnalloc(cf->pool, sig.len);
+            if (sig.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            p = ngx_sprintf(sig.data, "a rate limit keyed by \"%V\"", &s);
+            sig.len = p - sig.data;
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            n = ngx_parse_time(&s, 0);
+
+            if (n == NGX_ERROR || n < 1000 || n > 86400000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "linguamate: invalid window \"%V\" of "
+                                   "zone \"%V\": 1s to 1d", &s, &name);
+                return NGX_CONF_ERROR;
+            }
+
+            lz->window = (ngx_msec_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "limit=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            if (s.len == 8 && ngx_strncmp(s.data, "requests", 8) == 0) {
+                lz->limit_from = NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS;
+                continue;
+            }
+
+            if (s.len == 5 && ngx_strncmp(s.data, "login", 5) == 0) {
+                lz->limit_from = NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN;
+                continue;
+            }
+
+            n = ngx_atoi(s.data, s.len);
+
+            if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_LINGUAMATE_LIMIT_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "linguamate: invalid limit \"%V\" of "
+                                   "zone \"%V\": 1 to %d, \"requests\" or "
+                                   "\"login\"", &s, &name,
+                                   NGX_HTTP_LINGUAMATE_LIMIT_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            lz->limit = (ngx_uint_t) n;
+            lz->limit_from = NGX_HTTP_LINGUAMATE_LIMIT_FROM_SET;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: zone \"%V\" needs a size=", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_http_linguamate_zone_add(cf, &name, (size_t) size,
+                                        NGX_HTTP_LINGUAMATE_ZONE_LIMIT, &sig);
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->data = lz;
+
+    zp = ngx_array_push(&lmcf->zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/* linguamate_limit NAME [dry_run]; linguamate_limit off; */
+
+char *
+ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_linguamate_loc_conf_t *llcf = conf;
+
+    ngx_str_t                        *value;
+    ngx_uint_t                        i;
+    ngx_http_linguamate_zone_t      **zp;
+    ngx_http_linguamate_limit_t      *limit;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    value = cf->args->elts;
+
+    if (llcf->limits == NULL) {
+        llcf->limits = ngx_array_create(cf->pool, 2,
+                                        sizeof(ngx_http_linguamate_limit_t));
+        if (llcf->limits == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* "off" stops inheritance and limits nothing here */
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        if (cf->args->nelts != 2 || llcf->limits->nelts) {
+            return "\"off\" stands alone";
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
+    zp = lmcf->zones.elts;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
+            && zp[i]->name.len == value[1].len
+            && ngx_strncmp(zp[i]->name.data, value[1].data, value[1].len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == lmcf->zones.nelts) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: unknown limit zone \"%V\" "
+                           "(declare it first with linguamate_limit_zone)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    limit = ngx_array_push(llcf->limits);
+    if (limit == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    limit->zone = zp[i];
+    limit->dry_run = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "dry_run") != 0) {
+            return "takes \"dry_run\" as its second parameter";
+        }
+
+        limit->dry_run = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_limit_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_linguamate_limit_handler;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_client_allowlisted(ngx_http_request_t *r,
+    ngx_array_t *cidrs)
+{
+    if (cidrs == NULL || cidrs->nelts == 0) {
+        return 0;
+    }
+
+    return ngx_cidr_match(r->connection->sockaddr, cidrs) == NGX_OK;
+}
+
+
+/* the route name of a location: linguamate_route, else its location name */
+
+void
+ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route)
+{
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_linguamate_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->route.len) {
+        *route = llcf->route;
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    *route = clcf->name;
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_http_linguamate_limit_zone_t *lz)
+{
+    switch (lz->limit_from) {
+    case NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS:
+        return lmcf->rate_limit_max_requests;
+    case NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN:
+        return lmcf->rate_limit_max_login_attempts;
+    default:
+        return lz->limit;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
+{
+    size_t                             len;
+    u_char                            *p;
+    ngx_uint_t                         i, n, dry;
+    ngx_str_t                          extra;
+    ngx_http_linguamate_ctx_t         *ctx;
+    ngx_http_linguamate_limit_t       *limits;
+    ngx_http_linguamate_verdict_t     *v, *worst;
+    ngx_http_linguamate_loc_conf_t    *llcf;
+    ngx_http_linguamate_main_conf_t   *lmcf;
+    ngx_http_linguamate_limit_zone_t  *lz;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->limits == NULL || llcf->limits->nelts == 0) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* once per request, whatever internal redirects follow */
+
+    if (ctx->limit_done) {
+        return NGX_DECLINED;
+    }
+
+    ctx->limit_done = 1;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (ngx_http_linguamate_client_allowlisted(r,
+                                               lmcf->rate_limit_allowlist))
+    {
+        ctx->limit_status = NGX_HTTP_LINGUAMATE_LIMIT_ALLOWLISTED;
+        return NGX_DECLINED;
+    }
+
+    n = llcf->limits->nelts;
+    limits = llcf->limits->elts;
+
+    v = ngx_pcalloc(r->pool, n * sizeof(ngx_http_linguamate_verdict_t));
+    if (v == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    worst = NULL;
+    ctx->limit_status = NGX_HTTP_LINGUAMATE_LIMIT_PASSED;
+
+    for (i = 0; i < n; i++) {
+        lz = limits[i].zone->data;
+
+        v[i].limit = &limits[i];
+        v[i].max = ngx_http_linguamate_limit_max(lmcf, lz);
+        v[i].window = lz->window ? lz->window : lmcf->rate_limit_window_ms;
+
+        if (ngx_http_linguamate_limit_key(r, lz, &v[i].key) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (v[i].key.len == 0 || v[i].key.len > 65535) {
+            /* an empty key is not limited, as with limit_req */
+            v[i].limit = NULL;
+            continue;
+        }
+
+        v[i].hash = ngx_crc32_short(v[i].key.data, v[i].key.len);
+
+        dry = limits[i].dry_run || llcf->limit_dry_run;
+
+        ngx_http_linguamate_limit_account(r, &v[i]);
+
+        if (v[i].rejected) {
+            (void) ngx_atomic_fetch_add(&limits[i].zone->sh->rejected, 1);
+            ngx_http_linguamate_limit_log(r, &v[i], dry);
+
+            if (dry) {
+                ctx->limit_status = NGX_HTTP_LINGUAMATE_LIMIT_DRY_RUN;
+                v[i].rejected = 0;
+                v[i].retry = 0;
+
+            } else {
+                worst = &v[i];
+                break;
+            }
+        }
+
+        if (worst == NULL || v[i].remaining < worst->remaining
+            || (v[i].remaining == worst->remaining
+                && v[i].reset > worst->reset))
+        {
+            worst = &v[i];
+        }
+    }
+
+    if (i < n) {
+        /* rejected by limits[i]: the limits before it did not serve one */
+
+        while (i--) {
+            if (v[i].counted) {
+                ngx_http_linguamate_limit_undo(&v[i]);
+                v[i].remaining++;
+            }
+        }
+
+        n = worst - v + 1;
+        ctx->limit_status = NGX_HTTP_LINGUAMATE_LIMIT_REJECTED;
+    }
+
+    if (worst == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_linguamate_limit_headers(r, v, n, worst) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->limit_status != NGX_HTTP_LINGUAMATE_LIMIT_REJECTED) {
+        return NGX_DECLINED;
+    }
+
+    len = sizeof(",\"retryAfter\":") + NGX_INT_T_LEN;
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    extra.data = p;
+    extra.len = ngx_sprintf(p, ",\"retryAfter\":%M",
+                            (worst->retry + 999) / 1000) - p;
+
+    return ngx_http_linguamate_phase_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                           "RATE_LIMIT_EXCEEDED",
+                                           "Rate limit exceeded", &extra);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_limit_key(ngx_http_request_t *r,
+    ngx_http_linguamate_limit_zone_t *lz, ngx_str_t *key)
+{
+    u_char     *p;
+    size_t      alen;
+    ngx_str_t   route;
+
+    if (lz->key) {
+        return ngx_http_complex_value(r, lz->key, key);
+    }
+
+    /* the binary client address, as $binary_remote_addr, and the route */
+
+    switch (r->connection->sockaddr->sa_family) {
+
+    case AF_INET:
+        alen = 4;
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        alen = 16;
+        break;
+#endif
+
+    default:
+        alen = 0;
+    }
+
+    ngx_http_linguamate_route(r, &route);
+
+    key->len = 1 + alen + route.len;
+    key->data = ngx_pnalloc(r->pool, key->len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = key->data;
+    *p++ = (u_char) alen;
+
+    if (alen == 4) {
+        p = ngx_cpymem(p, &((struct sockaddr_in *)
+                            r->connection->sockaddr)->sin_addr, 4);
+    }
+
+#if (NGX_HAVE_INET6)
+    if (alen == 16) {
+        p = ngx_cpymem(p, &((struct sockaddr_in6 *)
+                            r->connection->sockaddr)->sin6_addr, 16);
+    }
+#endif
+
+    ngx_memcpy(p, route.data, route.len);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Count one request for v->key, or reject it, under the zone's mutex.
+ * Stamps are the low 32 bits of ngx_current_msec (the monotonic clock
+ * every worker shares); ages are taken modulo 2^32, which is exact since
+ * no stamp outlives the window (at most a day) and expired nodes are
+ * reset before use.
+ */
+
+static void
+ngx_http_linguamate_limit_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v)
+{
+    uint32_t                     now, age, newest, cap, j, count;
+    uint32_t                     stamps[NGX_HTTP_LINGUAMATE_LIMIT_MAX];
+    ngx_msec_t                   msec;
+    ngx_http_linguamate_log_t   *log;
+    ngx_http_linguamate_node_t  *node;
+    ngx_http_linguamate_zone_t  *zone;
+
+    zone = v->limit->zone;
+    msec = ngx_current_msec;
+    now = (uint32_t) msec;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
+                                           v->key.len);
+
+    if (node && (ngx_msec_int_t) (node->expire - msec) <= 0) {
+        /* every stamp has aged out: start afresh */
+        log = ngx_http_linguamate_node_value(node);
+        log->head = 0;
+        log->count = 0;
+    }
+
+    if (node == NULL) {
+        cap = ngx_min(v->max, NGX_HTTP_LINGUAMATE_RING_MIN);
+
+        node = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
+                       v->key.len,
+                       offsetof(ngx_http_linguamate_log_t, ring)
+                       + cap * sizeof(uint32_t),
+                       r->connection->log);
+
+        if (node == NULL) {
+            /* no room even after eviction: let it through uncounted */
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            v->remaining = v->max;
+            v->reset = v->window;
+            return;
+        }
+
+        log = ngx_http_linguamate_node_value(node);
+        log->cap = cap;
+    }
+
+    log = ngx_http_linguamate_node_value(node);
+
+    /* drop the stamps that left the window */
+
+    while (log->count) {
+        age = now - log->ring[log->head];
+
+        if (age < v->window) {
+            break;
+        }
+
+        log->head = (log->head + 1) % log->cap;
+        log->count--;
+    }
+
+    if (log->count >= v->max) {
+        /* the oldest counted request leaves the window first */
+
+        age = now - log->ring[log->head];
+        v->retry = v->window - age;
+
+        newest = log->ring[(log->head + log->count - 1) % log->cap];
+        v->reset = v->window - (now - newest);
+        v->remaining = 0;
+        v->rejected = 1;
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    if (log->count == log->cap) {
+        /*
+         * grow the ring (double, up to the limit): keep the stamps, free
+         * the node, and allocate a larger one, so that a key is never in
+         * the tree twice
+         */
+
+        cap = ngx_min(v->max, log->cap * 2);
+        count = log->count;
+
+        for (j = 0; j < count; j++) {
+            stamps[j] = log->ring[(log->head + j) % log->cap];
+        }
+
+        ngx_http_linguamate_node_free(zone, node);
+
+        node = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
+                        v->key.len,
+                        offsetof(ngx_http_linguamate_log_t, ring)
+                        + cap * sizeof(uint32_t),
+                        r->connection->log);
+
+        if (node == NULL) {
+            /* no room even after eviction: its history is lost */
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            v->remaining = 0;
+            v->reset = v->window;
+            return;
+        }
+
+        log = ngx_http_linguamate_node_value(node);
+        log->cap = cap;
+        log->count = count;
+        ngx_memcpy(log->ring, stamps, count * sizeof(uint32_t));
+    }
+
+    /* stamps stay in order even if this worker's clock lags a little */
+
+    if (log->count) {
+        newest = log->ring[(log->head + log->count - 1) % log->cap];
+
+        if ((int32_t) (now - newest) < 0) {
+            now = newest;
+        }
+    }
+
+    log->ring[(log->head + log->count) % log->cap] = now;
+    log->count++;
+
+    node->expire = msec + v->window;
+
+    v->stamp = now;
+    v->counted = 1;
+    v->remaining = v->max > log->count ? v->max - log->count : 0;
+    v->reset = v->window;
+
+    if (v->remaining == 0) {
+        age = (uint32_t) msec - log->ring[log->head];
+        v->retry = v->window > age ? v->window - age : 0;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* take back a counted request another limit rejected */
+
+static void
+ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
+{
+    uint32_t                     j, k, idx, next;
+    ngx_http_linguamate_log_t   *log;
+    ngx_http_linguamate_node_t  *node;
+    ngx_http_linguamate_zone_t  *zone;
+
+    zone = v->limit->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
+                                           v->key.len);
+    if (node == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    log = ngx_http_linguamate_node_value(node);
+
+    /* our stamp is among the newest: search from the end */
+
+    for (j = log->count; j > 0; j--) {
+        idx = (log->head + j - 1) % log->cap;
+
+        if (log->ring[idx] != v->stamp) {
+            continue;
+        }
+
+        for (k = j; k < log->count; k++) {
+            next = (log->head + k) % log->cap;
+            log->ring[idx] = log->ring[next];
+            idx = next;
+        }
+
+        log->count--;
+        break;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_add_header(ngx_http_request_t *r, const char *name,
+    size_t name_len, u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->lowcase_key = NULL;
+    h->key.data = (u_char *) name;
+    h->key.len = name_len;
+    h->value.data = value;
+    h->value.len = len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * X-RateLimit-* of the most restrictive limit; the IETF draft fields
+ * (draft-ietf-httpapi-ratelimit-headers-08) list every limit:
+ *   RateLimit-Policy: "global";q=60;w=60
+ *   RateLimit: "global";r=59;t=60
+ */
+
+static ngx_int_t
+ngx_http_linguamate_limit_headers(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_uint_t n,
+    ngx_http_linguamate_verdict_t *worst)
+{
+    u_char      *buf, *p, *policy, *rl;
+    size_t       len;
+    ngx_uint_t   i;
+
+    len = 3 * NGX_INT_T_LEN + 3;
+
+    for (i = 0; i < n; i++) {
+        if (v[i].limit) {
+            len += 2 * (v[i].limit->zone->name.len + 3 * NGX_INT_T_LEN + 16);
+        }
+    }
+
+    buf = ngx_pnalloc(r->pool, len);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = buf;
+
+    if (ngx_http_linguamate_add_header(r, "X-RateLimit-Limit",
+            sizeof("X-RateLimit-Limit") - 1, p,
+            ngx_sprintf(p, "%ui", worst->max) - p) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p += NGX_INT_T_LEN;
+
+    if (ngx_http_linguamate_add_header(r, "X-RateLimit-Remaining",
+            sizeof("X-RateLimit-Remaining") - 1, p,
+            ngx_sprintf(p, "%ui", worst->remaining) - p) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p += NGX_INT_T_LEN;
+
+    if (ngx_http_linguamate_add_header(r, "X-RateLimit-Reset",
+            sizeof("X-RateLimit-Reset") - 1, p,
+            ngx_sprintf(p, "%M", (worst->reset + 999) / 1000) - p) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    p += NGX_INT_T_LEN;
+
+    policy = p;
+
+    for (i = 0; i < n; i++) {
+        if (v[i].limit == NULL) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s\"%V\";q=%ui;w=%M", p == policy ? "" : ", ",
+                        &v[i].limit->zone->name, v[i].max,
+                        (v[i].window + 999) / 1000);
+    }
+
+    if (ngx_http_linguamate_add_header(r, "RateLimit-Policy",
+            sizeof("RateLimit-Policy") - 1, policy, p - policy) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rl = p;
+
+    for (i = 0; i < n; i++) {
+        if (v[i].limit == NULL) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s\"%V\";r=%ui;t=%M", p == rl ? "" : ", ",
+                        &v[i].limit->zone->name, v[i].remaining,
+                        (v[i].reset + 999) / 1000);
+    }
+
+    if (ngx_http_linguamate_add_header(r, "RateLimit",
+            sizeof("RateLimit") - 1, rl, p - rl) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (worst->rejected) {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_linguamate_add_header(r, "Retry-After",
+                sizeof("Retry-After") - 1, p,
+                ngx_sprintf(p, "%M", (worst->retry + 999) / 1000) - p)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* rate_limit_exceeded: zone, client address and route; never the key */
+
+static void
+ngx_http_linguamate_limit_log(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_uint_t dry_run)
+{
+    u_char                            buf[1024], *p, *last;
+    ngx_str_t                         msg, extra, route, *addr;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    ngx_http_linguamate_route(r, &route);
+    addr = &r->connection->addr_text;
+
+    p = buf;
+    last = buf + sizeof(buf);
+
+    p = ngx_slprintf(p, last, ",\"cat\":\"rate_limit\",\"zone\":\"%V\","
+                     "\"client\":\"", &v->limit->zone->name);
+
+    if ((size_t) (last - p) > 6 * addr->len + 256) {
+        p = ngx_http_linguamate_json_escape(p, addr->data, addr->len);
+    }
+
+    p = ngx_slprintf(p, last, "\",\"route\":\"");
+
+    if ((size_t) (last - p) > 6 * route.len + 200) {
+        p = ngx_http_linguamate_json_escape(p, route.data, route.len);
+    }
+
+    p = ngx_slprintf(p, last, "\",\"limit\":%ui,\"windowMs\":%M,"
+                     "\"retryAfter\":%M,\"dryRun\":%s",
+                     v->max, v->window, (v->retry + 999) / 1000,
+                     dry_run ? "true" : "false");
+
+    if (ctx && (size_t) (last - p) > ctx->corr_id.len + 40) {
+        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
+                         &ctx->corr_id);
+    }
+
+    extra.data = buf;
+    extra.len = p - buf;
+
+    if (dry_run) {
+        ngx_str_set(&msg, "Rate limit exceeded (dry run: not rejected)");
+    } else {
+        ngx_str_set(&msg, "Rate limit exceeded");
+    }
+
+    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+                                  "rate_limit_exceeded", &msg, &extra);
+}
+
+
+ngx_int_t
+ngx_http_linguamate_limit_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    if (ctx == NULL || ctx->limit_status == NGX_HTTP_LINGUAMATE_LIMIT_NONE) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->data = ngx_http_linguamate_limit_statuses[ctx->limit_status].data;
+    v->len = ngx_http_linguamate_limit_statuses[ctx->limit_status].len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Answer with the envelope from a phase handler and end the request;
+ * the phase engine must not run further handlers for it.
+ */
+
+ngx_int_t
+ngx_http_linguamate_phase_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *extra)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_linguamate_send_error(r, status, code, message, extra);
+
+    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
