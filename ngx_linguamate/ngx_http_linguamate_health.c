@@ -83,6 +83,9 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
     case NGX_HTTP_LINGUAMATE_EP_ERROR:
         return ngx_http_linguamate_error_page(r);
 
+    case NGX_HTTP_LINGUAMATE_EP_ADMIN:
+        return ngx_http_linguamate_admin_handler(r);
+
     case NGX_HTTP_LINGUAMATE_EP_NOT_FOUND:
         return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_FOUND,
                                               "NOT_FOUND",

@@ -1,21 +1,15 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * Rate limiting in the PREACCESS phase with an exact sliding window log:
- * a key may make at most "limit" requests in any window of "window"
- * milliseconds, counted in shared memory under the zone's mutex, so the
- * number of workers changes nothing.  Each key keeps the times of its
- * requests still inside the window, as 32-bit millisecond stamps in a
- * ring that starts with room for 4 and doubles up to the limit: a key that
- * sends one request costs one small node, a busy key at most 4 bytes per
- * allowed request.
+ * Rate limiting in the PREACCESS phase with an exact sliding window log
+ * (ngx_http_linguamate_window.c): a key may make at most "limit" requests
+ * in any window of "window" milliseconds, counted in shared memory under
+ * the zone's mutex, so the number of workers changes nothing.
  */
 
 
 #include "ngx_http_linguamate_module.h"
-
-
-#define NGX_HTTP_LINGUAMATE_RING_MIN     4
+#include "ngx_http_linguamate_window.h"
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_SET       0
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
@@ -28,16 +22,6 @@ typedef struct {
     ngx_uint_t                  limit_from;
     ngx_msec_t                  window;     /* 0: RATE_LIMIT_WINDOW_MS */
 } ngx_http_linguamate_limit_zone_t;
-
-
-/* the value of a limit node */
-typedef struct {
-    uint32_t                    cap;
-    uint32_t                    head;
-    uint32_t                    count;
-    uint32_t                    pad;
-    uint32_t                    ring[1];
-} ngx_http_linguamate_log_t;
 
 
 typedef struct {
@@ -64,8 +48,6 @@ static void ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v);
 static ngx_int_t ngx_http_linguamate_limit_headers(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t n,
     ngx_http_linguamate_verdict_t *worst);
-static ngx_int_t ngx_http_linguamate_add_header(ngx_http_request_t *r,
-    const char *name, size_t name_len, u_char *value, size_t len);
 static void ngx_http_linguamate_limit_log(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t dry_run);
 static ngx_uint_t ngx_http_linguamate_limit_max(
@@ -254,8 +236,7 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_linguamate_loc_conf_t *llcf = conf;
 
     ngx_str_t                        *value;
-    ngx_uint_t                        i;
-    ngx_http_linguamate_zone_t      **zp;
+    ngx_http_linguamate_zone_t       *zone;
     ngx_http_linguamate_limit_t      *limit;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
@@ -280,19 +261,10 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
-    zp = lmcf->zones.elts;
 
-    for (i = 0; i < lmcf->zones.nelts; i++) {
-        if (zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
-            && zp[i]->name.len == value[1].len
-            && ngx_strncmp(zp[i]->name.data, value[1].data, value[1].len)
-               == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == lmcf->zones.nelts) {
+    zone = ngx_http_linguamate_zone_find(lmcf, &value[1],
+                                         NGX_HTTP_LINGUAMATE_ZONE_LIMIT);
+    if (zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "linguamate: unknown limit zone \"%V\" "
                            "(declare it first with linguamate_limit_zone)",
@@ -305,7 +277,7 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    limit->zone = zp[i];
+    limit->zone = zone;
     limit->dry_run = 0;
 
     if (cf->args->nelts == 3) {
@@ -590,24 +562,17 @@ ngx_http_linguamate_limit_key(ngx_http_request_t *r,
 }
 
 
-/*
- * Count one request for v->key, or reject it, under the zone's mutex.
- * Stamps are the low 32 bits of ngx_current_msec (the monotonic clock
- * every worker shares); ages are taken modulo 2^32, which is exact since
- * no stamp outlives the window (at most a day) and expired nodes are
- * reset before use.
- */
+/* count one request for v->key, or reject it, under the zone's mutex */
 
 static void
 ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v)
 {
-    uint32_t                     now, age, newest, cap, j, count;
-    uint32_t                     stamps[NGX_HTTP_LINGUAMATE_LIMIT_MAX];
-    ngx_msec_t                   msec;
-    ngx_http_linguamate_log_t   *log;
-    ngx_http_linguamate_node_t  *node;
-    ngx_http_linguamate_zone_t  *zone;
+    uint32_t                       now;
+    ngx_msec_t                     msec;
+    ngx_http_linguamate_node_t    *node;
+    ngx_http_linguamate_zone_t    *zone;
+    ngx_http_linguamate_window_t  *w;
 
     zone = v->limit->zone;
     msec = ngx_current_msec;
@@ -618,124 +583,54 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
                                            v->key.len);
 
-    if (node && (ngx_msec_int_t) (node->expire - msec) <= 0) {
-        /* every stamp has aged out: start afresh */
-        log = ngx_http_linguamate_node_value(node);
-        log->head = 0;
-        log->count = 0;
-    }
+    if (node) {
+        w = ngx_http_linguamate_node_window(node, 0);
 
-    if (node == NULL) {
-        cap = ngx_min(v->max, NGX_HTTP_LINGUAMATE_RING_MIN);
+        if ((ngx_msec_int_t) (node->expire - msec) <= 0) {
+            /* every stamp has aged out: start afresh */
+            w->head = 0;
+            w->count = 0;
+        }
 
-        node = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
-                       v->key.len,
-                       offsetof(ngx_http_linguamate_log_t, ring)
-                       + cap * sizeof(uint32_t),
-                       r->connection->log);
+        ngx_http_linguamate_window_expire(w, now, v->window);
 
-        if (node == NULL) {
-            /* no room even after eviction: let it through uncounted */
+        if (w->count >= v->max) {
+            /* the oldest counted request leaves the window first */
+
+            v->retry = v->window
+                       - (now - ngx_http_linguamate_window_oldest(w));
+            v->reset = v->window
+                       - (now - ngx_http_linguamate_window_newest(w));
+            v->remaining = 0;
+            v->rejected = 1;
+
             ngx_shmtx_unlock(&zone->shpool->mutex);
-            v->remaining = v->max;
-            v->reset = v->window;
             return;
         }
-
-        log = ngx_http_linguamate_node_value(node);
-        log->cap = cap;
     }
 
-    log = ngx_http_linguamate_node_value(node);
-
-    /* drop the stamps that left the window */
-
-    while (log->count) {
-        age = now - log->ring[log->head];
-
-        if (age < v->window) {
-            break;
-        }
-
-        log->head = (log->head + 1) % log->cap;
-        log->count--;
-    }
-
-    if (log->count >= v->max) {
-        /* the oldest counted request leaves the window first */
-
-        age = now - log->ring[log->head];
-        v->retry = v->window - age;
-
-        newest = log->ring[(log->head + log->count - 1) % log->cap];
-        v->reset = v->window - (now - newest);
-        v->remaining = 0;
-        v->rejected = 1;
-
+    node = ngx_http_linguamate_window_reserve(zone, node, 0, v->max, v->hash,
+                                              &v->key, r->connection->log);
+    if (node == NULL) {
+        /* no room even after eviction: let it through uncounted */
         ngx_shmtx_unlock(&zone->shpool->mutex);
+        v->remaining = v->max;
+        v->reset = v->window;
         return;
     }
 
-    if (log->count == log->cap) {
-        /*
-         * grow the ring (double, up to the limit): keep the stamps, free
-         * the node, and allocate a larger one, so that a key is never in
-         * the tree twice
-         */
+    w = ngx_http_linguamate_node_window(node, 0);
 
-        cap = ngx_min(v->max, log->cap * 2);
-        count = log->count;
-
-        for (j = 0; j < count; j++) {
-            stamps[j] = log->ring[(log->head + j) % log->cap];
-        }
-
-        ngx_http_linguamate_node_free(zone, node);
-
-        node = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
-                        v->key.len,
-                        offsetof(ngx_http_linguamate_log_t, ring)
-                        + cap * sizeof(uint32_t),
-                        r->connection->log);
-
-        if (node == NULL) {
-            /* no room even after eviction: its history is lost */
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-            v->remaining = 0;
-            v->reset = v->window;
-            return;
-        }
-
-        log = ngx_http_linguamate_node_value(node);
-        log->cap = cap;
-        log->count = count;
-        ngx_memcpy(log->ring, stamps, count * sizeof(uint32_t));
-    }
-
-    /* stamps stay in order even if this worker's clock lags a little */
-
-    if (log->count) {
-        newest = log->ring[(log->head + log->count - 1) % log->cap];
-
-        if ((int32_t) (now - newest) < 0) {
-            now = newest;
-        }
-    }
-
-    log->ring[(log->head + log->count) % log->cap] = now;
-    log->count++;
-
-    node->expire = msec + v->window;
-
-    v->stamp = now;
+    v->stamp = ngx_http_linguamate_window_push(w, now);
     v->counted = 1;
-    v->remaining = v->max > log->count ? v->max - log->count : 0;
+    v->remaining = v->max > w->count ? v->max - w->count : 0;
     v->reset = v->window;
 
     if (v->remaining == 0) {
-        age = (uint32_t) msec - log->ring[log->head];
-        v->retry = v->window > age ? v->window - age : 0;
+        v->retry = v->window - (now - ngx_http_linguamate_window_oldest(w));
     }
+
+    node->expire = msec + v->window;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 }
@@ -746,8 +641,6 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 static void
 ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 {
-    uint32_t                     j, k, idx, next;
-    ngx_http_linguamate_log_t   *log;
     ngx_http_linguamate_node_t  *node;
     ngx_http_linguamate_zone_t  *zone;
 
@@ -757,37 +650,16 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 
     node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
                                            v->key.len);
-    if (node == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return;
-    }
-
-    log = ngx_http_linguamate_node_value(node);
-
-    /* our stamp is among the newest: search from the end */
-
-    for (j = log->count; j > 0; j--) {
-        idx = (log->head + j - 1) % log->cap;
-
-        if (log->ring[idx] != v->stamp) {
-            continue;
-        }
-
-        for (k = j; k < log->count; k++) {
-            next = (log->head + k) % log->cap;
-            log->ring[idx] = log->ring[next];
-            idx = next;
-        }
-
-        log->count--;
-        break;
+    if (node) {
+        ngx_http_linguamate_window_remove(
+            ngx_http_linguamate_node_window(node, 0), v->stamp);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_add_header(ngx_http_request_t *r, const char *name,
     size_t name_len, u_char *value, size_t len)
 {

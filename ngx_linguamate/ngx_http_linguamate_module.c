@@ -31,6 +31,7 @@ static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
     { ngx_string("info"), NGX_HTTP_LINGUAMATE_EP_INFO },
     { ngx_string("not_found"), NGX_HTTP_LINGUAMATE_EP_NOT_FOUND },
     { ngx_string("error"), NGX_HTTP_LINGUAMATE_EP_ERROR },
+    { ngx_string("admin"), NGX_HTTP_LINGUAMATE_EP_ADMIN },
     { ngx_null_string, 0 }
 };
 
@@ -96,6 +97,20 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       offsetof(ngx_http_linguamate_loc_conf_t, limit_dry_run),
       NULL },
 
+    { ngx_string("linguamate_lockout_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_linguamate_lockout_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_linguamate_lockout,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("linguamate_endpoint"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_endpoint,
@@ -152,7 +167,11 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_http_linguamate_limit_init(cf);
+    if (ngx_http_linguamate_limit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_lockout_init(cf);
 }
 
 

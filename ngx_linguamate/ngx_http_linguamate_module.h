@@ -49,6 +49,7 @@
 #define NGX_HTTP_LINGUAMATE_EP_INFO              6
 #define NGX_HTTP_LINGUAMATE_EP_NOT_FOUND         7
 #define NGX_HTTP_LINGUAMATE_EP_ERROR             8
+#define NGX_HTTP_LINGUAMATE_EP_ADMIN             9
 
 
 /*
@@ -255,8 +256,8 @@ typedef struct {
     ngx_str_t                   session_id;
     u_char                      corr_buf[NGX_HTTP_LINGUAMATE_UUID_LEN];
     ngx_uint_t                  limit_status;
-    ngx_str_t                   lockout_key[2];
-    ngx_int_t                   lockout_remaining;  /* -1: none */
+    ngx_http_linguamate_zone_t *lockout_zone;
+    ngx_str_t                   lockout_key[2];     /* ip:, email: */
     unsigned                    headers_done:1;
     unsigned                    limit_done:1;
     unsigned                    lockout_done:1;
@@ -304,7 +305,34 @@ ngx_int_t ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 const char *ngx_http_linguamate_level_name(ngx_uint_t level);
 
+typedef struct {
+    ngx_uint_t                  failures;
+    ngx_msec_t                  remaining_ms;
+    time_t                      locked_at;
+    unsigned                    locked:1;
+} ngx_http_linguamate_lockout_info_t;
+
+
+/* shm.c */
+ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_find(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name, ngx_uint_t kind);
+
+/* lockout.c */
+char *ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_linguamate_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_linguamate_lockout_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
+ngx_int_t ngx_http_linguamate_lockout_status(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key, ngx_http_linguamate_lockout_info_t *info);
+ngx_int_t ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key);
+
 /* limit.c */
+ngx_int_t ngx_http_linguamate_add_header(ngx_http_request_t *r,
+    const char *name, size_t name_len, u_char *value, size_t len);
 char *ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -318,6 +346,9 @@ void ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route);
 ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *extra);
+
+/* admin.c */
+ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
 
 /* health.c */
 ngx_int_t ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r);

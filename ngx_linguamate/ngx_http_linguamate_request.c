@@ -316,6 +316,12 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         }
     }
 
+    if (ctx->lockout_zone && ctx->lockout_key[0].len
+        && ngx_http_linguamate_lockout_account(r, ctx) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_ERROR;

@@ -370,3 +370,25 @@ ngx_http_linguamate_evict(ngx_http_linguamate_zone_t *zone, ngx_uint_t n)
 
     return done;
 }
+
+
+ngx_http_linguamate_zone_t *
+ngx_http_linguamate_zone_find(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_str_t *name, ngx_uint_t kind)
+{
+    ngx_uint_t                    i;
+    ngx_http_linguamate_zone_t  **zp;
+
+    zp = lmcf->zones.elts;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zp[i]->kind == kind
+            && zp[i]->name.len == name->len
+            && ngx_strncmp(zp[i]->name.data, name->data, name->len) == 0)
+        {
+            return zp[i];
+        }
+    }
+
+    return NULL;
+}

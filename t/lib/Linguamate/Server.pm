@@ -30,6 +30,8 @@ sub new {
         owner   => $$,
     }, $class;
     mkdir "$self->{dir}/$_" for qw(conf logs);
+    # workers run as an unprivileged user when the tests run as root
+    chmod 0755, $self->{dir};
     return $self;
 }
 

@@ -1,0 +1,469 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * The operations API (/api/admin): its front door (ADMIN_TOKEN as a
+ * bearer token, compared in constant time; ADMIN_ALLOWLIST; 403 while no
+ * token is configured; an admin_action log line per call) and its calls.
+ */
+
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "ngx_http_linguamate_module.h"
+
+
+typedef struct {
+    ngx_str_t                   method;
+    ngx_str_t                   path;       /* after /api/admin */
+    ngx_str_t                   arg;        /* the KEY of .../KEY */
+    ngx_str_t                   action;     /* for the log */
+    ngx_str_t                   target;
+    ngx_uint_t                  status;
+} ngx_http_linguamate_admin_call_t;
+
+
+static ngx_int_t ngx_http_linguamate_admin_auth(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_state(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_lockout(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_key(ngx_http_request_t *r,
+    ngx_str_t *arg, ngx_str_t *key);
+static void ngx_http_linguamate_admin_log(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_reply(ngx_http_request_t *r,
+    ngx_http_linguamate_admin_call_t *c, ngx_uint_t status, ngx_buf_t *b);
+static ngx_int_t ngx_http_linguamate_admin_error(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c,
+    ngx_uint_t status, const char *code, const char *message);
+
+
+ngx_int_t
+ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
+{
+    u_char                            *p;
+    ngx_int_t                          rc;
+    ngx_http_linguamate_main_conf_t   *lmcf;
+    ngx_http_linguamate_admin_call_t   c;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    ngx_memzero(&c, sizeof(ngx_http_linguamate_admin_call_t));
+    c.method = r->method_name;
+
+    p = ngx_strnstr(r->uri.data, "/api/admin", r->uri.len);
+    if (p == NULL || p != r->uri.data) {
+        c.path = r->uri;
+    } else {
+        c.path.data = r->uri.data + sizeof("/api/admin") - 1;
+        c.path.len = r->uri.len - (sizeof("/api/admin") - 1);
+    }
+
+    rc = ngx_http_linguamate_admin_auth(r, lmcf, &c);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (c.path.len == 6 && ngx_strncmp(c.path.data, "/state", 6) == 0) {
+        ngx_str_set(&c.action, "state");
+
+        if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+            return ngx_http_linguamate_admin_error(r, lmcf, &c,
+                       NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                       "Method not allowed");
+        }
+
+        return ngx_http_linguamate_admin_state(r, lmcf, &c);
+    }
+
+    if (c.path.len > sizeof("/lockouts/") - 1
+        && ngx_strncmp(c.path.data, "/lockouts/", sizeof("/lockouts/") - 1)
+           == 0)
+    {
+        c.arg.data = c.path.data + sizeof("/lockouts/") - 1;
+        c.arg.len = c.path.len - (sizeof("/lockouts/") - 1);
+
+        return ngx_http_linguamate_admin_lockout(r, lmcf, &c);
+    }
+
+    ngx_str_set(&c.action, "unknown");
+
+    return ngx_http_linguamate_admin_error(r, lmcf, &c, NGX_HTTP_NOT_FOUND,
+                                           "NOT_FOUND", "Resource not found");
+}
+
+
+/*
+ * NGX_DECLINED: the caller may go on.  The token is compared as SHA-256
+ * digests with CRYPTO_memcmp, so neither its bytes nor its length leak
+ * through timing.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_admin_auth(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    u_char            given[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH];
+    ngx_str_t         token;
+    ngx_table_elt_t  *auth;
+
+    ngx_str_set(&c->action, "auth");
+
+    if (lmcf->admin_token.len == 0) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c, NGX_HTTP_FORBIDDEN,
+                   "FORBIDDEN",
+                   "The operations API is disabled: ADMIN_TOKEN is not set");
+    }
+
+    if (!ngx_http_linguamate_client_allowlisted(r, lmcf->admin_allowlist)) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c, NGX_HTTP_FORBIDDEN,
+                   "FORBIDDEN",
+                   "This address may not use the operations API");
+    }
+
+    auth = r->headers_in.authorization;
+    token.len = 0;
+
+    if (auth && auth->value.len > 7
+        && ngx_strncasecmp(auth->value.data, (u_char *) "Bearer ", 7) == 0)
+    {
+        token.data = auth->value.data + 7;
+        token.len = auth->value.len - 7;
+    }
+
+    if (token.len) {
+        SHA256(token.data, token.len, given);
+        SHA256(lmcf->admin_token.data, lmcf->admin_token.len, want);
+
+        if (CRYPTO_memcmp(given, want, SHA256_DIGEST_LENGTH) == 0) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (ngx_http_linguamate_add_header(r, "WWW-Authenticate",
+            sizeof("WWW-Authenticate") - 1,
+            (u_char *) "Bearer realm=\"linguamate-admin\"",
+            sizeof("Bearer realm=\"linguamate-admin\"") - 1)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_linguamate_admin_error(r, lmcf, c,
+               NGX_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
+               token.len ? "Invalid admin token" : "Authentication required");
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_admin_state(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    size_t                        len;
+    ngx_buf_t                    *b;
+    ngx_uint_t                    i;
+    ngx_http_linguamate_zone_t  **zp;
+
+    zp = lmcf->zones.elts;
+
+    len = 512 + lmcf->zones.nelts * (128 + 5 * NGX_ATOMIC_T_LEN);
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        len += zp[i]->name.len;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "{\"flags\":{\"maintenance\":%s,"
+                          "\"features\":{\"chat\":%s,\"analytics\":%s},"
+                          "\"strictMode\":%s,\"logLevel\":\"%s\","
+                          "\"cacheTtlSeconds\":%ui},\"zones\":[",
+                          lmcf->maintenance ? "true" : "false",
+                          lmcf->feature_chat ? "true" : "false",
+                          lmcf->feature_analytics ? "true" : "false",
+                          lmcf->strict_mode ? "true" : "false",
+                          ngx_http_linguamate_level_name(lmcf->log_level),
+                          lmcf->cache_ttl_seconds);
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        b->last = ngx_sprintf(b->last, "%s{\"name\":\"%V\",\"kind\":\"%s\","
+                              "\"sizeBytes\":%uz,\"entries\":%uA,"
+                              "\"rejected\":%uA,\"evicted\":%uA}",
+                              i ? "," : "", &zp[i]->name,
+                              zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
+                              ? "rate_limit" : "lockout",
+                              zp[i]->shm_zone->shm.size,
+                              zp[i]->sh->nodes, zp[i]->sh->rejected,
+                              zp[i]->sh->evicted);
+    }
+
+    b->last = ngx_cpymem(b->last, "]}\n", 3);
+
+    /* the level name is upper case in logs; the API speaks pino's names */
+
+    for (i = 0; i < (size_t) (b->last - b->pos); i++) {
+        if (ngx_strncmp(b->pos + i, "\"logLevel\":\"", 12) == 0) {
+            ngx_strlow(b->pos + i + 12, b->pos + i + 12, 5);
+            break;
+        }
+    }
+
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
+}
+
+
+/* GET: the state of a key; DELETE: unlock it in every lockout zone */
+
+static ngx_int_t
+ngx_http_linguamate_admin_lockout(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    size_t                               len;
+    ngx_buf_t                           *b;
+    ngx_str_t                            key;
+    ngx_uint_t                           i, found;
+    ngx_http_linguamate_zone_t         **zp;
+    ngx_http_linguamate_lockout_info_t   info;
+
+    if (r->method == NGX_HTTP_DELETE) {
+        ngx_str_set(&c->action, "lockout_unlock");
+
+    } else if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        ngx_str_set(&c->action, "lockout_status");
+
+    } else {
+        ngx_str_set(&c->action, "lockout");
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                   "Method not allowed");
+    }
+
+    if (ngx_http_linguamate_admin_key(r, &c->arg, &key) != NGX_OK) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_BAD_REQUEST, "VALIDATION_ERROR",
+                   "The key must be an email, an IP address, or "
+                   "email:... / ip:...");
+    }
+
+    c->target = key;
+    zp = lmcf->zones.elts;
+    found = 0;
+    ngx_memzero(&info, sizeof(info));
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zp[i]->kind != NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT) {
+            continue;
+        }
+
+        if (r->method == NGX_HTTP_DELETE) {
+            if (ngx_http_linguamate_lockout_unlock(zp[i], &key) == NGX_OK) {
+                found = 1;
+            }
+
+        } else if (!found
+                   && ngx_http_linguamate_lockout_status(zp[i], &key, &info)
+                      == NGX_OK)
+        {
+            found = 1;
+        }
+    }
+
+    if (!found) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_FOUND, "NOT_FOUND",
+                   "No failures or lockout recorded for this key");
+    }
+
+    len = 256 + 6 * key.len;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, "{\"key\":\"", 8);
+    b->last = ngx_http_linguamate_json_escape(b->last, key.data, key.len);
+
+    if (r->method == NGX_HTTP_DELETE) {
+        b->last = ngx_cpymem(b->last, "\",\"unlocked\":true}\n",
+                             sizeof("\",\"unlocked\":true}\n") - 1);
+
+    } else {
+        b->last = ngx_sprintf(b->last, "\",\"locked\":%s,\"failures\":%ui,"
+                              "\"retryAfter\":%M,\"lockedAt\":",
+                              info.locked ? "true" : "false", info.failures,
+                              (info.remaining_ms + 999) / 1000);
+
+        if (info.locked) {
+            *b->last++ = '"';
+            b->last = ngx_http_linguamate_iso_time(b->last, info.locked_at, 0);
+            *b->last++ = '"';
+
+        } else {
+            b->last = ngx_cpymem(b->last, "null", 4);
+        }
+
+        b->last = ngx_cpymem(b->last, "}\n", 2);
+    }
+
+    c->status = NGX_HTTP_OK;
+    ngx_http_linguamate_admin_log(r, lmcf, c);
+
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
+}
+
+
+/* an email, an address, or an explicit "email:..." / "ip:..." */
+
+static ngx_int_t
+ngx_http_linguamate_admin_key(ngx_http_request_t *r, ngx_str_t *arg,
+    ngx_str_t *key)
+{
+    u_char  *p, *dst, *src;
+    size_t   len;
+
+    p = ngx_pnalloc(r->pool, arg->len + sizeof("email:"));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* decode %40 and friends */
+
+    dst = p + sizeof("email:") - 1;
+    src = arg->data;
+    ngx_unescape_uri(&dst, &src, arg->len, 0);
+    len = dst - (p + sizeof("email:") - 1);
+    src = p + sizeof("email:") - 1;
+
+    if (len == 0 || len > 300 || ngx_strlchr(src, src + len, '/')) {
+        return NGX_ERROR;
+    }
+
+    if ((len > 6 && ngx_strncmp(src, "email:", 6) == 0)
+        || (len > 3 && ngx_strncmp(src, "ip:", 3) == 0))
+    {
+        key->data = src;
+        key->len = len;
+
+    } else if (ngx_strlchr(src, src + len, '@')) {
+        ngx_memcpy(p, "email:", 6);
+        key->data = p;
+        key->len = len + 6;
+
+    } else {
+        ngx_memcpy(p + 3, "ip:", 3);
+        key->data = p + 3;
+        key->len = len + 3;
+    }
+
+    if (key->data[0] == 'e') {
+        ngx_strlow(key->data, key->data, key->len);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_admin_reply(ngx_http_request_t *r,
+    ngx_http_linguamate_admin_call_t *c, ngx_uint_t status, ngx_buf_t *b)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (c->action.len && c->action.data[0] == 's') {
+        /* "state" is logged here; the others log their own outcome */
+        c->status = status;
+        ngx_http_linguamate_admin_log(r,
+            ngx_http_get_module_main_conf(r, ngx_http_linguamate_module), c);
+    }
+
+    return ngx_http_linguamate_send_json(r, status, b);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_admin_error(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c,
+    ngx_uint_t status, const char *code, const char *message)
+{
+    c->status = status;
+    ngx_http_linguamate_admin_log(r, lmcf, c);
+
+    return ngx_http_linguamate_send_error(r, status, code, message, NULL);
+}
+
+
+/* admin_action: who did what to which key, and how it went */
+
+static void
+ngx_http_linguamate_admin_log(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    u_char                      buf[1024], *p, *last, *v, *at;
+    size_t                      vlen;
+    ngx_str_t                   msg, extra;
+    ngx_uint_t                  level;
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    p = buf;
+    last = buf + sizeof(buf);
+
+    p = ngx_slprintf(p, last, ",\"cat\":\"admin\",\"action\":\"%V\","
+                     "\"status\":%ui,\"client\":\"", &c->action, c->status);
+    p = ngx_http_linguamate_json_escape(p, r->connection->addr_text.data,
+                                        ngx_min(r->connection->addr_text.len,
+                                                64));
+    *p++ = '"';
+
+    if (c->target.len) {
+        /* an account is shown masked, as in the lockout log */
+
+        p = ngx_slprintf(p, last, ",\"target\":\"");
+        v = c->target.data;
+        vlen = ngx_min(c->target.len, 128);
+
+        if (vlen > 6 && ngx_strncmp(v, "email:", 6) == 0) {
+            at = ngx_strlchr(v, v + vlen, '@');
+            p = ngx_cpymem(p, v, 7);
+            p = ngx_cpymem(p, "***", 3);
+
+            if (at) {
+                p = ngx_http_linguamate_json_escape(p, at, v + vlen - at);
+            }
+
+        } else {
+            p = ngx_http_linguamate_json_escape(p, v, vlen);
+        }
+
+        *p++ = '"';
+    }
+
+    if (ctx) {
+        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
+                         &ctx->corr_id);
+    }
+
+    extra.data = buf;
+    extra.len = p - buf;
+
+    msg.data = ngx_pnalloc(r->pool, c->method.len + r->uri.len + 2);
+    if (msg.data == NULL) {
+        return;
+    }
+
+    msg.len = ngx_sprintf(msg.data, "%V %V", &c->method, &r->uri) - msg.data;
+
+    level = (c->status >= 400) ? NGX_HTTP_LINGUAMATE_LOG_WARN
+                               : NGX_HTTP_LINGUAMATE_LOG_INFO;
+
+    ngx_http_linguamate_log_event(lmcf, level, "admin_action", &msg, &extra);
+}

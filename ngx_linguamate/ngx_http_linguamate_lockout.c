@@ -1,0 +1,868 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Login lockout on auth routes, as the original backend behaved: every
+ * 400/401 an auth route answers counts as a failure, per account (the
+ * "email" of a JSON body, lower-cased) and per client address, in a one
+ * minute sliding window; X-RateLimit-Remaining-Auth counts down from
+ * RATE_LIMIT_MAX_LOGIN_ATTEMPTS; at twice that many failures the key is
+ * locked for 15 minutes (429 ACCOUNT_LOCKED); a 2xx clears the account.
+ *
+ * The body is read without blocking the worker (ACCESS phase, a post
+ * handler resumes the phases) and is kept for whatever handles the route.
+ */
+
+
+#include <yajl/yajl_parse.h>
+
+#include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_window.h"
+
+
+#define NGX_HTTP_LINGUAMATE_EMAIL_MAX      254
+#define NGX_HTTP_LINGUAMATE_JSON_DEPTH     8
+#define NGX_HTTP_LINGUAMATE_LOCK_WINDOW    60000
+#define NGX_HTTP_LINGUAMATE_LOCK_TIME      (15 * 60000)
+
+
+typedef struct {
+    ngx_msec_t                  window;
+    ngx_msec_t                  lock;
+} ngx_http_linguamate_lockout_zone_t;
+
+
+/* the value of a lockout node, followed by its window of failures */
+typedef struct {
+    ngx_msec_t                  locked_until;   /* 0: not locked */
+    time_t                      locked_at;      /* epoch s, for operators */
+} ngx_http_linguamate_lock_t;
+
+#define NGX_HTTP_LINGUAMATE_LOCK_OFF  sizeof(ngx_http_linguamate_lock_t)
+
+
+typedef struct {
+    ngx_uint_t                  depth;
+    ngx_uint_t                  want;
+    u_char                      email[NGX_HTTP_LINGUAMATE_EMAIL_MAX];
+    size_t                      len;
+    unsigned                    found:1;
+} ngx_http_linguamate_email_ctx_t;
+
+
+static ngx_int_t ngx_http_linguamate_lockout_handler(ngx_http_request_t *r);
+static void ngx_http_linguamate_lockout_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
+static size_t ngx_http_linguamate_find_email(ngx_http_request_t *r,
+    u_char *out);
+static int ngx_http_linguamate_json_map_key(void *data, const unsigned char *k,
+    size_t len);
+static int ngx_http_linguamate_json_string(void *data, const unsigned char *s,
+    size_t len);
+static int ngx_http_linguamate_json_start(void *data);
+static int ngx_http_linguamate_json_end(void *data);
+static int ngx_http_linguamate_json_scalar(void *data);
+static int ngx_http_linguamate_json_bool(void *data, int b);
+static int ngx_http_linguamate_json_number(void *data, const char *n,
+    size_t len);
+static ngx_msec_t ngx_http_linguamate_lockout_check(
+    ngx_http_linguamate_zone_t *zone, ngx_str_t *key);
+static void ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
+    ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_uint_t failures,
+    ngx_msec_t lock);
+
+
+static yajl_callbacks  ngx_http_linguamate_email_callbacks = {
+    ngx_http_linguamate_json_scalar,
+    ngx_http_linguamate_json_bool,
+    NULL,
+    NULL,
+    ngx_http_linguamate_json_number,
+    ngx_http_linguamate_json_string,
+    ngx_http_linguamate_json_start,
+    ngx_http_linguamate_json_map_key,
+    ngx_http_linguamate_json_end,
+    ngx_http_linguamate_json_start,
+    ngx_http_linguamate_json_end
+};
+
+
+/* linguamate_lockout_zone NAME size=SIZE [window=TIME] [lock=TIME]; */
+
+char *
+ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_linguamate_main_conf_t *lmcf = conf;
+
+    ssize_t                              size;
+    ngx_int_t                            n;
+    ngx_str_t                           *value, s, sig;
+    ngx_uint_t                           i;
+    ngx_http_linguamate_zone_t          *zone, **zp;
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    value = cf->args->elts;
+    size = 0;
+
+    lz = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_lockout_zone_t));
+    if (lz == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lz->window = NGX_HTTP_LINGUAMATE_LOCK_WINDOW;
+    lz->lock = NGX_HTTP_LINGUAMATE_LOCK_TIME;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "size=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "linguamate: zone \"%V\" is too small "
+                                   "or its size \"%V\" is invalid "
+                                   "(at least %uz)", &value[1], &value[i],
+                                   8 * ngx_pagesize);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "window=", 7) == 0
+            || ngx_strncmp(value[i].data, "lock=", 5) == 0)
+        {
+            s.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            n = ngx_parse_time(&s, 0);
+
+            if (n == NGX_ERROR || n < 1000 || n > 86400000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "linguamate: invalid \"%V\" of zone "
+                                   "\"%V\": 1s to 1d", &value[i], &value[1]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (value[i].data[0] == 'w') {
+                lz->window = (ngx_msec_t) n;
+
+            } else {
+                lz->lock = (ngx_msec_t) n;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: zone \"%V\" needs a size=",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&sig, "a login lockout zone");
+
+    zone = ngx_http_linguamate_zone_add(cf, &value[1], (size_t) size,
+                                        NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT,
+                                        &sig);
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->data = lz;
+
+    zp = ngx_array_push(&lmcf->zones);
+    if (zp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *zp = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+/* linguamate_lockout NAME | off; */
+
+char *
+ngx_http_linguamate_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_linguamate_loc_conf_t *llcf = conf;
+
+    ngx_str_t                        *value;
+    ngx_http_linguamate_zone_t       *zone;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    if (llcf->lockout) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->lockout = NGX_CONF_UNSET_PTR;
+        return NGX_CONF_OK;
+    }
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
+
+    zone = ngx_http_linguamate_zone_find(lmcf, &value[1],
+                                         NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT);
+    if (zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: unknown lockout zone \"%V\" "
+                           "(declare it first with linguamate_lockout_zone)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    llcf->lockout = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_lockout_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_linguamate_lockout_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
+{
+    u_char                          *p;
+    ngx_int_t                        rc;
+    ngx_str_t                        extra;
+    ngx_uint_t                       i, minutes;
+    ngx_msec_t                       left, l;
+    ngx_http_linguamate_ctx_t       *ctx;
+    ngx_http_linguamate_loc_conf_t  *llcf;
+    u_char                           msg[96];
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->lockout == NULL || llcf->lockout == NGX_CONF_UNSET_PTR) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->lockout_done) {
+        return NGX_DECLINED;
+    }
+
+    if (!ctx->body_read
+        && (r->headers_in.content_length_n > 0 || r->headers_in.chunked))
+    {
+        /* the account is in the body: read it, then resume the phases */
+
+        rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_linguamate_lockout_body);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    }
+
+    ctx->lockout_done = 1;
+    ctx->lockout_zone = llcf->lockout;
+
+    if (ngx_http_linguamate_lockout_keys(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    left = 0;
+
+    for (i = 0; i < 2; i++) {
+        if (ctx->lockout_key[i].len) {
+            l = ngx_http_linguamate_lockout_check(llcf->lockout,
+                                                  &ctx->lockout_key[i]);
+            left = ngx_max(left, l);
+        }
+    }
+
+    if (left == 0) {
+        return NGX_DECLINED;
+    }
+
+    (void) ngx_atomic_fetch_add(&llcf->lockout->sh->rejected, 1);
+
+    minutes = (left + 59999) / 60000;
+
+    (void) ngx_snprintf(msg, sizeof(msg), "Account temporarily locked. "
+                        "Please try again in %ui minute%s.%Z", minutes,
+                        minutes == 1 ? "" : "s");
+
+    p = ngx_pnalloc(r->pool, sizeof(",\"retryAfter\":") + NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    extra.data = p;
+    extra.len = ngx_sprintf(p, ",\"retryAfter\":%M", (left + 999) / 1000) - p;
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_linguamate_add_header(r, "Retry-After",
+            sizeof("Retry-After") - 1, p,
+            ngx_sprintf(p, "%M", (left + 999) / 1000) - p) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_linguamate_phase_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                           "ACCOUNT_LOCKED",
+                                           (const char *) msg, &extra);
+}
+
+
+static void
+ngx_http_linguamate_lockout_body(ngx_http_request_t *r)
+{
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->body_read = 1;
+
+    /* the body stays for the handler of the route (proxy_pass ...) */
+
+    r->preserve_body = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+/* "ip:ADDRESS" always; "email:ACCOUNT" when the body names one */
+
+static ngx_int_t
+ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    u_char     *p, email[NGX_HTTP_LINGUAMATE_EMAIL_MAX];
+    size_t      len;
+    ngx_str_t  *addr;
+
+    addr = &r->connection->addr_text;
+
+    p = ngx_pnalloc(r->pool, sizeof("ip:") - 1 + addr->len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->lockout_key[0].data = p;
+    ctx->lockout_key[0].len = ngx_sprintf(p, "ip:%V", addr) - p;
+
+    len = ctx->body_read ? ngx_http_linguamate_find_email(r, email) : 0;
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof("email:") - 1 + len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->lockout_key[1].data = p;
+    p = ngx_cpymem(p, "email:", sizeof("email:") - 1);
+    ngx_strlow(p, email, len);
+    ctx->lockout_key[1].len = sizeof("email:") - 1 + len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The first "email" string of a JSON body held in memory, at most a few
+ * levels deep: {"email":..}, tRPC's {"json":{"email":..}} and its batches
+ * {"0":{"json":{"email":..}}}.  Anything else (no body, a body on disk,
+ * not JSON, too deep, no email) gives 0 and the client address alone.
+ */
+
+static size_t
+ngx_http_linguamate_find_email(ngx_http_request_t *r, u_char *out)
+{
+    size_t                           n;
+    ngx_buf_t                       *b;
+    yajl_handle                      h;
+    ngx_chain_t                     *cl;
+    yajl_status                      st;
+    ngx_http_linguamate_email_ctx_t  ec;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL
+        || r->request_body->temp_file)
+    {
+        return 0;
+    }
+
+    ngx_memzero(&ec, sizeof(ngx_http_linguamate_email_ctx_t));
+
+    h = yajl_alloc(&ngx_http_linguamate_email_callbacks, NULL, &ec);
+    if (h == NULL) {
+        return 0;
+    }
+
+    st = yajl_status_ok;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file || ngx_buf_special(b)) {
+            continue;
+        }
+
+        st = yajl_parse(h, b->pos, b->last - b->pos);
+
+        if (st != yajl_status_ok) {
+            break;
+        }
+    }
+
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    /* a found email cancels the parse on purpose */
+
+    if (!ec.found) {
+        return 0;
+    }
+
+    n = ec.len;
+    ngx_memcpy(out, ec.email, n);
+
+    return n;
+}
+
+
+static int
+ngx_http_linguamate_json_map_key(void *data, const unsigned char *k,
+    size_t len)
+{
+    ngx_http_linguamate_email_ctx_t *ec = data;
+
+    ec->want = (len == 5 && ngx_strncmp(k, "email", 5) == 0);
+    return 1;
+}
+
+
+static int
+ngx_http_linguamate_json_string(void *data, const unsigned char *s,
+    size_t len)
+{
+    ngx_http_linguamate_email_ctx_t *ec = data;
+
+    if (!ec->want) {
+        return 1;
+    }
+
+    ec->want = 0;
+
+    if (len == 0 || len > NGX_HTTP_LINGUAMATE_EMAIL_MAX) {
+        return 1;
+    }
+
+    ngx_memcpy(ec->email, s, len);
+    ec->len = len;
+    ec->found = 1;
+
+    return 0;   /* done: stop parsing */
+}
+
+
+static int
+ngx_http_linguamate_json_start(void *data)
+{
+    ngx_http_linguamate_email_ctx_t *ec = data;
+
+    ec->want = 0;
+
+    /* deeper than any login body: give up rather than parse on */
+
+    return ++ec->depth <= NGX_HTTP_LINGUAMATE_JSON_DEPTH;
+}
+
+
+static int
+ngx_http_linguamate_json_end(void *data)
+{
+    ngx_http_linguamate_email_ctx_t *ec = data;
+
+    ec->depth--;
+    return 1;
+}
+
+
+static int
+ngx_http_linguamate_json_scalar(void *data)
+{
+    ngx_http_linguamate_email_ctx_t *ec = data;
+
+    ec->want = 0;
+    return 1;
+}
+
+
+static int
+ngx_http_linguamate_json_bool(void *data, int b)
+{
+    return ngx_http_linguamate_json_scalar(data);
+}
+
+
+static int
+ngx_http_linguamate_json_number(void *data, const char *n, size_t len)
+{
+    return ngx_http_linguamate_json_scalar(data);
+}
+
+
+/* milliseconds the key stays locked, 0 if it is not */
+
+static ngx_msec_t
+ngx_http_linguamate_lockout_check(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key)
+{
+    uint32_t                     hash;
+    ngx_msec_t                   left;
+    ngx_http_linguamate_lock_t  *lock;
+    ngx_http_linguamate_node_t  *node;
+
+    hash = ngx_crc32_short(key->data, key->len);
+    left = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, hash, key->data, key->len);
+
+    if (node) {
+        lock = ngx_http_linguamate_node_value(node);
+
+        if (lock->locked_until
+            && (ngx_msec_int_t) (lock->locked_until - ngx_current_msec) > 0)
+        {
+            left = lock->locked_until - ngx_current_msec;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return left;
+}
+
+
+/*
+ * From the header filter, once the status is known: a 400/401 is a
+ * failure for every key; a 2xx clears the account (and the address when
+ * no account was named: clearing the address on any success would let
+ * one good account reset an attacker's count).  Sets the remaining count
+ * for X-RateLimit-Remaining-Auth.
+ */
+
+ngx_int_t
+ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    u_char                              *p;
+    uint32_t                             hash, now;
+    ngx_uint_t                           i, status, limit, threshold, count;
+    ngx_uint_t                           remaining, failures;
+    ngx_msec_t                           msec, locked;
+    ngx_http_linguamate_lock_t          *lock;
+    ngx_http_linguamate_node_t          *node;
+    ngx_http_linguamate_zone_t          *zone;
+    ngx_http_linguamate_window_t        *w;
+    ngx_http_linguamate_main_conf_t     *lmcf;
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    zone = ctx->lockout_zone;
+    lz = zone->data;
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    status = r->headers_out.status;
+    limit = lmcf->rate_limit_max_login_attempts;
+    threshold = 2 * limit;
+    remaining = limit;
+
+    msec = ngx_current_msec;
+    now = (uint32_t) msec;
+
+    for (i = 0; i < 2; i++) {
+
+        if (ctx->lockout_key[i].len == 0) {
+            continue;
+        }
+
+        hash = ngx_crc32_short(ctx->lockout_key[i].data,
+                               ctx->lockout_key[i].len);
+        count = 0;
+        locked = 0;
+        failures = 0;
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        node = ngx_http_linguamate_node_lookup(zone, hash,
+                                               ctx->lockout_key[i].data,
+                                               ctx->lockout_key[i].len);
+
+        if (status >= 200 && status < 300) {
+            if (node && (i == 1 || ctx->lockout_key[1].len == 0)) {
+                ngx_http_linguamate_node_free(zone, node);
+                node = NULL;
+            }
+
+        } else if (status == NGX_HTTP_BAD_REQUEST
+                   || status == NGX_HTTP_UNAUTHORIZED)
+        {
+            if (node) {
+                w = ngx_http_linguamate_node_window(node,
+                                               NGX_HTTP_LINGUAMATE_LOCK_OFF);
+                ngx_http_linguamate_window_expire(w, now, lz->window);
+            }
+
+            node = ngx_http_linguamate_window_reserve(zone, node,
+                       NGX_HTTP_LINGUAMATE_LOCK_OFF, (uint32_t) threshold,
+                       hash, &ctx->lockout_key[i], r->connection->log);
+
+            if (node) {
+                lock = ngx_http_linguamate_node_value(node);
+                w = ngx_http_linguamate_node_window(node,
+                                               NGX_HTTP_LINGUAMATE_LOCK_OFF);
+
+                if (lock->locked_until
+                    && (ngx_msec_int_t) (lock->locked_until - msec) <= 0)
+                {
+                    lock->locked_until = 0;     /* served its time */
+                }
+
+                if (w->count < w->cap) {
+                    (void) ngx_http_linguamate_window_push(w, now);
+                }
+
+                if (w->count >= threshold && lock->locked_until == 0) {
+                    lock->locked_until = msec + lz->lock;
+                    lock->locked_at = ngx_time();
+                    locked = lz->lock;
+                    failures = w->count;
+
+                    /* counting starts afresh once the lock is over */
+                    w->head = 0;
+                    w->count = 0;
+                    count = threshold;
+
+                } else {
+                    count = w->count;
+                }
+
+                node->expire = ngx_max(msec + lz->window,
+                                       lock->locked_until);
+            }
+        }
+
+        if (node && count == 0) {
+            lock = ngx_http_linguamate_node_value(node);
+            w = ngx_http_linguamate_node_window(node,
+                                               NGX_HTTP_LINGUAMATE_LOCK_OFF);
+            ngx_http_linguamate_window_expire(w, now, lz->window);
+            count = w->count;
+
+            if (lock->locked_until
+                && (ngx_msec_int_t) (lock->locked_until - msec) > 0)
+            {
+                count = threshold;
+            }
+        }
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        if (locked) {
+            ngx_http_linguamate_lockout_log(r, zone, &ctx->lockout_key[i],
+                                            failures, locked);
+        }
+
+        count = (count >= limit) ? 0 : limit - count;
+        remaining = ngx_min(remaining, count);
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_add_header(r, "X-RateLimit-Remaining-Auth",
+               sizeof("X-RateLimit-Remaining-Auth") - 1, p,
+               ngx_sprintf(p, "%ui", remaining) - p);
+}
+
+
+/* "j***@example.com": enough to recognise, not enough to harvest */
+
+static void
+ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
+    ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_uint_t failures,
+    ngx_msec_t lock)
+{
+    u_char                           *p, *last, *at, *v;
+    size_t                            vlen;
+    ngx_str_t                         msg, extra;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+    u_char                            buf[1024];
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    p = buf;
+    last = buf + sizeof(buf);
+
+    v = (u_char *) ngx_strchr(key->data, ':') + 1;
+    vlen = key->data + key->len - v;
+
+    if (key->data[0] == 'e') {
+        at = ngx_strlchr(v, v + vlen, '@');
+
+        p = ngx_slprintf(p, last, ",\"cat\":\"auth\",\"zone\":\"%V\","
+                         "\"keyType\":\"email\",\"email\":\"", &zone->name);
+        *p++ = (vlen && v[0] != '@') ? v[0] : '*';
+        p = ngx_cpymem(p, "***", 3);
+
+        if (at && (size_t) (v + vlen - at) < 300) {
+            p = ngx_http_linguamate_json_escape(p, at, v + vlen - at);
+        }
+
+    } else {
+        p = ngx_slprintf(p, last, ",\"cat\":\"auth\",\"zone\":\"%V\","
+                         "\"keyType\":\"ip\",\"client\":\"", &zone->name);
+        p = ngx_http_linguamate_json_escape(p, v, ngx_min(vlen, 64));
+    }
+
+    p = ngx_slprintf(p, last, "\",\"failures\":%ui,\"lockedForSeconds\":%M",
+                     failures, lock / 1000);
+
+    if (ctx && (size_t) (last - p) > ctx->corr_id.len + 40) {
+        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
+                         &ctx->corr_id);
+    }
+
+    extra.data = buf;
+    extra.len = p - buf;
+
+    ngx_str_set(&msg, "Too many failed logins: key locked");
+
+    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+                                  "auth_lockout_triggered", &msg, &extra);
+}
+
+
+/* operations: a key's state ("email:..." or "ip:..."); NGX_DECLINED: none */
+
+ngx_int_t
+ngx_http_linguamate_lockout_status(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key, ngx_http_linguamate_lockout_info_t *info)
+{
+    uint32_t                             hash;
+    ngx_http_linguamate_lock_t          *lock;
+    ngx_http_linguamate_node_t          *node;
+    ngx_http_linguamate_window_t        *w;
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    lz = zone->data;
+    hash = ngx_crc32_short(key->data, key->len);
+    ngx_memzero(info, sizeof(ngx_http_linguamate_lockout_info_t));
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, hash, key->data, key->len);
+
+    if (node == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    lock = ngx_http_linguamate_node_value(node);
+    w = ngx_http_linguamate_node_window(node, NGX_HTTP_LINGUAMATE_LOCK_OFF);
+
+    ngx_http_linguamate_window_expire(w, (uint32_t) ngx_current_msec,
+                                      lz->window);
+    info->failures = w->count;
+
+    if (lock->locked_until
+        && (ngx_msec_int_t) (lock->locked_until - ngx_current_msec) > 0)
+    {
+        info->locked = 1;
+        info->remaining_ms = lock->locked_until - ngx_current_msec;
+        info->locked_at = lock->locked_at;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key)
+{
+    uint32_t                     hash;
+    ngx_http_linguamate_node_t  *node;
+
+    hash = ngx_crc32_short(key->data, key->len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, hash, key->data, key->len);
+
+    if (node) {
+        ngx_http_linguamate_node_free(zone, node);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return node ? NGX_OK : NGX_DECLINED;
+}
