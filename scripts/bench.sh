@@ -29,6 +29,8 @@ http {
     linguamate_jwt_secret bench-secret-bench-secret-bench-secret;
     linguamate_log_file $dir/logs/app.log;
     log_format linguamate escape=none '\$linguamate_log_line';
+    # one key per connection, far above what one connection can send
+    linguamate_limit_zone bench size=16m window=1s limit=10000 key=\$connection;
     access_log $dir/logs/app.log linguamate buffer=64k flush=1s
                if=\$linguamate_log_enabled;
     server {
@@ -38,6 +40,19 @@ http {
         location = /_linguamate/error { internal; linguamate_endpoint error; }
         location = /api/health { linguamate_endpoint health; }
         location = /bare { linguamate off; access_log off; return 200; }
+        # "return" answers before the access phases: these two use the
+        # smallest content handler of the module, with and without a limit
+        location = /live {
+            linguamate off;
+            access_log off;
+            linguamate_endpoint health_live;
+        }
+        location = /limited {
+            linguamate off;
+            access_log off;
+            linguamate_limit bench;
+            linguamate_endpoint health_live;
+        }
     }
 }
 CONF
@@ -52,9 +67,11 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare health"
+targets="bare health live limited"
 url_bare="http://127.0.0.1:$port/bare"
 url_health="http://127.0.0.1:$port/api/health"
+url_live="http://127.0.0.1:$port/live"
+url_limited="http://127.0.0.1:$port/limited"
 
 to_ms() {  # wrk latency "1.23ms" / "850.00us" / "1.02s" -> ms
     perl -e '$_=shift; /([\d.]+)(us|ms|s)/ or die; printf "%.3f", $2 eq "us" ? $1/1000 : $2 eq "s" ? $1*1000 : $1' "$1"
@@ -78,7 +95,7 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo
-printf '%-8s %14s %12s %8s\n' target "median req/s" "median p99" "ratio"
+printf '%-8s %14s %12s %8s\n' target "median req/s" "median p99" "vs bare"
 base=$(echo "${rps[bare]}" | median)
 for t in $targets; do
     m=$(echo "${rps[$t]}" | median)
@@ -86,3 +103,8 @@ for t in $targets; do
     ratio=$(perl -e 'printf "%.1f%%", 100*$ARGV[0]/$ARGV[1]' "$m" "$base")
     printf '%-8s %14s %10sms %8s\n' "$t" "$m" "$p" "$ratio"
 done
+
+live=$(echo "${rps[live]}" | median)
+lim=$(echo "${rps[limited]}" | median)
+echo
+perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
