@@ -1,8 +1,8 @@
 # vim:set ft= ts=4 sw=4 et fdm=marker:
 #
 # Rate limiting: the exact sliding window, its headers, per-route keys,
-# custom keys, the allowlist, dry run, IPv6 through realip, several limits
-# in one location, and eviction when a zone is full.
+# custom keys, the allowlist, dry run, IPv6 through realip, and several
+# limits in one location (eviction: 011-limit-cluster.t).
 
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
@@ -273,27 +273,7 @@ Authorization: Bearer not-a-real-token
 
 
 
-=== TEST 14: a full zone evicts the least recently used keys and logs it
---- http_config
-    linguamate_limit_zone tiny size=32k window=60s limit=5 key=$http_x_key;
---- config
-    location = /api/x { linguamate_limit tiny; linguamate_endpoint root; }
---- request eval
-[map { "GET /api/x" } 1 .. 400]
---- more_headers eval
-[map { "X-Key: client-number-$_-with-a-longer-key" } 1 .. 400]
---- error_code eval
-[map { 200 } 1 .. 400]
---- error_log
-linguamate: zone "tiny" is full, evicted the least recently used entries
---- no_error_log
-[alert]
-[crit]
-could not allocate node
-
-
-
-=== TEST 15: an unknown zone is a configuration error
+=== TEST 14: an unknown zone is a configuration error
 --- config
     location = /api/x { linguamate_limit nope; linguamate_endpoint root; }
 --- must_die
@@ -302,7 +282,7 @@ linguamate: unknown limit zone "nope" (declare it first with linguamate_limit_zo
 
 
 
-=== TEST 16: a zone needs a size
+=== TEST 15: a zone needs a size
 --- http_config
     linguamate_limit_zone z window=60s;
 --- config
@@ -312,7 +292,7 @@ linguamate: zone "z" needs a size=
 
 
 
-=== TEST 17: a limit above 10000 is refused
+=== TEST 16: a limit above 10000 is refused
 --- http_config
     linguamate_limit_zone z size=1m limit=20000;
 --- config
@@ -322,7 +302,7 @@ linguamate: invalid limit "20000" of zone "z": 1 to 10000
 
 
 
-=== TEST 18: a window below one second is refused
+=== TEST 17: a window below one second is refused
 --- http_config
     linguamate_limit_zone z size=1m window=500ms;
 --- config
@@ -332,7 +312,7 @@ linguamate: invalid window "500ms" of zone "z": 1s to 1d
 
 
 
-=== TEST 19: a 429 keeps the correlation id and security headers
+=== TEST 18: a 429 keeps the correlation id and security headers
 --- http_config
     linguamate_limit_zone one size=1m window=60s limit=1;
 --- config
@@ -352,11 +332,12 @@ X-Correlation-Id: keep-me
 
 
 
-=== TEST 20: a rejected POST with a body keeps the connection usable
+=== TEST 19: a rejected POST with a body keeps the connection usable
 --- http_config
     linguamate_limit_zone one size=1m window=60s limit=1;
 --- config
     location = /api/x { linguamate_limit one; linguamate_endpoint not_found; }
+    location / { linguamate_endpoint not_found; }
 --- pipelined_requests eval
 ["POST /api/x\n" . ("a" x 5000), "POST /api/x\n" . ("b" x 5000), "GET /api/none"]
 --- error_code eval

@@ -19,10 +19,12 @@ $srv->configure(<<'_HTTP_', <<'_SERVER_');
     linguamate_limit_zone exact size=1m window=1h limit=100;
     linguamate_limit_zone slide size=1m window=2s limit=2;
     linguamate_limit_zone kept size=1m window=1h limit=3;
+    linguamate_limit_zone tiny size=32k window=1h limit=5 key=$http_x_key;
 _HTTP_
         location = /api/exact { linguamate_limit exact; linguamate_endpoint root; }
         location = /api/slide { linguamate_limit slide; linguamate_endpoint root; }
         location = /api/kept { linguamate_limit kept; linguamate_endpoint root; }
+        location = /api/tiny { linguamate_limit tiny; linguamate_endpoint root; }
 _SERVER_
 $srv->start;
 
@@ -71,6 +73,22 @@ for (1 .. 20) {
 }
 is_deeply \%served, { 429 => 20 }, 'and it stays exact afterwards';
 
+# --- a zone far too small: the least recently used keys are evicted ----------
+
+my %tiny;
+for my $i (1 .. 400) {
+    $tiny{ $srv->get('/api/tiny', 'X-Key' => "client-number-$i-with-a-longer-key")->{status} }++;
+}
+is_deeply \%tiny, { 200 => 400 }, '400 distinct keys in a 32k zone: all served';
+ok $srv->poll(sub { $srv->slurp('logs/error.log') =~ /\[warn\].*linguamate: zone "tiny" is full, evicted the least recently used entries/ }, 5),
+   'the eviction is logged';
+unlike $srv->slurp('logs/error.log'), qr/could not allocate node/,
+       'and no request went uncounted';
+is $srv->get('/api/tiny', 'X-Key' => 'client-number-400-with-a-longer-key')->{headers}{'x-ratelimit-remaining'},
+   3, 'a recent key kept its count';
+is $srv->get('/api/tiny', 'X-Key' => 'client-number-1-with-a-longer-key')->{headers}{'x-ratelimit-remaining'},
+   4, 'the oldest key was evicted and starts afresh';
+
 # --- the window slides: no burst at a window edge ------------------------
 
 my $t0 = time;
@@ -98,6 +116,7 @@ $srv->configure(<<'_HTTP_', <<'_SERVER_');
     linguamate_limit_zone exact size=1m window=1h limit=100;
     linguamate_limit_zone slide size=1m window=2s limit=2;
     linguamate_limit_zone kept size=1m window=1h limit=4;
+    linguamate_limit_zone tiny size=32k window=1h limit=5 key=$http_x_key;
 _HTTP_
         location = /api/exact { linguamate_limit exact; linguamate_endpoint root; }
         location = /api/slide { linguamate_limit slide; linguamate_endpoint root; }
@@ -120,6 +139,7 @@ $srv->configure(<<'_HTTP_', <<'_SERVER_');
     linguamate_limit_zone exact size=1m window=1h limit=100 key=$http_x_key;
     linguamate_limit_zone slide size=1m window=2s limit=2;
     linguamate_limit_zone kept size=1m window=1h limit=4;
+    linguamate_limit_zone tiny size=32k window=1h limit=5 key=$http_x_key;
 _HTTP_
         location = /api/exact { linguamate_limit exact; linguamate_endpoint root; }
         location = /api/slide { linguamate_limit slide; linguamate_endpoint root; }
