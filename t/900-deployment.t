@@ -46,6 +46,8 @@ sub write_env {
     my $text = do { local $/; <$in> };
     $text =~ s/^JWT_SECRET=.*$/JWT_SECRET="e2e-secret-e2e-secret-e2e-secret-0123"/m;
     $text =~ s/^WORKER_PROCESSES=.*$/WORKER_PROCESSES=2/m;
+    # the log test sends a few hundred requests to one route
+    $text =~ s/^RATE_LIMIT_MAX_REQUESTS=.*$/RATE_LIMIT_MAX_REQUESTS=5000/m;
     $text .= $extra // '';
     open my $out, '>', "$env_file.tmp" or die $!;
     print $out $text;
@@ -130,6 +132,13 @@ $r = $http->post("http://127.0.0.1:$port/api/health");
 is $r->{status}, 405, 'POST /api/health is 405';
 is $r->{headers}{allow}, 'GET, HEAD', 'with Allow';
 
+$r = get('/api/health/live');
+is $r->{headers}{'x-ratelimit-limit'}, 5000, 'health is under the global limit';
+is $r->{headers}{'ratelimit-policy'}, '"global";q=5000;w=60', 'its policy';
+
+$r = get('/api/admin/state');
+is $r->{status}, 403, 'no ADMIN_TOKEN: the operations API answers 403';
+
 # --- one whole JSON line per request, over 2 workers -------------------
 
 my $n = 200;
@@ -173,11 +182,11 @@ sleep 0.1;
 # which worker holds it: the one whose connection count... any old worker
 my @old_workers = @workers;
 
-write_env("RATE_LIMIT_MAX_REQUESTS=42\n");
+write_env("RATE_LIMIT_MAX_REQUESTS=4242\n");
 ($rc, $out) = make('reload');
 is $rc, 0, 'make reload succeeds' or diag $out;
 
-ok poll(sub { get('/api/info')->{content} =~ /"maxRequests":42/ }, 10),
+ok poll(sub { get('/api/info')->{content} =~ /"maxRequests":4242/ }, 10),
    'the reload re-read the env file';
 
 print $inflight "Connection: close\r\n\r\n";
@@ -191,14 +200,14 @@ cmp_ok $u, '>=', 1, 'uptime did not restart with the new workers';
 
 # --- a bad value keeps the old configuration serving ------------------------
 
-write_env("RATE_LIMIT_MAX_REQUESTS=42\nLOG_LEVEL=loud\n");
+write_env("RATE_LIMIT_MAX_REQUESTS=4242\nLOG_LEVEL=loud\n");
 ($rc, $out) = make('reload');
 isnt $rc, 0, 'make reload with a bad value fails';
 like $out, qr/invalid value "loud" for LOG_LEVEL \(env file, \S+app\.env:\d+\)/,
      'and names the setting, the file and the line';
-like get('/api/info')->{content}, qr/"maxRequests":42/,
+like get('/api/info')->{content}, qr/"maxRequests":4242/,
      'the old configuration keeps serving';
-write_env("RATE_LIMIT_MAX_REQUESTS=42\n");
+write_env("RATE_LIMIT_MAX_REQUESTS=4242\n");
 
 # --- make stop ---------------------------------------------------------------
 
