@@ -18,8 +18,6 @@ use warnings;
 
 use Test::Base ();            # loads Test::More, Spiffy; no import here
 use Test::More ();
-use Test::Builder ();
-use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS);
 use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
@@ -28,7 +26,8 @@ use Scalar::Util qw(looks_like_number);
 use Text::Diff ();
 use Time::HiRes qw(sleep time);
 
-use Test::Nginx::Util qw(:DEFAULT get_nginx_version canon_version
+use Test::Nginx::Util qw(:DEFAULT parse_time trim show_all_chars
+    parse_headers get_nginx_version canon_version
     ensure_server_port setup_server_root write_config_file write_user_files
     start_nginx stop_nginx nginx_alive startup_output describe_status
     read_file_from file_size);
@@ -57,6 +56,7 @@ our @EXPORT = qw(
 BEGIN { *plan = \&Test::More::plan }
 
 sub value_contains ($$);
+sub parse_response ($;$);
 
 our @ResponseBodyChecks;
 our $FilterHttpConfig;
@@ -398,8 +398,8 @@ sub sanitizer_log_files () {
                     MSAN_OPTIONS))
     {
         my $v = $ENV{$var} // next;
-        push @prefixes, $1 if $v =~ /(?:^|[:\s])log_path=([^:\s]+)/
-                              && $1 ne 'stderr' && $1 ne 'stdout';
+        push @prefixes, grep { $_ ne 'stderr' && $_ ne 'stdout' }
+                        $v =~ /(?:^|[:\s])log_path=([^:\s]+)/g;
     }
     return '' unless @prefixes;
 
@@ -1062,7 +1062,8 @@ sub run_test_helper ($$$) {
             # upstream also checks the logs after every request but the last
             if ($k < $n || $i < $#$reqs) {
                 sleep parse_time($block->wait) if $block->wait;
-                check_error_log($block, $res, $repeated_idx, $need_array);
+                check_error_log($block, $res, $repeated_idx, $need_array,
+                                undef, 1);
                 check_access_log($block, $repeated_idx)
                     unless defined $block->ignore_response;
             }
@@ -1399,9 +1400,11 @@ sub error_log_data () {
 
 # Run the error_log / no_error_log / grep_error_log checks of a block for
 # one request.  $lines can be given (must_die).  Expected error_log
-# patterns that are not there yet are polled for up to 1 s.
-sub check_error_log ($$$$;$) {
-    my ($block, $res, $repeated_idx, $need_array, $lines) = @_;
+# patterns that are not there yet are polled for up to 1 s, except in the
+# checks upstream makes after each but the last request of a block
+# ($intermediate).
+sub check_error_log ($$$$;$$) {
+    my ($block, $res, $repeated_idx, $need_array, $lines, $intermediate) = @_;
     my $name = $block->name;
 
     my $error_log = $block->error_log;
@@ -1415,7 +1418,7 @@ sub check_error_log ($$$$;$) {
     my $scan_pos;
     ($lines, $scan_pos) = error_log_data() unless $given;
 
-    if (defined $error_log && !$given) {
+    if (defined $error_log && !$given && !$intermediate) {
         my $deadline = time + ($Test::Nginx::Util::UseValgrind ? 5 : 1);
         while (1) {
             my @missing = grep {

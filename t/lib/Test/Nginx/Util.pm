@@ -33,7 +33,6 @@ our @EXPORT = qw(
     server_name server_addr server_root html_dir
     server_port server_port_for_client
     add_block_preprocessor add_cleanup_handler bail_out
-    parse_time trim show_all_chars parse_headers
     $ServerPort $ServerPortForClient $ServerAddr $ServerName
     $RepeatEach $NoLongString $NginxVersion $NginxRawVersion
     $ServRoot $ConfFile $PidFile
@@ -41,6 +40,7 @@ our @EXPORT = qw(
 
 # Internals used by Test::Nginx::Socket (not exported to test files).
 our @EXPORT_OK = qw(
+    parse_time trim show_all_chars parse_headers
     get_nginx_version canon_version ensure_server_port gen_rand_port
     port_is_free setup_server_root remove_server_root write_config_file
     write_user_files expand_env_in_text start_nginx stop_nginx nginx_alive
@@ -851,8 +851,9 @@ sub bail_out (@) {
 # Only the process that loaded us (not forked helpers) cleans up.
 our $OwnerPid = $$;
 
+# (PIPE: e.g. "prove ... | head" closing our stdout)
 my %SigNum = (INT => POSIX::SIGINT(), TERM => POSIX::SIGTERM(),
-              HUP => POSIX::SIGHUP());
+              HUP => POSIX::SIGHUP(), PIPE => POSIX::SIGPIPE());
 for my $sig (keys %SigNum) {
     $SIG{$sig} = sub {
         if ($$ == $OwnerPid) {
