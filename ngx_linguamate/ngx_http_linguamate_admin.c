@@ -29,6 +29,8 @@ static ngx_int_t ngx_http_linguamate_admin_state(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_lockout(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_key(ngx_http_request_t *r,
     ngx_str_t *arg, ngx_str_t *key);
 static void ngx_http_linguamate_admin_log(ngx_http_request_t *r,
@@ -88,10 +90,133 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
         return ngx_http_linguamate_admin_lockout(r, lmcf, &c);
     }
 
+    if ((c.path.len > sizeof("/sessions/") - 1
+         && ngx_strncmp(c.path.data, "/sessions/", sizeof("/sessions/") - 1)
+            == 0)
+        || (c.path.len > sizeof("/users/") - 1
+            && ngx_strncmp(c.path.data, "/users/", sizeof("/users/") - 1)
+               == 0))
+    {
+        return ngx_http_linguamate_admin_revoke(r, lmcf, &c);
+    }
+
     ngx_str_set(&c.action, "unknown");
 
     return ngx_http_linguamate_admin_error(r, lmcf, &c, NGX_HTTP_NOT_FOUND,
                                            "NOT_FOUND", "Resource not found");
+}
+
+
+/*
+ * POST /sessions/revoke-all, /sessions/SID/revoke, /users/SUB/revoke:
+ * the change reaches every worker at once through the session zone.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    u_char      *dst, *src;
+    ngx_buf_t   *b;
+    ngx_str_t    id;
+    const char  *kind;
+
+    if (c->path.len == sizeof("/sessions/revoke-all") - 1
+        && ngx_strncmp(c->path.data, "/sessions/revoke-all",
+                       c->path.len) == 0)
+    {
+        kind = "all";
+        ngx_str_set(&c->action, "sessions_revoke_all");
+        ngx_str_set(&id, "");
+
+    } else if (c->path.len > sizeof("/revoke") - 1
+               && ngx_strncmp(c->path.data + c->path.len
+                              - (sizeof("/revoke") - 1), "/revoke",
+                              sizeof("/revoke") - 1) == 0)
+    {
+        if (c->path.data[1] == 's') {
+            kind = "sid";
+            ngx_str_set(&c->action, "session_revoke");
+            id.data = c->path.data + sizeof("/sessions/") - 1;
+
+        } else {
+            kind = "sub";
+            ngx_str_set(&c->action, "user_revoke");
+            id.data = c->path.data + sizeof("/users/") - 1;
+        }
+
+        id.len = c->path.data + c->path.len - (sizeof("/revoke") - 1)
+                 - id.data;
+
+        if (id.len == 0 || id.len > 512
+            || ngx_strlchr(id.data, id.data + id.len, '/'))
+        {
+            return ngx_http_linguamate_admin_error(r, lmcf, c,
+                       NGX_HTTP_NOT_FOUND, "NOT_FOUND", "Resource not found");
+        }
+
+        /* the id is %-encoded in the path */
+
+        dst = ngx_pnalloc(r->pool, id.len);
+        if (dst == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        src = id.data;
+        id.data = dst;
+        ngx_unescape_uri(&dst, &src, id.len, 0);
+        id.len = dst - id.data;
+
+        c->target = id;
+
+    } else {
+        ngx_str_set(&c->action, "unknown");
+        return ngx_http_linguamate_admin_error(r, lmcf, c, NGX_HTTP_NOT_FOUND,
+                                               "NOT_FOUND",
+                                               "Resource not found");
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        if (ngx_http_linguamate_add_header(r, "Allow", 5,
+                                           (u_char *) "POST", 4) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                   "Method not allowed");
+    }
+
+    if (lmcf->session_zone == NULL) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE",
+                   "No linguamate_session_zone is configured");
+    }
+
+    if (ngx_http_linguamate_session_revoke(lmcf->session_zone, r->pool,
+                                           kind, &id, r->connection->log)
+        != NGX_OK)
+    {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR",
+                   "The revocation could not be stored");
+    }
+
+    b = ngx_create_temp_buf(r->pool, 128 + NGX_HTTP_LINGUAMATE_ISO_LEN);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "{\"success\":true,\"revoked\":\"%s\","
+                          "\"issuedBefore\":\"", kind);
+    b->last = ngx_http_linguamate_iso_time(b->last, ngx_time(), 0);
+    b->last = ngx_cpymem(b->last, "\"}\n", 3);
+
+    c->status = NGX_HTTP_OK;
+    ngx_http_linguamate_admin_log(r, lmcf, c);
+
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
 }
 
 
@@ -196,7 +321,9 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
                               "\"rejected\":%uA,\"evicted\":%uA}",
                               i ? "," : "", &zp[i]->name,
                               zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
-                              ? "rate_limit" : "lockout",
+                              ? "rate_limit"
+                              : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT
+                              ? "lockout" : "sessions",
                               zp[i]->shm_zone->shm.size,
                               zp[i]->sh->nodes, zp[i]->sh->rejected,
                               zp[i]->sh->evicted);
@@ -377,7 +504,7 @@ ngx_http_linguamate_admin_reply(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (c->action.len && c->action.data[0] == 's') {
+    if (c->action.len == 5 && ngx_strncmp(c->action.data, "state", 5) == 0) {
         /* "state" is logged here; the others log their own outcome */
         c->status = status;
         ngx_http_linguamate_admin_log(r,

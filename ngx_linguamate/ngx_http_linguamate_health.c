@@ -86,6 +86,24 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
     case NGX_HTTP_LINGUAMATE_EP_ADMIN:
         return ngx_http_linguamate_admin_handler(r);
 
+    case NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH:
+        return ngx_http_linguamate_auth_refresh(r);
+
+    case NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT:
+        if (r->method != NGX_HTTP_POST) {
+            if (ngx_http_linguamate_add_header(r, "Allow", 5,
+                                               (u_char *) "POST", 4)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                       "METHOD_NOT_ALLOWED", "Method not allowed", NULL);
+        }
+
+        return ngx_http_linguamate_auth_logout(r);
+
     case NGX_HTTP_LINGUAMATE_EP_NOT_FOUND:
         return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_FOUND,
                                               "NOT_FOUND",
@@ -117,6 +135,9 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_LINGUAMATE_EP_INFO:
         return ngx_http_linguamate_info(r, lmcf);
+
+    case NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION:
+        return ngx_http_linguamate_auth_session(r);
     }
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -32,6 +32,17 @@ static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
     { ngx_string("not_found"), NGX_HTTP_LINGUAMATE_EP_NOT_FOUND },
     { ngx_string("error"), NGX_HTTP_LINGUAMATE_EP_ERROR },
     { ngx_string("admin"), NGX_HTTP_LINGUAMATE_EP_ADMIN },
+    { ngx_string("auth_session"), NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION },
+    { ngx_string("auth_refresh"), NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH },
+    { ngx_string("auth_logout"), NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_linguamate_auth_modes[] = {
+    { ngx_string("off"), NGX_HTTP_LINGUAMATE_AUTH_OFF },
+    { ngx_string("on"), NGX_HTTP_LINGUAMATE_AUTH_ON },
+    { ngx_string("optional"), NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL },
     { ngx_null_string, 0 }
 };
 
@@ -111,6 +122,20 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       0,
       NULL },
 
+    { ngx_string("linguamate_session_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_linguamate_session_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, auth),
+      ngx_http_linguamate_auth_modes },
+
     { ngx_string("linguamate_endpoint"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_endpoint,
@@ -156,7 +181,11 @@ ngx_module_t  ngx_http_linguamate_module = {
 static ngx_int_t
 ngx_http_linguamate_preconfiguration(ngx_conf_t *cf)
 {
-    return ngx_http_linguamate_add_variables(cf);
+    if (ngx_http_linguamate_add_variables(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_jwt_variables(cf);
 }
 
 
@@ -171,7 +200,13 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_http_linguamate_lockout_init(cf);
+    /* ACCESS handlers run last-registered first: auth, then lockout */
+
+    if (ngx_http_linguamate_lockout_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_jwt_init(cf);
 }
 
 
@@ -240,6 +275,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->enable = NGX_CONF_UNSET;
     llcf->endpoint = NGX_CONF_UNSET_UINT;
     llcf->limit_dry_run = NGX_CONF_UNSET;
+    llcf->auth = NGX_CONF_UNSET_UINT;
 
     return llcf;
 }
@@ -253,6 +289,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+    ngx_conf_merge_uint_value(conf->auth, prev->auth,
+                              NGX_HTTP_LINGUAMATE_AUTH_OFF);
 
     /* limits are inherited only by a level that declares none, as limit_req */
 
@@ -338,6 +376,7 @@ static ngx_int_t
 ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_linguamate_random_reset();
+    ngx_http_linguamate_session_init_process();
 
     return NGX_OK;
 }

@@ -50,6 +50,9 @@
 #define NGX_HTTP_LINGUAMATE_EP_NOT_FOUND         7
 #define NGX_HTTP_LINGUAMATE_EP_ERROR             8
 #define NGX_HTTP_LINGUAMATE_EP_ADMIN             9
+#define NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION     10
+#define NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH     11
+#define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
 
 
 /*
@@ -225,6 +228,7 @@ typedef struct {
     ngx_uint_t                  secret_is_default;
 
     ngx_array_t                 zones;  /* of ngx_http_linguamate_zone_t * */
+    ngx_http_linguamate_zone_t *session_zone;
 } ngx_http_linguamate_main_conf_t;
 
 
@@ -241,6 +245,7 @@ typedef struct {
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
     ngx_flag_t                  limit_dry_run;
     ngx_http_linguamate_zone_t *lockout;
+    ngx_uint_t                  auth;
 } ngx_http_linguamate_loc_conf_t;
 
 
@@ -251,6 +256,35 @@ typedef struct {
 #define NGX_HTTP_LINGUAMATE_LIMIT_REJECTED     4
 
 
+#define NGX_HTTP_LINGUAMATE_AUTH_OFF        0
+#define NGX_HTTP_LINGUAMATE_AUTH_ON         1
+#define NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL   2
+
+/* verification outcomes, the contract's reasons */
+#define NGX_HTTP_LINGUAMATE_AUTH_OK             0
+#define NGX_HTTP_LINGUAMATE_AUTH_MISSING        1
+#define NGX_HTTP_LINGUAMATE_AUTH_MALFORMED      2
+#define NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE  3
+#define NGX_HTTP_LINGUAMATE_AUTH_EXPIRED        4
+#define NGX_HTTP_LINGUAMATE_AUTH_NOT_YET_VALID  5
+#define NGX_HTTP_LINGUAMATE_AUTH_WRONG_TYPE     6
+#define NGX_HTTP_LINGUAMATE_AUTH_REVOKED        7
+
+
+typedef struct {
+    ngx_str_t                   sub;
+    ngx_str_t                   sid;
+    ngx_str_t                   type;
+    ngx_str_t                   jti;
+    ngx_str_t                   payload;    /* the claims as JSON */
+    time_t                      exp;
+    time_t                      nbf;
+    time_t                      iat;
+    unsigned                    has_nbf:1;
+    unsigned                    has_iat:1;
+} ngx_http_linguamate_claims_t;
+
+
 typedef struct {
     ngx_str_t                   corr_id;
     ngx_str_t                   session_id;
@@ -258,6 +292,10 @@ typedef struct {
     ngx_uint_t                  limit_status;
     ngx_http_linguamate_zone_t *lockout_zone;
     ngx_str_t                   lockout_key[2];     /* ip:, email: */
+    ngx_http_linguamate_claims_t  claims;
+    void                       *claims_tree;        /* yajl_val * */
+    unsigned                    auth_done:1;
+    unsigned                    auth_ok:1;
     unsigned                    headers_done:1;
     unsigned                    limit_done:1;
     unsigned                    lockout_done:1;
@@ -346,6 +384,33 @@ void ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route);
 ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *extra);
+
+/* jwt.c */
+ngx_int_t ngx_http_linguamate_jwt_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_jwt_variables(ngx_conf_t *cf);
+ngx_uint_t ngx_http_linguamate_jwt_verify(ngx_http_request_t *r,
+    ngx_str_t *token, const char *type, ngx_http_linguamate_claims_t *claims);
+ngx_int_t ngx_http_linguamate_auth_reject(ngx_http_request_t *r,
+    ngx_uint_t reason, ngx_uint_t phase);
+ngx_int_t ngx_http_linguamate_user_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_linguamate_auth_session(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_auth_refresh(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_auth_logout(ngx_http_request_t *r);
+
+/* session.c */
+char *ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_linguamate_session_init_process(void);
+ngx_int_t ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *sub, ngx_str_t *sid, time_t iat);
+ngx_int_t ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
+    ngx_pool_t *pool, const char *kind, ngx_str_t *id, ngx_log_t *log);
+ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *sid, ngx_str_t *old, ngx_str_t *next,
+    ngx_log_t *log);
+ngx_uint_t ngx_http_linguamate_session_generation(
+    ngx_http_linguamate_zone_t *zone);
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);

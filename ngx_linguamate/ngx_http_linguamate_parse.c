@@ -374,6 +374,110 @@ ngx_http_linguamate_corr_id_valid(const unsigned char *p, size_t len)
 }
 
 
+/*
+ * A compact JWS: three base64url segments (header and payload not empty)
+ * separated by exactly two dots, at most NGX_HTTP_LINGUAMATE_JWT_MAX bytes.  dots[] receives
+ * the offsets of the two dots.
+ */
+
+int
+ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
+    size_t dots[2])
+{
+    size_t         i, n;
+    unsigned char  c;
+
+    if (len == 0 || len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (c == '.') {
+            if (n == 2) {
+                return -1;
+            }
+
+            dots[n++] = i;
+            continue;
+        }
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+            || (c >= '0' && c <= '9') || c == '-' || c == '_')
+        {
+            continue;
+        }
+
+        return -1;
+    }
+
+    /* an empty signature is syntax ("alg":"none"); the check refuses it */
+
+    if (n != 2 || dots[0] == 0 || dots[1] == dots[0] + 1) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Whether JSON text nests at most "max" arrays and objects deep; strings
+ * are skipped.  Parsers that recurse (or free recursively) are only given
+ * text that passed.
+ */
+
+int
+ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
+    unsigned max)
+{
+    size_t    i;
+    unsigned  depth, in_string;
+
+    depth = 0;
+    in_string = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (in_string) {
+            if (p[i] == '\\') {
+                i++;
+
+            } else if (p[i] == '"') {
+                in_string = 0;
+            }
+
+            continue;
+        }
+
+        switch (p[i]) {
+        case '"':
+            in_string = 1;
+            break;
+
+        case '[':
+        case '{':
+            if (++depth > max) {
+                return 0;
+            }
+            break;
+
+        case ']':
+        case '}':
+            if (depth) {
+                depth--;
+            }
+            break;
+        }
+    }
+
+    return 1;
+}
+
+
 void
 ngx_http_linguamate_uuid4(const unsigned char rnd[16],
     unsigned char out[NGX_HTTP_LINGUAMATE_UUID_LEN])

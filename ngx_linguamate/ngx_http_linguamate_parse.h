@@ -15,6 +15,7 @@
 
 #define NGX_HTTP_LINGUAMATE_CORR_ID_MAX  128
 #define NGX_HTTP_LINGUAMATE_UUID_LEN     36
+#define NGX_HTTP_LINGUAMATE_JWT_MAX      8192
 
 /* longest token lifetime accepted by the duration parser: 10 years */
 #define NGX_HTTP_LINGUAMATE_DURATION_MAX  (10LL * 366 * 86400)
@@ -39,6 +40,10 @@ int ngx_http_linguamate_dotenv_parse(const unsigned char *buf, size_t len,
     unsigned char *scratch, ngx_http_linguamate_dotenv_pt handler,
     void *data, unsigned *err_line, const char **err);
 int ngx_http_linguamate_corr_id_valid(const unsigned char *p, size_t len);
+int ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
+    size_t dots[2]);
+int ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
+    unsigned max);
 void ngx_http_linguamate_uuid4(const unsigned char rnd[16],
     unsigned char out[NGX_HTTP_LINGUAMATE_UUID_LEN]);
 

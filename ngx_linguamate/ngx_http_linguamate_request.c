@@ -74,6 +74,14 @@ static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
       ngx_http_linguamate_log_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
+    { ngx_string("linguamate_user_id"), NULL,
+      ngx_http_linguamate_user_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("linguamate_session_id"), NULL,
+      ngx_http_linguamate_user_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("linguamate_limit_status"), NULL,
       ngx_http_linguamate_limit_status_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },

@@ -92,6 +92,10 @@ ngx_http_linguamate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         zone->sh = ozone->sh;
         zone->shpool = ozone->shpool;
 
+        if (zone->init_kept) {
+            return zone->init_kept(zone, shm_zone->shm.log);
+        }
+
         return NGX_OK;
     }
 
@@ -131,6 +135,10 @@ ngx_http_linguamate_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     /* running out of room is handled (evict, then degrade), not logged */
 
     zone->shpool->log_nomem = 0;
+
+    if (zone->init_fresh) {
+        return zone->init_fresh(zone, shm_zone->shm.log);
+    }
 
     return NGX_OK;
 }

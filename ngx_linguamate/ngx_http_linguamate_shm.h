@@ -15,6 +15,7 @@
 
 #define NGX_HTTP_LINGUAMATE_ZONE_LIMIT    1
 #define NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT  2
+#define NGX_HTTP_LINGUAMATE_ZONE_SESSION  3
 
 /* at most this many entries are evicted to make room for one */
 #define NGX_HTTP_LINGUAMATE_EVICT_MAX     8
@@ -27,6 +28,7 @@ typedef struct {
     ngx_atomic_t                 rejected;      /* requests refused */
     ngx_atomic_t                 evicted;       /* live entries dropped */
     ngx_atomic_t                 nodes;
+    ngx_atomic_t                 generation;    /* bumped on every change */
     ngx_msec_t                   evict_logged;
     ngx_uint_t                   kind;
 } ngx_http_linguamate_shctx_t;
@@ -60,6 +62,13 @@ struct ngx_http_linguamate_zone_s {
     ngx_str_t                    signature;
 
     void                        *data;          /* the kind's own conf */
+
+    /* called in the master when the zone starts empty (not on reload) */
+    ngx_int_t                  (*init_fresh)(ngx_http_linguamate_zone_t *z,
+                                             ngx_log_t *log);
+    /* called in the master when a reload keeps the zone */
+    ngx_int_t                  (*init_kept)(ngx_http_linguamate_zone_t *z,
+                                            ngx_log_t *log);
 };
 
 

@@ -1,0 +1,307 @@
+# vim:set ft= ts=4 sw=4 et fdm=marker:
+#
+# JWT verification on API routes: HS256 pinned, exp/nbf/iat with leeway,
+# the token type, every malformed shape, the 401 an app can act on, the
+# claims passed to upstreams, and secret rotation.
+
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use Linguamate::Defaults;
+use Linguamate::Token;
+
+my $now = time;
+
+our %T = (
+    valid     => token(sub => 'user-1', sid => 'sess-1', claim => ['email=u1@example.com', 'role=learner']),
+    refresh   => token(sub => 'user-1', sid => 'sess-1', type => 'refresh'),
+    expired   => token(sub => 'user-1', iat => $now - 1000, exp => $now - 100),
+    skewed    => token(sub => 'user-1', iat => $now - 1000, exp => $now - 10),
+    nbf       => token(sub => 'user-1', nbf => $now + 600),
+    future    => token(sub => 'user-1', iat => $now + 600, exp => $now + 1200),
+    other     => token(sub => 'user-1', secret => $OTHER),
+    none      => token(sub => 'user-1', alg => 'none'),
+    hs512     => token(sub => 'user-1', alg => 'HS512'),
+    noexp     => token(sub => 'user-1', 'without-exp' => undef),
+    previous  => token(sub => 'user-2', secret => $OTHER),
+    rs256     => raw_token('{"alg":"RS256","typ":"JWT"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    notjson   => raw_token('{"alg":"HS256"}', 'this is not json'),
+    strexp    => raw_token('{"alg":"HS256"}', '{"sub":"u","type":"access","exp":"soon"}'),
+    nosub     => raw_token('{"alg":"HS256"}', qq({"type":"access","exp":@{[$now+600]}})),
+    deep      => raw_token('{"alg":"HS256"}', ('[' x 5000) . (']' x 5000)),
+    bigheader => raw_token('{"alg":"HS256","x":"' . ('h' x 10000) . '"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+);
+
+our $Http = <<"_EOC_";
+    linguamate_jwt_secret $SECRET;
+    linguamate_log_file logs/events.log;
+_EOC_
+
+our $Api = <<'_EOC_';
+    location = /api/me {
+        linguamate_route me;
+        linguamate_auth on;
+        proxy_set_header X-User-Id $linguamate_user_id;
+        proxy_set_header X-Session-Id $linguamate_session_id;
+        proxy_set_header X-Email $linguamate_jwt_claim_email;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo;
+    }
+    location = /echo {
+        linguamate off;
+        return 200 "user=$http_x_user_id session=$http_x_session_id email=$http_x_email\n";
+    }
+    location = /log { linguamate off; alias logs/events.log; }
+_EOC_
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a valid access token passes; user and session reach the upstream
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request
+GET /api/me
+--- more_headers eval
+"Authorization: Bearer $::T{valid}\nX-User-Id: spoofed\nX-Session-Id: spoofed"
+--- error_code: 200
+--- response_body
+user=user-1 session=sess-1 email=u1@example.com
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: no token: 401 MISSING, "Authentication required"
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request
+GET /api/me
+--- error_code: 401
+--- response_headers
+WWW-Authenticate: Bearer realm="linguamate"
+Content-Type: application/json; charset=utf-8
+--- response_body_like chomp
+^\{"error":\{"code":"UNAUTHORIZED","message":"Authentication required","timestamp":"[^"]+","requestId":"[^"]+","reason":"MISSING"\}\}$
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: each failure says why, in the body and WWW-Authenticate
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 8]
+--- more_headers eval
+[map { "Authorization: Bearer $::T{$_}" } qw(expired nbf future other refresh none hs512 rs256)]
+--- error_code eval
+[map { 401 } 1 .. 8]
+--- response_body_like eval
+[map { qr/"message":"Invalid token",.*"reason":"$_"\}\}$/ } qw(TOKEN_EXPIRED NOT_YET_VALID NOT_YET_VALID BAD_SIGNATURE WRONG_TYPE BAD_SIGNATURE BAD_SIGNATURE BAD_SIGNATURE)]
+--- response_headers eval
+[map { "WWW-Authenticate: Bearer realm=\"linguamate\", error=\"invalid_token\", error_description=\"$_\"" } qw(TOKEN_EXPIRED NOT_YET_VALID NOT_YET_VALID BAD_SIGNATURE WRONG_TYPE BAD_SIGNATURE BAD_SIGNATURE BAD_SIGNATURE)]
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: malformed tokens are MALFORMED, and never crash a worker
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 10]
+--- more_headers eval
+[map { "Authorization: $_" }
+ "Bearer a.b!.c", "Bearer onlyone.two", "Bearer a.b.c.d", "Bearer $::T{notjson}",
+ "Bearer $::T{strexp}", "Bearer $::T{noexp}", "Bearer $::T{nosub}",
+ "Basic dXNlcjpwYXNz", "Bearer", "Bearer ..."]
+--- error_code eval
+[map { 401 } 1 .. 10]
+--- response_body_like eval
+[map { qr/"reason":"MALFORMED"\}\}$/ } 1 .. 10]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 5: a 10 KB header, a 16 KB token and claims nested 5000 deep are refused
+--- http_config eval: $::Http
+--- config eval: "large_client_header_buffers 4 32k;\n" . $::Api
+--- request eval
+["GET /api/me", "GET /api/me", "GET /api/me"]
+--- more_headers eval
+["Authorization: Bearer $::T{bigheader}", "Authorization: Bearer " . ("A" x 16384) . ".b.c",
+ "Authorization: Bearer $::T{deep}"]
+--- error_code eval
+[401, 401, 401]
+--- response_body_like eval
+[qr/"reason":"MALFORMED"/, qr/"reason":"MALFORMED"/, qr/"reason":"MALFORMED"/]
+--- no_error_log
+[alert]
+
+
+
+=== TEST 6: leeway accepts a token that expired 10 s ago (default 30 s)
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request
+GET /api/me
+--- more_headers eval
+"Authorization: Bearer $::T{skewed}"
+--- error_code: 200
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: with JWT_LEEWAY_SECONDS 0 the same token is expired
+--- http_config eval: $::Http . "linguamate_jwt_leeway_seconds 0;"
+--- config eval: $::Api
+--- request
+GET /api/me
+--- more_headers eval
+"Authorization: Bearer $::T{skewed}"
+--- error_code: 401
+--- response_body_like chomp
+"reason":"TOKEN_EXPIRED"
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: JWT_SECRET_PREVIOUS still verifies during a rotation
+--- http_config eval: $::Http . "linguamate_jwt_secret_previous $Linguamate::Token::OTHER;"
+--- config eval: $::Api
+--- request eval
+["GET /api/me", "GET /api/me"]
+--- more_headers eval
+["Authorization: Bearer $::T{previous}", "Authorization: Bearer $::T{valid}"]
+--- error_code eval
+[200, 200]
+--- response_body eval
+["user=user-2 session= email=\n", "user=user-1 session=sess-1 email=u1\@example.com\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: without JWT_SECRET_PREVIOUS the old secret's tokens fail
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request
+GET /api/me
+--- more_headers eval
+"Authorization: Bearer $::T{previous}"
+--- error_code: 401
+--- response_body_like chomp
+"reason":"BAD_SIGNATURE"
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: auth_failed is logged with the reason, never the token
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+["GET /api/me", "GET /log"]
+--- more_headers eval
+["Authorization: Bearer $::T{expired}", ""]
+--- error_code eval
+[401, 200]
+--- response_body_like eval
+[qr/TOKEN_EXPIRED/, qr/"level":40,.*"evt":"auth_failed","msg":"Authentication failed","cat":"auth","reason":"TOKEN_EXPIRED","route":"me","client":"127\.0\.0\.1"/]
+--- response_body_unlike eval
+["", qr/eyJ|test-secret/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: optional auth lets anonymous and bad tokens through, with the user when valid
+--- http_config eval: $::Http
+--- config
+    location = /api/opt {
+        linguamate_auth optional;
+        proxy_set_header X-User-Id $linguamate_user_id;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo;
+    }
+    location = /echo { linguamate off; return 200 "user=$http_x_user_id\n"; }
+--- request eval
+["GET /api/opt", "GET /api/opt", "GET /api/opt"]
+--- more_headers eval
+["", "Authorization: Bearer $::T{expired}\nX-User-Id: spoofed", "Authorization: Bearer $::T{valid}"]
+--- error_code eval
+[200, 200, 200]
+--- response_body eval
+["user=\n", "user=\n", "user=user-1\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: strict mode turns optional into required for bad tokens
+--- http_config eval: $::Http . "linguamate_security_strict_mode on;"
+--- config
+    location = /api/opt {
+        linguamate_auth optional;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/echo;
+    }
+    location = /echo { linguamate off; return 200 "ok\n"; }
+--- request eval
+["GET /api/opt", "GET /api/opt"]
+--- more_headers eval
+["", "Authorization: Bearer $::T{expired}"]
+--- error_code eval
+[200, 401]
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: GET /api/auth/session returns the verified claims
+--- http_config eval: $::Http
+--- config
+    location = /api/auth/session { linguamate_auth on; linguamate_endpoint auth_session; }
+--- request
+GET /api/auth/session
+--- more_headers eval
+"Authorization: Bearer $::T{valid}"
+--- error_code: 200
+--- response_body_like chomp
+^\{"authenticated":true,"userId":"user-1","sessionId":"sess-1","expiresAt":"[0-9T:.Z-]{24}","claims":\{.*"email":"u1\@example\.com".*"sub":"user-1".*\}\}$
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: the session endpoint verifies even without linguamate_auth
+--- http_config eval: $::Http
+--- config
+    location = /api/auth/session { linguamate_endpoint auth_session; }
+--- request eval
+["GET /api/auth/session", "GET /api/auth/session"]
+--- more_headers eval
+["", "Authorization: Bearer $::T{refresh}"]
+--- error_code eval
+[401, 401]
+--- response_body_like eval
+[qr/"reason":"MISSING"/, qr/"reason":"WRONG_TYPE"/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: a cached token is still checked for expiry and type
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+["GET /api/me", "GET /api/me", "GET /api/me", "GET /api/me"]
+--- more_headers eval
+["Authorization: Bearer $::T{valid}", "Authorization: Bearer $::T{valid}", "Authorization: Bearer $::T{expired}", "Authorization: Bearer $::T{expired}"]
+--- error_code eval
+[200, 200, 401, 401]
+--- no_error_log
+[error]
