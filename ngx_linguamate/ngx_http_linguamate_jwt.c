@@ -249,7 +249,13 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
     claims->sid.data = ngx_pstrdup(r->pool, &e->claims.sid);
     claims->type.data = ngx_pstrdup(r->pool, &e->claims.type);
     claims->jti.data = ngx_pstrdup(r->pool, &e->claims.jti);
-    claims->payload.data = ngx_pstrdup(r->pool, &e->claims.payload);
+    /* the payload stays NUL-terminated: libjwt and yajl read it as such */
+
+    claims->payload.data = ngx_pnalloc(r->pool, e->claims.payload.len + 1);
+    if (claims->payload.data) {
+        *ngx_cpymem(claims->payload.data, e->claims.payload.data,
+                    e->claims.payload.len) = '\0';
+    }
 
     if ((e->claims.sub.len && claims->sub.data == NULL)
         || (e->claims.sid.len && claims->sid.data == NULL)
@@ -1193,6 +1199,8 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
     /* a new refresh token id; the session remembers it */
 
     if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                      "linguamate: getrandom() failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1219,6 +1227,9 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
     }
 
     if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "linguamate: could not record the refresh rotation "
+                      "(session zone full?)");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1231,6 +1242,8 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
                                     lmcf->jwt_refresh_expires_in.seconds,
                                     &jti, &refresh) != NGX_CONF_OK)
     {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "linguamate: could not sign the new tokens");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
