@@ -48,6 +48,8 @@ sub write_env {
     $text =~ s/^WORKER_PROCESSES=.*$/WORKER_PROCESSES=2/m;
     # the log test sends a few hundred requests to one route
     $text =~ s/^RATE_LIMIT_MAX_REQUESTS=.*$/RATE_LIMIT_MAX_REQUESTS=5000/m;
+    $text =~ s/^ADMIN_TOKEN=.*$/ADMIN_TOKEN=e2e-admin-token-e2e-admin-token-0001/m;
+    $text =~ s/^STATE_DIR=.*$/STATE_DIR=$tmp\/state/m;
     $text .= $extra // '';
     open my $out, '>', "$env_file.tmp" or die $!;
     print $out $text;
@@ -137,7 +139,23 @@ is $r->{headers}{'x-ratelimit-limit'}, 5000, 'health is under the global limit';
 is $r->{headers}{'ratelimit-policy'}, '"global";q=5000;w=60', 'its policy';
 
 $r = get('/api/admin/state');
-is $r->{status}, 403, 'no ADMIN_TOKEN: the operations API answers 403';
+is $r->{status}, 401, 'the operations API needs the admin token';
+$r = get('/api/admin/state',
+         Authorization => 'Bearer e2e-admin-token-e2e-admin-token-0001');
+is $r->{status}, 200, 'and answers with it';
+
+# --- a session, revoked through the operations API -----------------------
+
+my $token = `'$repo/scripts/jwt' sign --sub e2e-user --sid e2e-sess --iat @{[int(time) - 5]} --env '$env_file'`;
+chomp $token;
+$r = get('/api/auth/session', Authorization => "Bearer $token");
+is $r->{status}, 200, 'a token signed with the env file\'s JWT_SECRET is accepted';
+like $r->{content}, qr/"userId":"e2e-user","sessionId":"e2e-sess"/, 'its claims';
+$r = $http->post("http://127.0.0.1:$port/api/admin/sessions/e2e-sess/revoke",
+                 { headers => { Authorization => 'Bearer e2e-admin-token-e2e-admin-token-0001' } });
+is $r->{status}, 200, 'revoke the session';
+$r = get('/api/auth/session', Authorization => "Bearer $token");
+like $r->{content}, qr/"reason":"REVOKED"/, 'the token is refused';
 
 # --- one whole JSON line per request, over 2 workers -------------------
 
@@ -216,6 +234,13 @@ is $rc, 0, 'make stop succeeds' or diag $out;
 ok !-d "/proc/$master", 'the master is gone';
 ($rc) = make('status');
 isnt $rc, 0, 'make status says stopped';
+
+($rc, $out) = make('start');
+is $rc, 0, 'make start again' or diag $out;
+like get('/api/auth/session', Authorization => "Bearer $token")->{content},
+     qr/"reason":"REVOKED"/, 'the revocation survived stop/start (STATE_DIR)';
+($rc, $out) = make('stop');
+is $rc, 0, 'make stop';
 
 # --- production refuses to start without a secret ---------------------------
 
