@@ -27,6 +27,8 @@ events { worker_connections 1024; }
 http {
     linguamate_env_from_process off;
     linguamate_jwt_secret bench-secret-bench-secret-bench-secret;
+    linguamate_session_zone sessions size=1m;
+    linguamate_state_dir $dir;
     linguamate_log_file $dir/logs/app.log;
     log_format linguamate escape=none '\$linguamate_log_line';
     # one key per connection, far above what one connection can send
@@ -45,6 +47,12 @@ http {
         location = /live {
             linguamate off;
             access_log off;
+            linguamate_endpoint health_live;
+        }
+        location = /jwt {
+            linguamate off;
+            access_log off;
+            linguamate_auth on;
             linguamate_endpoint health_live;
         }
         location = /limited {
@@ -67,11 +75,14 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare health live limited"
+targets="bare health live limited jwt"
+token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
+        --secret bench-secret-bench-secret-bench-secret)
 url_bare="http://127.0.0.1:$port/bare"
 url_health="http://127.0.0.1:$port/api/health"
 url_live="http://127.0.0.1:$port/live"
 url_limited="http://127.0.0.1:$port/limited"
+url_jwt="http://127.0.0.1:$port/jwt"
 
 to_ms() {  # wrk latency "1.23ms" / "850.00us" / "1.02s" -> ms
     perl -e '$_=shift; /([\d.]+)(us|ms|s)/ or die; printf "%.3f", $2 eq "us" ? $1/1000 : $2 eq "s" ? $1*1000 : $1' "$1"
@@ -81,7 +92,9 @@ printf '%-8s %-4s %12s %10s\n' target run "requests/s" "p99 ms"
 for r in $(seq 1 "$runs"); do
     for t in $targets; do
         url_var="url_$t"
-        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${!url_var}")
+        hdr=()
+        [ "$t" = jwt ] && hdr=(-H "Authorization: Bearer $token")
+        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "${!url_var}")
         q=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
         l=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
         errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' || true)
@@ -107,4 +120,6 @@ done
 live=$(echo "${rps[live]}" | median)
 lim=$(echo "${rps[limited]}" | median)
 echo
+jwt=$(echo "${rps[jwt]}" | median)
 perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
+perl -e 'printf "JWT cost: jwt / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$live"
