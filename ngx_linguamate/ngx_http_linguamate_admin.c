@@ -323,7 +323,9 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
                               zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
                               ? "rate_limit"
                               : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT
-                              ? "lockout" : "sessions",
+                              ? "lockout"
+                              : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_SESSION
+                              ? "sessions" : "metrics",
                               zp[i]->shm_zone->shm.size,
                               zp[i]->sh->nodes, zp[i]->sh->rejected,
                               zp[i]->sh->evicted);

@@ -138,6 +138,9 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION:
         return ngx_http_linguamate_auth_session(r);
+
+    case NGX_HTTP_LINGUAMATE_EP_METRICS:
+        return ngx_http_linguamate_metrics_handler(r);
     }
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -288,15 +291,108 @@ ngx_http_linguamate_ready(ngx_http_request_t *r,
 }
 
 
+/*
+ * The memory limit of this deployment: the cgroup's when it has one,
+ * else MEMORY_LIMIT_MB, else the machine's memory.
+ */
+
+static uint64_t
+ngx_http_linguamate_memory_limit(ngx_http_linguamate_main_conf_t *lmcf,
+    const char **source)
+{
+    u_char       buf[256], *p;
+    ssize_t      n;
+    uint64_t     v;
+    ngx_fd_t     fd;
+    ngx_uint_t   i;
+    static char *cgroup[] = { "/sys/fs/cgroup/memory.max",
+                              "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                              NULL };
+
+    for (i = 0; cgroup[i]; i++) {
+        fd = ngx_open_file(cgroup[i], NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+        if (fd == NGX_INVALID_FILE) {
+            continue;
+        }
+
+        n = read(fd, buf, sizeof(buf) - 1);
+        (void) ngx_close_file(fd);
+
+        v = 0;
+        for (p = buf; n > 0 && p < buf + n && *p >= '0' && *p <= '9'; p++) {
+            v = v * 10 + (*p - '0');
+        }
+
+        /* "max", or v1's "unlimited" (close to 2^63) */
+
+        if (v && v < ((uint64_t) 1 << 60)) {
+            *source = "cgroup";
+            return v;
+        }
+    }
+
+    if (lmcf->memory_limit_mb) {
+        *source = "setting";
+        return (uint64_t) lmcf->memory_limit_mb * 1024 * 1024;
+    }
+
+    *source = "system";
+
+    fd = ngx_open_file("/proc/meminfo", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return 0;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    buf[n] = '\0';
+    p = (u_char *) ngx_strstr(buf, "MemTotal:");
+    if (p == NULL) {
+        return 0;
+    }
+
+    for (p += 9; *p == ' '; p++) { /* void */ }
+
+    for (v = 0; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (*p - '0');
+    }
+
+    return v * 1024;
+}
+
+
+static const char *
+ngx_http_linguamate_worst(const char *a, const char *b)
+{
+    if (a[0] == 'u' || b[0] == 'u') {
+        return "unhealthy";
+    }
+
+    if (a[0] == 'd' || b[0] == 'd') {
+        return "degraded";
+    }
+
+    return "healthy";
+}
+
+
 static ngx_int_t
 ngx_http_linguamate_health(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed)
 {
-    size_t       len;
-    ngx_buf_t   *b;
-    ngx_time_t  *tp;
-    ngx_uint_t   status;
-    const char  *overall, *env_status, *reason;
+    size_t                        len;
+    uint64_t                      rss, limit, pct, zpct, used;
+    ngx_buf_t                    *b;
+    ngx_time_t                   *tp;
+    ngx_uint_t                    status, i;
+    const char                   *overall, *env_status, *reason, *source;
+    const char                   *mem_status, *shm_status;
+    ngx_http_linguamate_zone_t  **zp;
 
     tp = ngx_timeofday();
 
@@ -306,7 +402,14 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
           + lmcf->env_name.len + lmcf->git_commit_sha.len;
 
     if (detailed) {
-        len += 512 + NGX_INT_T_LEN * 2 + lmcf->not_ready.len * 6;
+        len += 1024 + NGX_INT_T_LEN * 8 + lmcf->not_ready.len * 6
+               + lmcf->zones.nelts * (256 + 5 * NGX_INT64_LEN);
+
+        zp = lmcf->zones.elts;
+
+        for (i = 0; i < lmcf->zones.nelts; i++) {
+            len += zp[i]->name.len;
+        }
     }
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -315,6 +418,14 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     }
 
     status = NGX_HTTP_OK;
+    env_status = "healthy";
+    mem_status = "healthy";
+    shm_status = "healthy";
+    reason = NULL;
+    rss = 0;
+    limit = 0;
+    pct = 0;
+    source = "system";
 
     if (!detailed) {
         overall = "ok";
@@ -332,12 +443,38 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
 
         } else if (lmcf->warnings.nelts) {
             env_status = "degraded";
-
-        } else {
-            env_status = "healthy";
         }
 
-        overall = env_status;
+        /* memory: every nginx process against the limit */
+
+        (void) ngx_http_linguamate_process_memory(&rss);
+        limit = ngx_http_linguamate_memory_limit(lmcf, &source);
+        pct = limit ? rss * 100 / limit : 0;
+
+        if (pct > 90) {
+            mem_status = "unhealthy";
+
+        } else if (pct > 75) {
+            mem_status = "degraded";
+        }
+
+        /* shared memory: a zone that is full evicts; say so */
+
+        zp = lmcf->zones.elts;
+
+        for (i = 0; i < lmcf->zones.nelts; i++) {
+            used = zp[i]->shm_zone->shm.size
+                   - zp[i]->shpool->pfree * ngx_pagesize;
+
+            if (used * 100 / zp[i]->shm_zone->shm.size >= 95
+                && zp[i]->sh->evicted)
+            {
+                shm_status = "degraded";
+            }
+        }
+
+        overall = ngx_http_linguamate_worst(env_status,
+                      ngx_http_linguamate_worst(mem_status, shm_status));
 
         if (reason && !lmcf->not_ready.len) {
             overall = "unhealthy";
@@ -357,7 +494,35 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
                           &lmcf->git_commit_sha);
 
     if (detailed) {
-        b->last = ngx_sprintf(b->last, ",\"checks\":{\"environment\":{"
+        b->last = ngx_sprintf(b->last, ",\"checks\":{\"memory\":{"
+                              "\"status\":\"%s\",\"details\":{"
+                              "\"rssMB\":%uL.%uL,\"limitMB\":%uL,"
+                              "\"usedPercent\":%uL,\"limitSource\":\"%s\","
+                              "\"degradedAbovePercent\":75,"
+                              "\"unhealthyAbovePercent\":90}},"
+                              "\"sharedMemory\":{\"status\":\"%s\","
+                              "\"details\":{\"zones\":{",
+                              mem_status, rss / (1024 * 1024),
+                              (rss % (1024 * 1024)) * 10 / (1024 * 1024),
+                              limit / (1024 * 1024), pct, source,
+                              shm_status);
+
+        zp = lmcf->zones.elts;
+
+        for (i = 0; i < lmcf->zones.nelts; i++) {
+            used = zp[i]->shm_zone->shm.size
+                   - zp[i]->shpool->pfree * ngx_pagesize;
+            zpct = used * 100 / zp[i]->shm_zone->shm.size;
+
+            b->last = ngx_sprintf(b->last, "%s\"%V\":{\"sizeBytes\":%uz,"
+                                  "\"usedBytes\":%uL,\"usedPercent\":%uL,"
+                                  "\"entries\":%uA,\"evicted\":%uA}",
+                                  i ? "," : "", &zp[i]->name,
+                                  zp[i]->shm_zone->shm.size, used, zpct,
+                                  zp[i]->sh->nodes, zp[i]->sh->evicted);
+        }
+
+        b->last = ngx_sprintf(b->last, "}}},\"environment\":{"
                               "\"status\":\"%s\",\"details\":{"
                               "\"nodeEnv\":\"%V\",\"jwtSecret\":\"%s\","
                               "\"warnings\":%ui,\"ready\":%s",

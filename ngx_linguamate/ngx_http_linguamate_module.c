@@ -35,6 +35,7 @@ static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
     { ngx_string("auth_session"), NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION },
     { ngx_string("auth_refresh"), NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH },
     { ngx_string("auth_logout"), NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT },
+    { ngx_string("metrics"), NGX_HTTP_LINGUAMATE_EP_METRICS },
     { ngx_null_string, 0 }
 };
 
@@ -82,9 +83,9 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
 
     { ngx_string("linguamate_route"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_http_linguamate_set_route,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_linguamate_loc_conf_t, route),
+      0,
       NULL },
 
     { ngx_string("linguamate_limit_zone"),
@@ -206,7 +207,11 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_http_linguamate_jwt_init(cf);
+    if (ngx_http_linguamate_jwt_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_metrics_postconf(cf);
 }
 
 
@@ -243,6 +248,12 @@ ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&lmcf->routes, cf->pool, 16, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return lmcf;
 }
 
@@ -250,7 +261,73 @@ ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
 static char *
 ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
 {
-    return ngx_http_linguamate_resolve_settings(cf, conf);
+    char  *rv;
+
+    rv = ngx_http_linguamate_resolve_settings(cf, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (ngx_http_linguamate_metrics_init(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* linguamate_route NAME: a bounded label for metrics, keys and logs */
+
+char *
+ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_linguamate_loc_conf_t *llcf = conf;
+
+    ngx_str_t                        *value, *name;
+    ngx_uint_t                        i;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    if (llcf->route.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0 || value[1].len >= 64) {
+        return "must be 1 to 63 characters";
+    }
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!isalnum(value[1].data[i]) && value[1].data[i] != '_'
+            && value[1].data[i] != '-' && value[1].data[i] != '.')
+        {
+            return "must be made of letters, digits, \"_\", \"-\" and \".\"";
+        }
+    }
+
+    llcf->route = value[1];
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
+    name = lmcf->routes.elts;
+
+    for (i = 0; i < lmcf->routes.nelts; i++) {
+        if (name[i].len == value[1].len
+            && ngx_strncmp(name[i].data, value[1].data, value[1].len) == 0)
+        {
+            llcf->route_index = i + 1;
+            return NGX_CONF_OK;
+        }
+    }
+
+    name = ngx_array_push(&lmcf->routes);
+    if (name == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *name = value[1];
+    llcf->route_index = lmcf->routes.nelts;
+
+    return NGX_CONF_OK;
 }
 
 

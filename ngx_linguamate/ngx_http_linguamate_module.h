@@ -53,6 +53,7 @@
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION     10
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH     11
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
+#define NGX_HTTP_LINGUAMATE_EP_METRICS          13
 
 
 /*
@@ -120,6 +121,8 @@
     X(ADMIN_ALLOWLIST, admin_allowlist, CIDRS, "127.0.0.0/8,::1/128",        \
       admin_allowlist, 0, 0)                                                 \
     X(GIT_COMMIT_SHA, git_commit_sha, TEXT, "unknown", git_commit_sha, 0, 0) \
+    X(MEMORY_LIMIT_MB, memory_limit_mb, UINT, "0", memory_limit_mb, 0,      \
+      16777216)                                                              \
     X(STATE_DIR, state_dir, PATH, ".run/state", state_dir, 0, 0)
 
 
@@ -211,6 +214,7 @@ typedef struct {
     ngx_str_t                   admin_token;
     ngx_array_t                *admin_allowlist;    /* of ngx_cidr_t */
     ngx_str_t                   git_commit_sha;
+    ngx_uint_t                  memory_limit_mb;
     ngx_str_t                   state_dir;
 
     /* where each came from */
@@ -229,6 +233,8 @@ typedef struct {
 
     ngx_array_t                 zones;  /* of ngx_http_linguamate_zone_t * */
     ngx_http_linguamate_zone_t *session_zone;
+    ngx_http_linguamate_zone_t *metrics_zone;
+    ngx_array_t                 routes;     /* of ngx_str_t; index + 1 */
 } ngx_http_linguamate_main_conf_t;
 
 
@@ -242,6 +248,7 @@ typedef struct {
     ngx_flag_t                  enable;
     ngx_uint_t                  endpoint;
     ngx_str_t                   route;
+    ngx_uint_t                  route_index;    /* 0: "other" */
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
     ngx_flag_t                  limit_dry_run;
     ngx_http_linguamate_zone_t *lockout;
@@ -290,6 +297,7 @@ typedef struct {
     ngx_str_t                   session_id;
     u_char                      corr_buf[NGX_HTTP_LINGUAMATE_UUID_LEN];
     ngx_uint_t                  limit_status;
+    ngx_uint_t                  route_index;
     ngx_http_linguamate_zone_t *lockout_zone;
     ngx_str_t                   lockout_key[2];     /* ip:, email: */
     ngx_http_linguamate_claims_t  claims;
@@ -411,6 +419,16 @@ ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
     ngx_log_t *log);
 ngx_uint_t ngx_http_linguamate_session_generation(
     ngx_http_linguamate_zone_t *zone);
+
+/* metrics.c */
+ngx_int_t ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
+ngx_int_t ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_metrics_handler(ngx_http_request_t *r);
+void ngx_http_linguamate_metrics_auth_failure(ngx_uint_t reason);
+ngx_int_t ngx_http_linguamate_process_memory(uint64_t *rss);
+char *ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);

@@ -16,6 +16,7 @@
 #define NGX_HTTP_LINGUAMATE_ZONE_LIMIT    1
 #define NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT  2
 #define NGX_HTTP_LINGUAMATE_ZONE_SESSION  3
+#define NGX_HTTP_LINGUAMATE_ZONE_METRICS  4
 
 /* at most this many entries are evicted to make room for one */
 #define NGX_HTTP_LINGUAMATE_EVICT_MAX     8
@@ -31,6 +32,7 @@ typedef struct {
     ngx_atomic_t                 generation;    /* bumped on every change */
     ngx_msec_t                   evict_logged;
     ngx_uint_t                   kind;
+    void                        *data;          /* the kind's own state */
 } ngx_http_linguamate_shctx_t;
 
 

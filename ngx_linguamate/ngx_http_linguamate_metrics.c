@@ -1,0 +1,751 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Prometheus metrics.  Counting happens in the LOG phase with atomic
+ * adds on counters in a shared zone (no mutex on the request path), so
+ * one scrape of any worker sees the sum of all of them.  Series are
+ * bounded by the configuration: a route is a configured name
+ * (linguamate_route), everything else is "other"; statuses and methods
+ * map onto fixed lists.  The zone keeps its counters across reloads; a
+ * route keeps its slot by name.
+ */
+
+
+#include <nginx.h>
+#include <dirent.h>
+
+#include "ngx_http_linguamate_module.h"
+
+
+#define NGX_HTTP_LINGUAMATE_ROUTES_MAX     256
+#define NGX_HTTP_LINGUAMATE_ROUTE_LEN      64
+#define NGX_HTTP_LINGUAMATE_METHODS        8
+#define NGX_HTTP_LINGUAMATE_STATUSES       32
+#define NGX_HTTP_LINGUAMATE_BUCKETS        15
+#define NGX_HTTP_LINGUAMATE_REASONS        8
+#define NGX_HTTP_LINGUAMATE_METRICS_SIZE   (2 * 1024 * 1024)
+
+
+typedef struct {
+    u_char        names[NGX_HTTP_LINGUAMATE_ROUTES_MAX]
+                       [NGX_HTTP_LINGUAMATE_ROUTE_LEN];
+    ngx_uint_t    nroutes;
+    ngx_atomic_t  requests[NGX_HTTP_LINGUAMATE_ROUTES_MAX]
+                          [NGX_HTTP_LINGUAMATE_METHODS]
+                          [NGX_HTTP_LINGUAMATE_STATUSES];
+    ngx_atomic_t  buckets[NGX_HTTP_LINGUAMATE_ROUTES_MAX]
+                         [NGX_HTTP_LINGUAMATE_BUCKETS];
+    ngx_atomic_t  sum_us[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
+    ngx_atomic_t  count[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
+    ngx_atomic_t  auth_failures[NGX_HTTP_LINGUAMATE_REASONS];
+} ngx_http_linguamate_metrics_t;
+
+
+typedef struct {
+    ngx_http_linguamate_main_conf_t  *lmcf;
+    ngx_http_linguamate_metrics_t    *m;
+    ngx_uint_t                       *slot;     /* config index -> slot */
+} ngx_http_linguamate_metrics_zone_t;
+
+
+static ngx_int_t ngx_http_linguamate_metrics_fresh(
+    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_metrics_kept(
+    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_metrics_map(
+    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_metrics_log(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_linguamate_method_index(ngx_http_request_t *r);
+static void ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks);
+
+
+/* 5 ms to 10 s: a 200 ms p95 target falls between 150, 200 and 250 ms */
+static ngx_msec_t  ngx_http_linguamate_bucket_ms[] = {
+    5, 10, 25, 50, 100, 150, 200, 250, 300, 500, 1000, 2500, 5000, 10000
+};
+
+static const char  *ngx_http_linguamate_bucket_le[] = {
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.15", "0.2", "0.25", "0.3",
+    "0.5", "1", "2.5", "5", "10", "+Inf"
+};
+
+static ngx_str_t  ngx_http_linguamate_methods[] = {
+    ngx_string("GET"), ngx_string("HEAD"), ngx_string("POST"),
+    ngx_string("PUT"), ngx_string("PATCH"), ngx_string("DELETE"),
+    ngx_string("OPTIONS"), ngx_string("OTHER")
+};
+
+/* the statuses with a series of their own; others count as their class */
+static ngx_uint_t  ngx_http_linguamate_statuses[] = {
+    200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 408,
+    409, 413, 414, 415, 422, 429, 444, 499, 500, 502, 503, 504,
+    1, 2, 3, 4, 5, 0
+};
+
+static const char  *ngx_http_linguamate_reason_names[] = {
+    "OK", "MISSING", "MALFORMED", "BAD_SIGNATURE", "TOKEN_EXPIRED",
+    "NOT_YET_VALID", "WRONG_TYPE", "REVOKED"
+};
+
+static u_char  ngx_http_linguamate_status_index[600];
+static ngx_http_linguamate_zone_t  *ngx_http_linguamate_metrics_zone;
+
+
+/* create the metrics zone; called once per configuration */
+
+ngx_int_t
+ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_uint_t                           i, code;
+    ngx_str_t                            name, sig;
+    ngx_http_linguamate_zone_t          *zone, **zp;
+    ngx_http_linguamate_metrics_zone_t  *mz;
+
+    for (i = 0; i < 600; i++) {
+        ngx_http_linguamate_status_index[i] = NGX_HTTP_LINGUAMATE_STATUSES - 1;
+    }
+
+    for (i = 0; ngx_http_linguamate_statuses[i]; i++) {
+        code = ngx_http_linguamate_statuses[i];
+
+        if (code < 10) {
+            continue;
+        }
+
+        ngx_http_linguamate_status_index[code] = (u_char) i;
+    }
+
+    for (code = 100; code < 600; code++) {
+        if (ngx_http_linguamate_status_index[code]
+            == NGX_HTTP_LINGUAMATE_STATUSES - 1)
+        {
+            /* its class: 1xx .. 5xx are entries 26 .. 30 */
+            ngx_http_linguamate_status_index[code] = (u_char) (26 + code / 100
+                                                                - 1);
+        }
+    }
+
+    mz = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_metrics_zone_t));
+    if (mz == NULL) {
+        return NGX_ERROR;
+    }
+
+    mz->lmcf = lmcf;
+
+    /* the routes are all known: the http block has been parsed */
+
+    mz->slot = ngx_pcalloc(cf->pool,
+                           (lmcf->routes.nelts + 1) * sizeof(ngx_uint_t));
+    if (mz->slot == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&name, "linguamate_metrics");
+    ngx_str_set(&sig, "the metrics zone");
+
+    zone = ngx_http_linguamate_zone_add(cf, &name,
+                                        NGX_HTTP_LINGUAMATE_METRICS_SIZE,
+                                        NGX_HTTP_LINGUAMATE_ZONE_METRICS,
+                                        &sig);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->data = mz;
+    zone->init_fresh = ngx_http_linguamate_metrics_fresh;
+    zone->init_kept = ngx_http_linguamate_metrics_kept;
+
+    zp = ngx_array_push(&lmcf->zones);
+    if (zp == NULL) {
+        return NGX_ERROR;
+    }
+
+    *zp = zone;
+    lmcf->metrics_zone = zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_metrics_fresh(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_http_linguamate_metrics_t  *m;
+
+    m = ngx_slab_alloc(zone->shpool, sizeof(ngx_http_linguamate_metrics_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(m, sizeof(ngx_http_linguamate_metrics_t));
+
+    /* slot 0 is "other" */
+
+    ngx_memcpy(m->names[0], "other", sizeof("other"));
+    m->nroutes = 1;
+
+    zone->sh->data = m;
+
+    return ngx_http_linguamate_metrics_map(zone, log);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_metrics_kept(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    return ngx_http_linguamate_metrics_map(zone, log);
+}
+
+
+/* give each configured route its slot, the same one as before a reload */
+
+static ngx_int_t
+ngx_http_linguamate_metrics_map(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_str_t                           *routes;
+    ngx_uint_t                           i, j;
+    ngx_http_linguamate_metrics_t       *m;
+    ngx_http_linguamate_metrics_zone_t  *mz;
+
+    mz = zone->data;
+    m = zone->sh->data;
+    mz->m = m;
+
+    routes = mz->lmcf->routes.elts;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < mz->lmcf->routes.nelts; i++) {
+
+        for (j = 0; j < m->nroutes; j++) {
+            if (ngx_strlen(m->names[j]) == routes[i].len
+                && ngx_strncmp(m->names[j], routes[i].data, routes[i].len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == m->nroutes) {
+            if (m->nroutes == NGX_HTTP_LINGUAMATE_ROUTES_MAX) {
+                ngx_log_error(NGX_LOG_WARN, log, 0,
+                              "linguamate: more than %d routes; \"%V\" is "
+                              "counted as \"other\"",
+                              NGX_HTTP_LINGUAMATE_ROUTES_MAX, &routes[i]);
+                j = 0;
+
+            } else {
+                ngx_memcpy(m->names[j], routes[i].data, routes[i].len);
+                m->names[j][routes[i].len] = '\0';
+                m->nroutes++;
+            }
+        }
+
+        mz->slot[i + 1] = j;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_http_linguamate_metrics_zone = zone;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_linguamate_metrics_log;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_method_index(ngx_http_request_t *r)
+{
+    switch (r->method) {
+    case NGX_HTTP_GET: return 0;
+    case NGX_HTTP_HEAD: return 1;
+    case NGX_HTTP_POST: return 2;
+    case NGX_HTTP_PUT: return 3;
+    case NGX_HTTP_PATCH: return 4;
+    case NGX_HTTP_DELETE: return 5;
+    case NGX_HTTP_OPTIONS: return 6;
+    default: return 7;
+    }
+}
+
+
+/* the request path: four atomic adds, no lock, no allocation */
+
+static ngx_int_t
+ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
+{
+    ngx_uint_t                           slot, status, b;
+    ngx_msec_int_t                       ms;
+    ngx_time_t                          *tp;
+    ngx_http_linguamate_ctx_t           *ctx;
+    ngx_http_linguamate_metrics_t       *m;
+    ngx_http_linguamate_loc_conf_t      *llcf;
+    ngx_http_linguamate_metrics_zone_t  *mz;
+
+    if (r != r->main || ngx_http_linguamate_metrics_zone == NULL) {
+        return NGX_OK;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (!llcf->enable) {
+        return NGX_OK;
+    }
+
+    mz = ngx_http_linguamate_metrics_zone->data;
+    m = mz->m;
+
+    /* the route the request first matched, kept across error pages */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+    slot = mz->slot[(ctx && ctx->route_index) ? ctx->route_index
+                                              : llcf->route_index];
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+    if (r->connection->error && status < 400) {
+        status = 499;
+    }
+
+    status = (status >= 100 && status < 600)
+             ? ngx_http_linguamate_status_index[status]
+             : NGX_HTTP_LINGUAMATE_STATUSES - 1;
+
+    tp = ngx_timeofday();
+    ms = (tp->sec - r->start_sec) * 1000 + (tp->msec - r->start_msec);
+    if (ms < 0) {
+        ms = 0;
+    }
+
+    for (b = 0; b < NGX_HTTP_LINGUAMATE_BUCKETS - 1; b++) {
+        if ((ngx_msec_t) ms <= ngx_http_linguamate_bucket_ms[b]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(
+               &m->requests[slot][ngx_http_linguamate_method_index(r)][status],
+               1);
+    (void) ngx_atomic_fetch_add(&m->buckets[slot][b], 1);
+    (void) ngx_atomic_fetch_add(&m->sum_us[slot], (ngx_atomic_int_t) ms * 1000);
+    (void) ngx_atomic_fetch_add(&m->count[slot], 1);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_linguamate_metrics_auth_failure(ngx_uint_t reason)
+{
+    ngx_http_linguamate_metrics_zone_t  *mz;
+
+    if (ngx_http_linguamate_metrics_zone == NULL
+        || reason >= NGX_HTTP_LINGUAMATE_REASONS)
+    {
+        return;
+    }
+
+    mz = ngx_http_linguamate_metrics_zone->data;
+    (void) ngx_atomic_fetch_add(&mz->m->auth_failures[reason], 1);
+}
+
+
+/* RSS and CPU of the master and all its children, from /proc */
+
+static void
+ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks)
+{
+    u_char         buf[1024], *p, *last;
+    DIR           *dir;
+    ssize_t        n;
+    ngx_fd_t       fd;
+    ngx_pid_t      master, pid, ppid;
+    ngx_uint_t     field;
+    uint64_t       v[3];
+    struct dirent *de;
+    char           path[64];
+
+    *rss = 0;
+    *ticks = 0;
+
+    master = (ngx_process == NGX_PROCESS_WORKER) ? getppid() : ngx_pid;
+
+    dir = opendir("/proc");
+    if (dir == NULL) {
+        return;
+    }
+
+    while ((de = readdir(dir)) != NULL) {
+
+        if (de->d_name[0] < '1' || de->d_name[0] > '9') {
+            continue;
+        }
+
+        pid = atoi(de->d_name);
+
+        (void) ngx_snprintf((u_char *) path, sizeof(path), "/proc/%P/stat%Z",
+                            pid);
+
+        fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+        if (fd == NGX_INVALID_FILE) {
+            continue;
+        }
+
+        n = read(fd, buf, sizeof(buf) - 1);
+        (void) ngx_close_file(fd);
+
+        if (n <= 0) {
+            continue;
+        }
+
+        last = buf + n;
+        p = last;
+
+        while (p > buf && p[-1] != ')') {
+            p--;
+        }
+
+        /* fields after "comm": 3 state, 4 ppid, 14 utime, 15 stime, 24 rss */
+
+        ppid = 0;
+        v[0] = v[1] = v[2] = 0;
+
+        for (field = 2; p < last; p++) {
+            if (*p == ' ') {
+                field++;
+                continue;
+            }
+
+            if (*p < '0' || *p > '9') {
+                continue;
+            }
+
+            if (field == 4) {
+                ppid = ppid * 10 + (*p - '0');
+
+            } else if (field == 14) {
+                v[0] = v[0] * 10 + (*p - '0');
+
+            } else if (field == 15) {
+                v[1] = v[1] * 10 + (*p - '0');
+
+            } else if (field == 24) {
+                v[2] = v[2] * 10 + (*p - '0');
+
+            } else if (field > 24) {
+                break;
+            }
+        }
+
+        if (pid != master && ppid != master) {
+            continue;
+        }
+
+        *ticks += v[0] + v[1];
+        *rss += v[2] * ngx_pagesize;
+    }
+
+    closedir(dir);
+}
+
+
+ngx_int_t
+ngx_http_linguamate_process_memory(uint64_t *rss)
+{
+    uint64_t  ticks;
+
+    ngx_http_linguamate_proc_totals(rss, &ticks);
+
+    return NGX_OK;
+}
+
+
+/* GET /api/metrics: Prometheus text exposition 0.0.4 */
+
+ngx_int_t
+ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                              *p;
+    size_t                               len;
+    long                                 hz;
+    ngx_int_t                            rc;
+    uint64_t                             rss, ticks, cum;
+    ngx_buf_t                           *b;
+    ngx_uint_t                           i, j, k, s, series;
+    ngx_atomic_uint_t                    v;
+    ngx_chain_t                          out;
+    ngx_slab_pool_t                     *shpool;
+    ngx_http_linguamate_zone_t         **zp;
+    ngx_http_linguamate_metrics_t       *m;
+    ngx_http_linguamate_main_conf_t     *lmcf;
+    ngx_http_linguamate_metrics_zone_t  *mz;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (ngx_http_linguamate_metrics_zone == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    mz = ngx_http_linguamate_metrics_zone->data;
+    m = mz->m;
+
+    /* size: count the series first, then a bound per line */
+
+    series = 64 + 8 * lmcf->zones.nelts;
+
+    for (i = 0; i < m->nroutes; i++) {
+        if (m->count[i] == 0) {
+            continue;
+        }
+
+        series += NGX_HTTP_LINGUAMATE_BUCKETS + 2;
+
+        for (j = 0; j < NGX_HTTP_LINGUAMATE_METHODS; j++) {
+            for (k = 0; k < NGX_HTTP_LINGUAMATE_STATUSES; k++) {
+                if (m->requests[i][j][k]) {
+                    series++;
+                }
+            }
+        }
+    }
+
+    /* counters keep growing while we render: leave room for new series */
+
+    len = 4096 + (series + 64) * (160 + NGX_HTTP_LINGUAMATE_ROUTE_LEN)
+          + lmcf->env_name.len + lmcf->git_commit_sha.len;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+
+#define LM_ROOM(n)  ((size_t) (b->end - p) > (n))
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_http_requests_total HTTP requests by route, "
+        "method and status.\n"
+        "# TYPE linguamate_http_requests_total counter\n");
+
+    for (i = 0; i < m->nroutes; i++) {
+        for (j = 0; j < NGX_HTTP_LINGUAMATE_METHODS; j++) {
+            for (k = 0; k < NGX_HTTP_LINGUAMATE_STATUSES - 1; k++) {
+                v = m->requests[i][j][k];
+
+                if (v == 0 || !LM_ROOM(256)) {
+                    continue;
+                }
+
+                s = ngx_http_linguamate_statuses[k];
+
+                p = ngx_sprintf(p, "linguamate_http_requests_total{route=\"%s\","
+                                "method=\"%V\",status=\"", m->names[i],
+                                &ngx_http_linguamate_methods[j]);
+
+                if (s < 10) {
+                    p = ngx_sprintf(p, "%uixx", s);
+                } else {
+                    p = ngx_sprintf(p, "%ui", s);
+                }
+
+                p = ngx_sprintf(p, "\"} %uA\n", v);
+            }
+        }
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_http_request_duration_seconds Request duration "
+        "by route.\n"
+        "# TYPE linguamate_http_request_duration_seconds histogram\n");
+
+    for (i = 0; i < m->nroutes; i++) {
+        if (m->count[i] == 0 || !LM_ROOM(4096)) {
+            continue;
+        }
+
+        cum = 0;
+
+        for (j = 0; j < NGX_HTTP_LINGUAMATE_BUCKETS; j++) {
+            cum += m->buckets[i][j];
+
+            p = ngx_sprintf(p, "linguamate_http_request_duration_seconds_"
+                            "bucket{route=\"%s\",le=\"%s\"} %uL\n",
+                            m->names[i], ngx_http_linguamate_bucket_le[j],
+                            cum);
+        }
+
+        v = m->sum_us[i];
+
+        p = ngx_sprintf(p, "linguamate_http_request_duration_seconds_sum"
+                        "{route=\"%s\"} %uA.%06uA\n"
+                        "linguamate_http_request_duration_seconds_count"
+                        "{route=\"%s\"} %uL\n",
+                        m->names[i], v / 1000000, v % 1000000,
+                        m->names[i], cum);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_rate_limit_rejected_total Requests refused by a "
+        "rate limit or a lockout, by zone.\n"
+        "# TYPE linguamate_rate_limit_rejected_total counter\n");
+
+    zp = lmcf->zones.elts;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if ((zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
+             || zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT)
+            && LM_ROOM(256))
+        {
+            p = ngx_sprintf(p, "linguamate_rate_limit_rejected_total"
+                            "{zone=\"%V\"} %uA\n", &zp[i]->name,
+                            zp[i]->sh->rejected);
+        }
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_auth_failures_total Refused tokens by reason.\n"
+        "# TYPE linguamate_auth_failures_total counter\n");
+
+    for (i = 1; i < NGX_HTTP_LINGUAMATE_REASONS; i++) {
+        p = ngx_sprintf(p, "linguamate_auth_failures_total{reason=\"%s\"} "
+                        "%uA\n", ngx_http_linguamate_reason_names[i],
+                        m->auth_failures[i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_shm_zone_bytes Shared memory zones: size and "
+        "pages in use.\n"
+        "# TYPE linguamate_shm_zone_bytes gauge\n");
+
+    for (i = 0; i < lmcf->zones.nelts && LM_ROOM(512); i++) {
+        shpool = zp[i]->shpool;
+
+        p = ngx_sprintf(p, "linguamate_shm_zone_bytes{zone=\"%V\","
+                        "kind=\"size\"} %uz\n"
+                        "linguamate_shm_zone_bytes{zone=\"%V\","
+                        "kind=\"used\"} %uz\n",
+                        &zp[i]->name, zp[i]->shm_zone->shm.size,
+                        &zp[i]->name,
+                        zp[i]->shm_zone->shm.size
+                        - shpool->pfree * ngx_pagesize);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_shm_zone_entries Entries held by each zone.\n"
+        "# TYPE linguamate_shm_zone_entries gauge\n");
+
+    for (i = 0; i < lmcf->zones.nelts && LM_ROOM(256); i++) {
+        p = ngx_sprintf(p, "linguamate_shm_zone_entries{zone=\"%V\"} %uA\n",
+                        &zp[i]->name, zp[i]->sh->nodes);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_shm_zone_evicted_total Live entries evicted "
+        "because a zone was full.\n"
+        "# TYPE linguamate_shm_zone_evicted_total counter\n");
+
+    for (i = 0; i < lmcf->zones.nelts && LM_ROOM(256); i++) {
+        p = ngx_sprintf(p, "linguamate_shm_zone_evicted_total{zone=\"%V\"} "
+                        "%uA\n", &zp[i]->name, zp[i]->sh->evicted);
+    }
+
+#if (NGX_STAT_STUB)
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_connections Client connections by state.\n"
+        "# TYPE linguamate_connections gauge\n"
+        "linguamate_connections{state=\"active\"} %uA\n"
+        "linguamate_connections{state=\"reading\"} %uA\n"
+        "linguamate_connections{state=\"writing\"} %uA\n"
+        "linguamate_connections{state=\"waiting\"} %uA\n"
+        "# HELP linguamate_connections_accepted_total Accepted client "
+        "connections.\n"
+        "# TYPE linguamate_connections_accepted_total counter\n"
+        "linguamate_connections_accepted_total %uA\n"
+        "# HELP linguamate_connections_handled_total Handled client "
+        "connections.\n"
+        "# TYPE linguamate_connections_handled_total counter\n"
+        "linguamate_connections_handled_total %uA\n",
+        *ngx_stat_active, *ngx_stat_reading, *ngx_stat_writing,
+        *ngx_stat_waiting, *ngx_stat_accepted, *ngx_stat_handled);
+
+#endif
+
+    ngx_http_linguamate_proc_totals(&rss, &ticks);
+
+    hz = sysconf(_SC_CLK_TCK);
+    if (hz <= 0) {
+        hz = 100;
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP process_resident_memory_bytes Resident memory of the nginx "
+        "master and all its workers.\n"
+        "# TYPE process_resident_memory_bytes gauge\n"
+        "process_resident_memory_bytes %uL\n"
+        "# HELP process_cpu_seconds_total CPU time of the nginx master and "
+        "all its workers.\n"
+        "# TYPE process_cpu_seconds_total counter\n"
+        "process_cpu_seconds_total %uL.%02uL\n"
+        "# HELP process_start_time_seconds Start of the nginx master.\n"
+        "# TYPE process_start_time_seconds gauge\n"
+        "process_start_time_seconds %M.%03M\n"
+        "# HELP linguamate_build_info The module's version, NODE_ENV and "
+        "nginx's version.\n"
+        "# TYPE linguamate_build_info gauge\n"
+        "linguamate_build_info{version=\"" NGX_HTTP_LINGUAMATE_VERSION "\","
+        "env=\"%V\",nginx=\"" NGINX_VERSION "\",commit=\"%V\"} 1\n",
+        rss, ticks / hz, (ticks % hz) * 100 / hz,
+        lmcf->master_start / 1000, lmcf->master_start % 1000,
+        &lmcf->env_name, &lmcf->git_commit_sha);
+
+#undef LM_ROOM
+
+    b->last = p;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
