@@ -296,7 +296,7 @@ ngx_http_linguamate_ready(ngx_http_request_t *r,
  * else MEMORY_LIMIT_MB, else the machine's memory.
  */
 
-static uint64_t
+uint64_t
 ngx_http_linguamate_memory_limit(ngx_http_linguamate_main_conf_t *lmcf,
     const char **source)
 {

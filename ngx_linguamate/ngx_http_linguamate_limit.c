@@ -378,25 +378,13 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
-    if (!llcf->enable
-        && (llcf->limits == NULL || llcf->limits->nelts == 0))
-    {
+    if (llcf->limits == NULL || llcf->limits->nelts == 0) {
         return NGX_DECLINED;
     }
 
     ctx = ngx_http_linguamate_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the route the request first matched: error pages keep counting it */
-
-    if (ctx->route_index == 0) {
-        ctx->route_index = llcf->route_index;
-    }
-
-    if (llcf->limits == NULL || llcf->limits->nelts == 0) {
-        return NGX_DECLINED;
     }
 
     /* once per request, whatever internal redirects follow */

@@ -55,6 +55,7 @@ static ngx_int_t ngx_http_linguamate_metrics_kept(
 static ngx_int_t ngx_http_linguamate_metrics_map(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_metrics_log(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_route_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_method_index(ngx_http_request_t *r);
 static void ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks);
 
@@ -256,6 +257,34 @@ ngx_http_linguamate_metrics_map(ngx_http_linguamate_zone_t *zone,
 }
 
 
+/*
+ * REWRITE phase, ahead of the rewrite module ("return", "rewrite"): note
+ * the route of the location the request matched, so that an error page
+ * it ends in is counted under it.  Only a route index is stored.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_route_handler(ngx_http_request_t *r)
+{
+    ngx_http_linguamate_ctx_t       *ctx;
+    ngx_http_linguamate_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (r != r->main || llcf->route_index == 0) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    if (ctx && ctx->route_index == 0) {
+        ctx->route_index = llcf->route_index;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 ngx_int_t
 ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf)
 {
@@ -263,6 +292,13 @@ ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf)
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_linguamate_route_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
@@ -310,7 +346,7 @@ ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
-    if (!llcf->enable) {
+    if (llcf->metrics == NGX_CONF_UNSET ? !llcf->enable : !llcf->metrics) {
         return NGX_OK;
     }
 
@@ -319,7 +355,7 @@ ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
 
     /* the route the request first matched, kept across error pages */
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+    ctx = ngx_http_linguamate_get_ctx(r);
     slot = mz->slot[(ctx && ctx->route_index) ? ctx->route_index
                                               : llcf->route_index];
 
@@ -490,7 +526,8 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     size_t                               len;
     long                                 hz;
     ngx_int_t                            rc;
-    uint64_t                             rss, ticks, cum;
+    uint64_t                             rss, ticks, cum, limit;
+    const char                          *source;
     ngx_buf_t                           *b;
     ngx_uint_t                           i, j, k, s, series;
     ngx_atomic_uint_t                    v;
@@ -694,6 +731,14 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
 #endif
 
     ngx_http_linguamate_proc_totals(&rss, &ticks);
+
+    limit = ngx_http_linguamate_memory_limit(lmcf, &source);
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_memory_limit_bytes The memory limit the memory "
+        "check and alert compare with (%s).\n"
+        "# TYPE linguamate_memory_limit_bytes gauge\n"
+        "linguamate_memory_limit_bytes %uL\n", source, limit);
 
     hz = sysconf(_SC_CLK_TCK);
     if (hz <= 0) {

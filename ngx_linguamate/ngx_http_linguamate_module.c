@@ -102,6 +102,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       0,
       NULL },
 
+    { ngx_string("linguamate_metrics"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, metrics),
+      NULL },
+
     { ngx_string("linguamate_limit_dry_run"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -353,6 +360,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->endpoint = NGX_CONF_UNSET_UINT;
     llcf->limit_dry_run = NGX_CONF_UNSET;
     llcf->auth = NGX_CONF_UNSET_UINT;
+    llcf->metrics = NGX_CONF_UNSET;
 
     return llcf;
 }
@@ -366,6 +374,11 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+
+    /* unset stays unset: counted wherever the module is on, then */
+    if (conf->metrics == NGX_CONF_UNSET) {
+        conf->metrics = prev->metrics;
+    }
     ngx_conf_merge_uint_value(conf->auth, prev->auth,
                               NGX_HTTP_LINGUAMATE_AUTH_OFF);
 

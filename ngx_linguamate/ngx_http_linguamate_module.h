@@ -249,6 +249,7 @@ typedef struct {
     ngx_uint_t                  endpoint;
     ngx_str_t                   route;
     ngx_uint_t                  route_index;    /* 0: "other" */
+    ngx_flag_t                  metrics;
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
     ngx_flag_t                  limit_dry_run;
     ngx_http_linguamate_zone_t *lockout;
@@ -434,6 +435,8 @@ char *ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
 
 /* health.c */
+uint64_t ngx_http_linguamate_memory_limit(
+    ngx_http_linguamate_main_conf_t *lmcf, const char **source);
 ngx_int_t ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r);
 
 

@@ -16,6 +16,13 @@ dir=$(mktemp -d /tmp/linguamate-bench.XXXXXX)
 port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport')
 mkdir -p "$dir/conf" "$dir/logs"
 
+# 200 named routes for the metrics rendering measurement
+routes=""
+for i in $(seq 0 199); do
+    routes="$routes        location = /r/$i { linguamate off; linguamate_metrics on; linguamate_route r$i; access_log off; return 204; }
+"
+done
+
 # one worker and one wrk thread: on 2 cores each gets its own
 cat > "$dir/conf/nginx.conf" <<CONF
 load_module $module;
@@ -49,6 +56,16 @@ http {
             access_log off;
             linguamate_endpoint health_live;
         }
+        # the bare location, counted in the metrics (full instrumentation)
+        location = /counted {
+            linguamate off;
+            linguamate_metrics on;
+            linguamate_route counted;
+            access_log off;
+            return 200;
+        }
+        location = /api/metrics { linguamate_endpoint metrics; }
+$routes
         location = /jwt {
             linguamate off;
             access_log off;
@@ -75,12 +92,13 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare health live limited jwt"
+targets="bare counted health live limited jwt"
 token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
         --secret bench-secret-bench-secret-bench-secret)
 url_bare="http://127.0.0.1:$port/bare"
 url_health="http://127.0.0.1:$port/api/health"
 url_live="http://127.0.0.1:$port/live"
+url_counted="http://127.0.0.1:$port/counted"
 url_limited="http://127.0.0.1:$port/limited"
 url_jwt="http://127.0.0.1:$port/jwt"
 
@@ -121,5 +139,20 @@ live=$(echo "${rps[live]}" | median)
 lim=$(echo "${rps[limited]}" | median)
 echo
 jwt=$(echo "${rps[jwt]}" | median)
+counted=$(echo "${rps[counted]}" | median)
+perl -e 'printf "metrics cost: counted / bare = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$counted" "$base"
 perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
 perl -e 'printf "JWT cost: jwt / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$live"
+
+# rendering /api/metrics with 200 routes that all have series
+for i in $(seq 0 199); do
+    curl -fs -o /dev/null "http://127.0.0.1:$port/r/$i"
+done
+times=""
+for i in $(seq 1 21); do
+    t=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/api/metrics")
+    times="$times $t"
+done
+series=$(curl -fs "http://127.0.0.1:$port/api/metrics" | grep -vc '^#')
+ms=$(echo "$times" | median)
+perl -e 'printf "metrics rendering: %d series, median %.2f ms per scrape (curl time_total)\n", $ARGV[0], 1000*$ARGV[1]' "$series" "$ms"
