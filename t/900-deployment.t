@@ -117,10 +117,11 @@ is $r->{headers}{'x-frame-options'}, 'DENY', 'security headers';
 like $r->{headers}{'x-correlation-id'}, qr/^[0-9a-f-]{36}$/, 'a new correlation id';
 
 for my $p ('/api', '/api/health/live', '/api/health/ready', '/api/info',
-           '/api/health/detailed')
+           '/api/health/detailed', '/api/metrics')
 {
     my $x = get($p);
     is $x->{status}, 200, "$p is 200";
+    next if $p eq '/api/metrics';
     ok eval { $json->decode($x->{content}); 1 }, "$p is JSON";
 }
 
@@ -133,6 +134,17 @@ is $e->{error}{requestId}, 'e2e-404', 'requestId is the correlation id';
 $r = $http->post("http://127.0.0.1:$port/api/health");
 is $r->{status}, 405, 'POST /api/health is 405';
 is $r->{headers}{allow}, 'GET, HEAD', 'with Allow';
+
+$r = get('/api/metrics');
+like $r->{content}, qr/^linguamate_http_requests_total\{route="health",method="GET",status="200"\} [1-9]/m,
+     'the metrics count the deployment\'s named routes';
+{
+    open my $fh, '>', "$tmp/metrics.txt" or die;
+    print $fh $r->{content};
+    close $fh;
+    my $out = `promtool check metrics < '$tmp/metrics.txt' 2>&1`;
+    is $?, 0, 'promtool accepts the deployment\'s metrics' or diag $out;
+}
 
 $r = get('/api/health/live');
 is $r->{headers}{'x-ratelimit-limit'}, 5000, 'health is under the global limit';
