@@ -535,7 +535,7 @@ static void
 ngx_http_linguamate_admin_log(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
 {
-    u_char                      buf[1024], *p, *last, *v, *at;
+    u_char                      buf[1024], *p, *last, *v;
     size_t                      vlen;
     ngx_str_t                   msg, extra;
     ngx_uint_t                  level;
@@ -561,15 +561,11 @@ ngx_http_linguamate_admin_log(ngx_http_request_t *r,
         vlen = ngx_min(c->target.len, 128);
 
         if (vlen > 6 && ngx_strncmp(v, "email:", 6) == 0) {
-            at = ngx_strlchr(v, v + vlen, '@');
-            p = ngx_cpymem(p, v, 7);
-            p = ngx_cpymem(p, "***", 3);
+            p = ngx_cpymem(p, "email:", 6);
+            p = ngx_http_linguamate_mask_email(p, last - 128, v + 6,
+                                               vlen - 6);
 
-            if (at) {
-                p = ngx_http_linguamate_json_escape(p, at, v + vlen - at);
-            }
-
-        } else {
+        } else if (last - p > 128 + 6 * (ngx_int_t) vlen) {
             p = ngx_http_linguamate_json_escape(p, v, vlen);
         }
 

@@ -467,7 +467,8 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
                    - zp[i]->shpool->pfree * ngx_pagesize;
 
             if (used * 100 / zp[i]->shm_zone->shm.size >= 95
-                && zp[i]->sh->evicted)
+                && (zp[i]->sh->evicted
+                    || zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_SESSION))
             {
                 shm_status = "degraded";
             }

@@ -164,6 +164,46 @@ ngx_http_linguamate_json_escape(u_char *dst, u_char *src, size_t size)
 }
 
 
+/*
+ * An account for the logs: "j***@example.com", escaped for JSON, never
+ * past "last": enough to recognise, not enough to harvest.
+ */
+
+u_char *
+ngx_http_linguamate_mask_email(u_char *p, u_char *last, u_char *v,
+    size_t len)
+{
+    u_char  *at;
+    size_t   n;
+
+    if (last - p < 16) {
+        return p;
+    }
+
+    at = ngx_strlchr(v, v + len, '@');
+
+    if (len && v[0] != '@') {
+        p = ngx_http_linguamate_json_escape(p, v, 1);
+
+    } else {
+        *p++ = '*';
+    }
+
+    p = ngx_cpymem(p, "***", 3);
+
+    if (at == NULL) {
+        return p;
+    }
+
+    /* each byte may take 6 when escaped */
+
+    n = v + len - at;
+    n = ngx_min(n, (size_t) (last - p) / 6);
+
+    return ngx_http_linguamate_json_escape(p, at, n);
+}
+
+
 /* "2024-01-01T00:00:00.000Z"; buf holds NGX_HTTP_LINGUAMATE_ISO_LEN bytes */
 
 u_char *

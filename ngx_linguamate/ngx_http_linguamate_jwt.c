@@ -747,7 +747,7 @@ ngx_http_linguamate_auth_log(ngx_http_request_t *r, ngx_uint_t reason,
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
     ctx = ngx_http_linguamate_get_ctx(r);
 
-    ngx_http_linguamate_metrics_auth_failure(reason);
+    ngx_http_linguamate_metrics_auth_failure(r, reason);
 
     ngx_http_linguamate_route(r, &route);
 

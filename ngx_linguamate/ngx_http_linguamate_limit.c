@@ -597,10 +597,10 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
         if (w->count >= v->max) {
             /* the oldest counted request leaves the window first */
 
-            v->retry = v->window
-                       - (now - ngx_http_linguamate_window_oldest(w));
-            v->reset = v->window
-                       - (now - ngx_http_linguamate_window_newest(w));
+            v->retry = v->window - ngx_http_linguamate_window_age(now,
+                                      ngx_http_linguamate_window_oldest(w));
+            v->reset = v->window - ngx_http_linguamate_window_age(now,
+                                      ngx_http_linguamate_window_newest(w));
             v->remaining = 0;
             v->rejected = 1;
 
@@ -621,13 +621,22 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
     w = ngx_http_linguamate_node_window(node, 0);
 
+    if (w->count >= w->cap) {
+        /* the ring could not grow (zone full): let it through uncounted */
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        v->remaining = v->max - w->count;
+        v->reset = v->window;
+        return;
+    }
+
     v->stamp = ngx_http_linguamate_window_push(w, now);
     v->counted = 1;
     v->remaining = v->max > w->count ? v->max - w->count : 0;
     v->reset = v->window;
 
     if (v->remaining == 0) {
-        v->retry = v->window - (now - ngx_http_linguamate_window_oldest(w));
+        v->retry = v->window - ngx_http_linguamate_window_age(now,
+                                  ngx_http_linguamate_window_oldest(w));
     }
 
     node->expire = msec + v->window;

@@ -40,12 +40,23 @@ typedef struct {
 #define NGX_HTTP_LINGUAMATE_LOCK_OFF  sizeof(ngx_http_linguamate_lock_t)
 
 
+#define NGX_HTTP_LINGUAMATE_KEY_SHORT   8
+
+
 typedef struct {
     ngx_uint_t                  depth;
-    ngx_uint_t                  want;
-    u_char                      email[NGX_HTTP_LINGUAMATE_EMAIL_MAX];
-    size_t                      len;
-    unsigned                    found:1;
+    /* key[d]: the current key of the object at depth d; parent[d]: the
+       key the container at depth d sits under (both cut to 8 bytes) */
+    u_char                      key[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2]
+                                   [NGX_HTTP_LINGUAMATE_KEY_SHORT];
+    size_t                      key_len[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2];
+    u_char                      parent[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2]
+                                      [NGX_HTTP_LINGUAMATE_KEY_SHORT];
+    size_t                      parent_len[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2];
+    u_char                      email[2][NGX_HTTP_LINGUAMATE_EMAIL_MAX];
+    size_t                      len[2];
+    ngx_uint_t                  n;
+    unsigned                    ambiguous:1;
 } ngx_http_linguamate_email_ctx_t;
 
 
@@ -53,8 +64,10 @@ static ngx_int_t ngx_http_linguamate_lockout_handler(ngx_http_request_t *r);
 static void ngx_http_linguamate_lockout_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
-static size_t ngx_http_linguamate_find_email(ngx_http_request_t *r,
-    u_char *out);
+static void ngx_http_linguamate_find_email(ngx_http_request_t *r,
+    ngx_http_linguamate_email_ctx_t *ec);
+static ngx_uint_t ngx_http_linguamate_email_place(
+    ngx_http_linguamate_email_ctx_t *ec);
 static int ngx_http_linguamate_json_map_key(void *data, const unsigned char *k,
     size_t len);
 static int ngx_http_linguamate_json_string(void *data, const unsigned char *s,
@@ -307,7 +320,7 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
 
     left = 0;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 3; i++) {
         if (ctx->lockout_key[i].len) {
             l = ngx_http_linguamate_lockout_check(llcf->lockout,
                                                   &ctx->lockout_key[i]);
@@ -375,15 +388,20 @@ ngx_http_linguamate_lockout_body(ngx_http_request_t *r)
 }
 
 
-/* "ip:ADDRESS" always; "email:ACCOUNT" when the body names one */
+/*
+ * "ip:ADDRESS" always; "email:ACCOUNT" for each account the body names
+ * (two at most; more, or two different ones, make the body ambiguous: all
+ * are counted on failure, none is cleared on success)
+ */
 
 static ngx_int_t
 ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx)
 {
-    u_char     *p, email[NGX_HTTP_LINGUAMATE_EMAIL_MAX];
-    size_t      len;
-    ngx_str_t  *addr;
+    u_char                           *p;
+    ngx_str_t                        *addr;
+    ngx_uint_t                        i;
+    ngx_http_linguamate_email_ctx_t  *ec;
 
     addr = &r->connection->addr_text;
 
@@ -395,54 +413,61 @@ ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ctx->lockout_key[0].data = p;
     ctx->lockout_key[0].len = ngx_sprintf(p, "ip:%V", addr) - p;
 
-    len = ctx->body_read ? ngx_http_linguamate_find_email(r, email) : 0;
-
-    if (len == 0) {
+    if (!ctx->body_read) {
         return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, sizeof("email:") - 1 + len);
-    if (p == NULL) {
+    ec = ngx_pcalloc(r->pool, sizeof(ngx_http_linguamate_email_ctx_t));
+    if (ec == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->lockout_key[1].data = p;
-    p = ngx_cpymem(p, "email:", sizeof("email:") - 1);
-    ngx_strlow(p, email, len);
-    ctx->lockout_key[1].len = sizeof("email:") - 1 + len;
+    ngx_http_linguamate_find_email(r, ec);
+
+    for (i = 0; i < ec->n; i++) {
+        p = ngx_pnalloc(r->pool, sizeof("email:") - 1 + ec->len[i]);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->lockout_key[1 + i].data = p;
+        p = ngx_cpymem(p, "email:", sizeof("email:") - 1);
+        ngx_strlow(p, ec->email[i], ec->len[i]);
+        ctx->lockout_key[1 + i].len = sizeof("email:") - 1 + ec->len[i];
+    }
+
+    ctx->lockout_ambiguous = (ec->ambiguous || ec->n > 1);
 
     return NGX_OK;
 }
 
 
 /*
- * The first "email" string of a JSON body held in memory, at most a few
- * levels deep: {"email":..}, tRPC's {"json":{"email":..}} and its batches
- * {"0":{"json":{"email":..}}}.  Anything else (no body, a body on disk,
- * not JSON, too deep, no email) gives 0 and the client address alone.
+ * The "email" strings of a JSON body held in memory, only where a login
+ * names its account: {"email":..}, tRPC's {"json":{"email":..}} and its
+ * batches {"0":{"json":{"email":..}}}, so that an email hidden elsewhere in
+ * a body cannot stand in for the account.  No body, a body on disk, not
+ * JSON, nested too deep: no account, the client address alone.
  */
 
-static size_t
-ngx_http_linguamate_find_email(ngx_http_request_t *r, u_char *out)
+static void
+ngx_http_linguamate_find_email(ngx_http_request_t *r,
+    ngx_http_linguamate_email_ctx_t *ec)
 {
-    size_t                           n;
-    ngx_buf_t                       *b;
-    yajl_handle                      h;
-    ngx_chain_t                     *cl;
-    yajl_status                      st;
-    ngx_http_linguamate_email_ctx_t  ec;
+    ngx_buf_t    *b;
+    yajl_handle   h;
+    ngx_chain_t  *cl;
+    yajl_status   st;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL
         || r->request_body->temp_file)
     {
-        return 0;
+        return;
     }
 
-    ngx_memzero(&ec, sizeof(ngx_http_linguamate_email_ctx_t));
-
-    h = yajl_alloc(&ngx_http_linguamate_email_callbacks, NULL, &ec);
+    h = yajl_alloc(&ngx_http_linguamate_email_callbacks, NULL, ec);
     if (h == NULL) {
-        return 0;
+        return;
     }
 
     st = yajl_status_ok;
@@ -467,16 +492,49 @@ ngx_http_linguamate_find_email(ngx_http_request_t *r, u_char *out)
 
     yajl_free(h);
 
-    /* a found email cancels the parse on purpose */
+    if (st != yajl_status_ok) {
+        /* not JSON, or too deep: what was seen is not to be trusted */
+        ec->n = 0;
+    }
+}
 
-    if (!ec.found) {
+
+static ngx_uint_t
+ngx_http_linguamate_email_place(ngx_http_linguamate_email_ctx_t *ec)
+{
+    size_t      i;
+    ngx_uint_t  d;
+
+    d = ec->depth;
+
+    if (ec->key_len[d] != 5 || ngx_strncmp(ec->key[d], "email", 5) != 0) {
         return 0;
     }
 
-    n = ec.len;
-    ngx_memcpy(out, ec.email, n);
+    if (d == 1) {
+        return 1;
+    }
 
-    return n;
+    if (ec->parent_len[d] != 4 || ngx_strncmp(ec->parent[d], "json", 4) != 0)
+    {
+        return 0;
+    }
+
+    if (d == 2) {
+        return 1;
+    }
+
+    if (d != 3 || ec->parent_len[2] == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < ec->parent_len[2]; i++) {
+        if (ec->parent[2][i] < '0' || ec->parent[2][i] > '9') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -486,7 +544,10 @@ ngx_http_linguamate_json_map_key(void *data, const unsigned char *k,
 {
     ngx_http_linguamate_email_ctx_t *ec = data;
 
-    ec->want = (len == 5 && ngx_strncmp(k, "email", 5) == 0);
+    ec->key_len[ec->depth] = len;
+    ngx_memcpy(ec->key[ec->depth], k,
+               ngx_min(len, NGX_HTTP_LINGUAMATE_KEY_SHORT));
+
     return 1;
 }
 
@@ -497,21 +558,35 @@ ngx_http_linguamate_json_string(void *data, const unsigned char *s,
 {
     ngx_http_linguamate_email_ctx_t *ec = data;
 
-    if (!ec->want) {
+    ngx_uint_t  i;
+
+    if (!ngx_http_linguamate_email_place(ec)) {
         return 1;
     }
-
-    ec->want = 0;
 
     if (len == 0 || len > NGX_HTTP_LINGUAMATE_EMAIL_MAX) {
+        ec->ambiguous = 1;
         return 1;
     }
 
-    ngx_memcpy(ec->email, s, len);
-    ec->len = len;
-    ec->found = 1;
+    for (i = 0; i < ec->n; i++) {
+        if (ec->len[i] == len && ngx_strncasecmp(ec->email[i], (u_char *) s,
+                                                 len) == 0)
+        {
+            return 1;
+        }
+    }
 
-    return 0;   /* done: stop parsing */
+    if (ec->n == 2) {
+        ec->ambiguous = 1;
+        return 1;
+    }
+
+    ngx_memcpy(ec->email[ec->n], s, len);
+    ec->len[ec->n] = len;
+    ec->n++;
+
+    return 1;
 }
 
 
@@ -520,11 +595,22 @@ ngx_http_linguamate_json_start(void *data)
 {
     ngx_http_linguamate_email_ctx_t *ec = data;
 
-    ec->want = 0;
+    ngx_uint_t  d;
+
+    d = ec->depth;
 
     /* deeper than any login body: give up rather than parse on */
 
-    return ++ec->depth <= NGX_HTTP_LINGUAMATE_JSON_DEPTH;
+    if (d + 1 > NGX_HTTP_LINGUAMATE_JSON_DEPTH) {
+        return 0;
+    }
+
+    ec->depth = d + 1;
+    ec->parent_len[d + 1] = (d == 0) ? 0 : ec->key_len[d];
+    ngx_memcpy(ec->parent[d + 1], ec->key[d], NGX_HTTP_LINGUAMATE_KEY_SHORT);
+    ec->key_len[d + 1] = 0;
+
+    return 1;
 }
 
 
@@ -533,7 +619,10 @@ ngx_http_linguamate_json_end(void *data)
 {
     ngx_http_linguamate_email_ctx_t *ec = data;
 
-    ec->depth--;
+    if (ec->depth) {
+        ec->depth--;
+    }
+
     return 1;
 }
 
@@ -541,9 +630,6 @@ ngx_http_linguamate_json_end(void *data)
 static int
 ngx_http_linguamate_json_scalar(void *data)
 {
-    ngx_http_linguamate_email_ctx_t *ec = data;
-
-    ec->want = 0;
     return 1;
 }
 
@@ -551,14 +637,14 @@ ngx_http_linguamate_json_scalar(void *data)
 static int
 ngx_http_linguamate_json_bool(void *data, int b)
 {
-    return ngx_http_linguamate_json_scalar(data);
+    return 1;
 }
 
 
 static int
 ngx_http_linguamate_json_number(void *data, const char *n, size_t len)
 {
-    return ngx_http_linguamate_json_scalar(data);
+    return 1;
 }
 
 
@@ -632,7 +718,7 @@ ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
     msec = ngx_current_msec;
     now = (uint32_t) msec;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < 3; i++) {
 
         if (ctx->lockout_key[i].len == 0) {
             continue;
@@ -650,8 +736,26 @@ ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
                                                ctx->lockout_key[i].data,
                                                ctx->lockout_key[i].len);
 
+        if (node && (ngx_msec_int_t) (node->expire - msec) <= 0) {
+            /* everything about it has aged out: start afresh */
+            lock = ngx_http_linguamate_node_value(node);
+            w = ngx_http_linguamate_node_window(node,
+                                               NGX_HTTP_LINGUAMATE_LOCK_OFF);
+            lock->locked_until = 0;
+            w->head = 0;
+            w->count = 0;
+        }
+
         if (status >= 200 && status < 300) {
-            if (node && (i == 1 || ctx->lockout_key[1].len == 0)) {
+            /*
+             * the one account named clears; the address only when no
+             * account was named; an ambiguous body clears nothing
+             */
+
+            if (node
+                && ((i >= 1 && !ctx->lockout_ambiguous)
+                    || (i == 0 && ctx->lockout_key[1].len == 0)))
+            {
                 ngx_http_linguamate_node_free(zone, node);
                 node = NULL;
             }
@@ -747,7 +851,7 @@ ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_uint_t failures,
     ngx_msec_t lock)
 {
-    u_char                           *p, *last, *at, *v;
+    u_char                           *p, *last, *v;
     size_t                            vlen;
     ngx_str_t                         msg, extra;
     ngx_http_linguamate_ctx_t        *ctx;
@@ -764,21 +868,19 @@ ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
     vlen = key->data + key->len - v;
 
     if (key->data[0] == 'e') {
-        at = ngx_strlchr(v, v + vlen, '@');
-
         p = ngx_slprintf(p, last, ",\"cat\":\"auth\",\"zone\":\"%V\","
                          "\"keyType\":\"email\",\"email\":\"", &zone->name);
-        *p++ = (vlen && v[0] != '@') ? v[0] : '*';
-        p = ngx_cpymem(p, "***", 3);
 
-        if (at && (size_t) (v + vlen - at) < 300) {
-            p = ngx_http_linguamate_json_escape(p, at, v + vlen - at);
-        }
+        /* leave room for the rest of the line */
+        p = ngx_http_linguamate_mask_email(p, last - 256, v, vlen);
 
     } else {
         p = ngx_slprintf(p, last, ",\"cat\":\"auth\",\"zone\":\"%V\","
                          "\"keyType\":\"ip\",\"client\":\"", &zone->name);
-        p = ngx_http_linguamate_json_escape(p, v, ngx_min(vlen, 64));
+
+        if (last - p > 256 + 6 * 64) {
+            p = ngx_http_linguamate_json_escape(p, v, ngx_min(vlen, 64));
+        }
     }
 
     p = ngx_slprintf(p, last, "\",\"failures\":%ui,\"lockedForSeconds\":%M",

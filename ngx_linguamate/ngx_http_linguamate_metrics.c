@@ -58,6 +58,7 @@ static ngx_int_t ngx_http_linguamate_metrics_log(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_route_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_method_index(ngx_http_request_t *r);
 static void ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks);
+static void ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks);
 
 
 /* 5 ms to 10 s: a 200 ms p95 target falls between 150, 200 and 250 ms */
@@ -89,7 +90,6 @@ static const char  *ngx_http_linguamate_reason_names[] = {
 };
 
 static u_char  ngx_http_linguamate_status_index[600];
-static ngx_http_linguamate_zone_t  *ngx_http_linguamate_metrics_zone;
 
 
 /* create the metrics zone; called once per configuration */
@@ -251,8 +251,6 @@ ngx_http_linguamate_metrics_map(ngx_http_linguamate_zone_t *zone,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_linguamate_metrics_zone = zone;
-
     return NGX_OK;
 }
 
@@ -338,9 +336,10 @@ ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
     ngx_http_linguamate_ctx_t           *ctx;
     ngx_http_linguamate_metrics_t       *m;
     ngx_http_linguamate_loc_conf_t      *llcf;
+    ngx_http_linguamate_main_conf_t     *lmcf;
     ngx_http_linguamate_metrics_zone_t  *mz;
 
-    if (r != r->main || ngx_http_linguamate_metrics_zone == NULL) {
+    if (r != r->main) {
         return NGX_OK;
     }
 
@@ -350,7 +349,13 @@ ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    mz = ngx_http_linguamate_metrics_zone->data;
+    /*
+     * the zone of this request's configuration: a global would outlive a
+     * reload that failed after the zones were set up
+     */
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    mz = lmcf->metrics_zone->data;
     m = mz->m;
 
     /* the route the request first matched, kept across error pages */
@@ -392,17 +397,19 @@ ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
 
 
 void
-ngx_http_linguamate_metrics_auth_failure(ngx_uint_t reason)
+ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
+    ngx_uint_t reason)
 {
+    ngx_http_linguamate_main_conf_t     *lmcf;
     ngx_http_linguamate_metrics_zone_t  *mz;
 
-    if (ngx_http_linguamate_metrics_zone == NULL
-        || reason >= NGX_HTTP_LINGUAMATE_REASONS)
-    {
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (lmcf->metrics_zone == NULL || reason >= NGX_HTTP_LINGUAMATE_REASONS) {
         return;
     }
 
-    mz = ngx_http_linguamate_metrics_zone->data;
+    mz = lmcf->metrics_zone->data;
     (void) ngx_atomic_fetch_add(&mz->m->auth_failures[reason], 1);
 }
 
@@ -411,6 +418,31 @@ ngx_http_linguamate_metrics_auth_failure(ngx_uint_t reason)
 
 static void
 ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks)
+{
+    /*
+     * /proc is walked at most once a second per worker: health checks
+     * and scrapes must not turn into a loop of file reads
+     */
+
+    static ngx_msec_t  cached_at;
+    static uint64_t    cached_rss, cached_ticks;
+
+    if (cached_at && ngx_current_msec - cached_at < 1000) {
+        *rss = cached_rss;
+        *ticks = cached_ticks;
+        return;
+    }
+
+    ngx_http_linguamate_proc_walk(rss, ticks);
+
+    cached_at = ngx_current_msec;
+    cached_rss = *rss;
+    cached_ticks = *ticks;
+}
+
+
+static void
+ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks)
 {
     u_char         buf[1024], *p, *last;
     DIR           *dir;
@@ -540,11 +572,11 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (ngx_http_linguamate_metrics_zone == NULL) {
+    if (lmcf->metrics_zone == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    mz = ngx_http_linguamate_metrics_zone->data;
+    mz = lmcf->metrics_zone->data;
     m = mz->m;
 
     /* size: count the series first, then a bound per line */

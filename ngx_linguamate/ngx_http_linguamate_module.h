@@ -300,9 +300,10 @@ typedef struct {
     ngx_uint_t                  limit_status;
     ngx_uint_t                  route_index;
     ngx_http_linguamate_zone_t *lockout_zone;
-    ngx_str_t                   lockout_key[2];     /* ip:, email: */
+    ngx_str_t                   lockout_key[3];     /* ip:, email:... */
     ngx_http_linguamate_claims_t  claims;
     void                       *claims_tree;        /* yajl_val * */
+    unsigned                    lockout_ambiguous:1;
     unsigned                    auth_done:1;
     unsigned                    auth_ok:1;
     unsigned                    headers_done:1;
@@ -335,6 +336,8 @@ void ngx_http_linguamate_random_reset(void);
 size_t ngx_http_linguamate_json_escape_len(u_char *src, size_t size);
 u_char *ngx_http_linguamate_json_escape(u_char *dst, u_char *src,
     size_t size);
+u_char *ngx_http_linguamate_mask_email(u_char *p, u_char *last, u_char *v,
+    size_t len);
 u_char *ngx_http_linguamate_iso_time(u_char *buf, time_t sec,
     ngx_msec_t msec);
 ngx_int_t ngx_http_linguamate_send_json(ngx_http_request_t *r,
@@ -426,7 +429,8 @@ ngx_int_t ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
     ngx_http_linguamate_main_conf_t *lmcf);
 ngx_int_t ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf);
 ngx_int_t ngx_http_linguamate_metrics_handler(ngx_http_request_t *r);
-void ngx_http_linguamate_metrics_auth_failure(ngx_uint_t reason);
+void ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
+    ngx_uint_t reason);
 ngx_int_t ngx_http_linguamate_process_memory(uint64_t *rss);
 char *ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

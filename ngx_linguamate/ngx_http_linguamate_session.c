@@ -12,7 +12,9 @@
  *
  * The journal is one line per change, appended with a single write(); the
  * master replays it when the zone starts empty and rewrites it compacted
- * (a temporary file renamed over the old one) at start and at reloads.
+ * (a temporary file renamed over the old one) before any worker runs.
+ * Entries in force are never evicted: a full zone refuses a revocation
+ * (the caller answers 500 and logs it) rather than forget one.
  */
 
 
@@ -42,6 +44,8 @@ static ngx_int_t ngx_http_linguamate_session_fresh(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_session_kept(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_uint_t ngx_http_linguamate_session_evictable(
+    ngx_http_linguamate_node_t *node);
 static ngx_int_t ngx_http_linguamate_journal_path(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_journal_load(
@@ -120,6 +124,7 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->data = sz;
     zone->init_fresh = ngx_http_linguamate_session_fresh;
     zone->init_kept = ngx_http_linguamate_session_kept;
+    zone->evictable = ngx_http_linguamate_session_evictable;
 
     zp = ngx_array_push(&lmcf->zones);
     if (zp == NULL) {
@@ -180,17 +185,26 @@ ngx_http_linguamate_session_fresh(ngx_http_linguamate_zone_t *zone,
 }
 
 
+/*
+ * At a reload the journal is left as it is: workers are appending to it,
+ * and a compaction renamed over it would lose what they append meanwhile.
+ * It is compacted at the next start.
+ */
+
 static ngx_int_t
 ngx_http_linguamate_session_kept(ngx_http_linguamate_zone_t *zone,
     ngx_log_t *log)
 {
-    if (ngx_http_linguamate_journal_path(zone, log) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    return ngx_http_linguamate_journal_path(zone, log);
+}
 
-    (void) ngx_http_linguamate_journal_compact(zone, log);
 
-    return NGX_OK;
+/* a revocation in force is never evicted: the zone refuses new ones */
+
+static ngx_uint_t
+ngx_http_linguamate_session_evictable(ngx_http_linguamate_node_t *node)
+{
+    return 0;
 }
 
 

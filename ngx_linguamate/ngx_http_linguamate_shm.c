@@ -289,8 +289,8 @@ ngx_http_linguamate_node_alloc(ngx_http_linguamate_zone_t *zone,
 
     if (node == NULL) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "linguamate: could not allocate node in zone \"%V\"; "
-                      "the request is let through", &zone->name);
+                      "linguamate: could not allocate node in zone \"%V\" "
+                      "(full, and nothing in it may be evicted)", &zone->name);
         return NULL;
     }
 
@@ -355,25 +355,47 @@ ngx_http_linguamate_zone_expire(ngx_http_linguamate_zone_t *zone,
 }
 
 
-/* drop the least recently used entry even though it is live */
+/*
+ * Drop the least recently used entries even though they are live, as far
+ * as the zone allows: a revocation or a lock in force is never dropped
+ * (its zone says so through "evictable"); expired entries always may go.
+ * At most 16 entries from the tail are looked at for each one dropped.
+ */
 
 static ngx_uint_t
 ngx_http_linguamate_evict(ngx_http_linguamate_zone_t *zone, ngx_uint_t n)
 {
-    ngx_uint_t                   done;
-    ngx_queue_t                 *q;
+    ngx_uint_t                   done, looked, freed;
+    ngx_queue_t                 *q, *prev;
     ngx_http_linguamate_node_t  *ln;
 
     for (done = 0; done < n; done++) {
 
-        if (ngx_queue_empty(&zone->sh->queue)) {
-            break;
+        freed = 0;
+        looked = 0;
+        q = ngx_queue_last(&zone->sh->queue);
+
+        while (q != ngx_queue_sentinel(&zone->sh->queue) && looked < 16) {
+            prev = ngx_queue_prev(q);
+            looked++;
+
+            ln = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
+
+            if ((ngx_msec_int_t) (ln->expire - ngx_current_msec) <= 0
+                || zone->evictable == NULL
+                || zone->evictable(ln))
+            {
+                ngx_http_linguamate_node_free(zone, ln);
+                freed = 1;
+                break;
+            }
+
+            q = prev;
         }
 
-        q = ngx_queue_last(&zone->sh->queue);
-        ln = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
-
-        ngx_http_linguamate_node_free(zone, ln);
+        if (!freed) {
+            break;
+        }
     }
 
     return done;

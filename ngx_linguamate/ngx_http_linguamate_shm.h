@@ -68,6 +68,9 @@ struct ngx_http_linguamate_zone_s {
     /* called in the master when the zone starts empty (not on reload) */
     ngx_int_t                  (*init_fresh)(ngx_http_linguamate_zone_t *z,
                                              ngx_log_t *log);
+    /* may this live node be evicted to make room?  NULL: yes */
+    ngx_uint_t                 (*evictable)(ngx_http_linguamate_node_t *n);
+
     /* called in the master when a reload keeps the zone */
     ngx_int_t                  (*init_kept)(ngx_http_linguamate_zone_t *z,
                                             ngx_log_t *log);

@@ -24,11 +24,25 @@ ngx_http_linguamate_window_vlen(size_t off, uint32_t cap)
 }
 
 
+/*
+ * The age of a stamp; a stamp a little "in the future" (written by a
+ * worker whose cached clock is a few ms ahead) is 0 ms old, not 49 days.
+ */
+
+uint32_t
+ngx_http_linguamate_window_age(uint32_t now, uint32_t stamp)
+{
+    return ((int32_t) (now - stamp) < 0) ? 0 : now - stamp;
+}
+
+
 void
 ngx_http_linguamate_window_expire(ngx_http_linguamate_window_t *w,
     uint32_t now, ngx_msec_t window)
 {
-    while (w->count && (uint32_t) (now - w->ring[w->head]) >= window) {
+    while (w->count
+           && ngx_http_linguamate_window_age(now, w->ring[w->head]) >= window)
+    {
         w->head = (w->head + 1) % w->cap;
         w->count--;
     }
@@ -51,9 +65,11 @@ ngx_http_linguamate_window_newest(ngx_http_linguamate_window_t *w)
 
 /*
  * Make room for one more stamp, up to "max": a full ring is replaced by a
- * node twice its size (never two nodes for one key).  Returns the node to
- * use, or NULL when the zone had no room even after eviction (the key's
- * history is then lost and the caller lets the request through).
+ * node twice its size (never two nodes for one key for longer than this
+ * call).  The old node is kept out of eviction's reach while the new one
+ * is allocated, and kept as it is when there is no room: its history is
+ * never lost.  Returns the node to use (whose ring may still be full:
+ * the caller checks count < cap), or NULL for a new key with no room.
  */
 
 ngx_http_linguamate_node_t *
@@ -61,51 +77,68 @@ ngx_http_linguamate_window_reserve(ngx_http_linguamate_zone_t *zone,
     ngx_http_linguamate_node_t *node, size_t off, uint32_t max,
     uint32_t hash, ngx_str_t *key, ngx_log_t *log)
 {
-    u_char                        prefix[64];
-    uint32_t                      cap, count, j;
-    uint32_t                      stamps[NGX_HTTP_LINGUAMATE_LIMIT_MAX * 2];
-    ngx_http_linguamate_window_t *w;
+    uint32_t                       cap, j;
+    ngx_http_linguamate_node_t    *grown;
+    ngx_http_linguamate_window_t  *w, *nw;
 
-    if (node) {
-        w = ngx_http_linguamate_node_window(node, off);
-
-        if (w->count < w->cap || w->cap >= max) {
-            return node;
-        }
-
-        cap = ngx_min(max, w->cap * 2);
-        count = w->count;
-
-        for (j = 0; j < count; j++) {
-            stamps[j] = w->ring[(w->head + j) % w->cap];
-        }
-
-        ngx_memcpy(prefix, ngx_http_linguamate_node_value(node), off);
-
-        ngx_http_linguamate_node_free(zone, node);
-
-    } else {
+    if (node == NULL) {
         cap = ngx_min(max, NGX_HTTP_LINGUAMATE_RING_MIN);
-        count = 0;
-        ngx_memzero(prefix, off);
-    }
 
-    node = ngx_http_linguamate_node_alloc(zone, hash, key->data, key->len,
+        node = ngx_http_linguamate_node_alloc(zone, hash, key->data,
+                                  key->len,
                                   ngx_http_linguamate_window_vlen(off, cap),
                                   log);
-    if (node == NULL) {
-        return NULL;
+        if (node == NULL) {
+            return NULL;
+        }
+
+        w = ngx_http_linguamate_node_window(node, off);
+        w->cap = cap;
+        w->head = 0;
+        w->count = 0;
+
+        return node;
     }
 
-    ngx_memcpy(ngx_http_linguamate_node_value(node), prefix, off);
-
     w = ngx_http_linguamate_node_window(node, off);
-    w->cap = cap;
-    w->head = 0;
-    w->count = count;
-    ngx_memcpy(w->ring, stamps, count * sizeof(uint32_t));
 
-    return node;
+    if (w->count < w->cap || w->cap >= max) {
+        return node;
+    }
+
+    cap = ngx_min(max, w->cap * 2);
+
+    /* out of the LRU queue: the allocation below cannot evict it */
+
+    ngx_queue_remove(&node->queue);
+    ngx_queue_init(&node->queue);
+
+    grown = ngx_http_linguamate_node_alloc(zone, hash, key->data, key->len,
+                                  ngx_http_linguamate_window_vlen(off, cap),
+                                  log);
+
+    if (grown == NULL) {
+        ngx_queue_insert_head(&zone->sh->queue, &node->queue);
+        return node;
+    }
+
+    ngx_memcpy(ngx_http_linguamate_node_value(grown),
+               ngx_http_linguamate_node_value(node), off);
+
+    nw = ngx_http_linguamate_node_window(grown, off);
+    nw->cap = cap;
+    nw->head = 0;
+    nw->count = w->count;
+
+    for (j = 0; j < w->count; j++) {
+        nw->ring[j] = w->ring[(w->head + j) % w->cap];
+    }
+
+    grown->expire = node->expire;
+
+    ngx_http_linguamate_node_free(zone, node);
+
+    return grown;
 }
 
 

@@ -34,6 +34,7 @@ typedef struct {
 
 
 size_t ngx_http_linguamate_window_vlen(size_t off, uint32_t cap);
+uint32_t ngx_http_linguamate_window_age(uint32_t now, uint32_t stamp);
 void ngx_http_linguamate_window_expire(ngx_http_linguamate_window_t *w,
     uint32_t now, ngx_msec_t window);
 uint32_t ngx_http_linguamate_window_oldest(ngx_http_linguamate_window_t *w);

@@ -51,4 +51,12 @@ fi
 
 make -s -C "$build" -f objs/Makefile modules >&2
 
+# a dynamic module links with unresolved symbols; ours must all resolve
+so="$build/objs/ngx_http_linguamate_module.so"
+missing=$(nm -D --undefined-only "$so" | awk '{print $2}' | grep '^ngx_http_linguamate_' || true)
+if [ -n "$missing" ]; then
+    echo "build: undefined module symbols: $missing" >&2
+    exit 1
+fi
+
 echo "$build/objs/ngx_http_linguamate_module.so"

@@ -164,6 +164,40 @@ $r = admin('GET', '/api/admin/lockouts/frank@example.com');
 is eval { $json->decode($r->{content})->{failures} }, 1,
    'and its account counted';
 
+# --- only the login's own account counts; a body naming two clears none ------
+
+login('{"email":"victim@example.com","password":"x"}') for 1 .. 2;
+admin('DELETE', '/api/admin/lockouts/127.0.0.1');
+$r = login('{"x":{"email":"victim@example.com"},"email":"me@example.com","password":"good"}');
+is $r->{status}, 200, 'a login with an email hidden deeper in the body';
+$r = admin('GET', '/api/admin/lockouts/victim@example.com');
+is eval { $json->decode($r->{content})->{failures} }, 2,
+   'does not clear the hidden account';
+$r = login('{"email":"victim@example.com","email":"me@example.com","password":"good"}');
+is $r->{status}, 200, 'a login naming two accounts';
+$r = admin('GET', '/api/admin/lockouts/victim@example.com');
+is eval { $json->decode($r->{content})->{failures} }, 2, 'clears neither';
+$r = login('{"json":{"email":"victim@example.com","password":"x"}}');
+$r = admin('GET', '/api/admin/lockouts/victim@example.com');
+is eval { $json->decode($r->{content})->{failures} }, 3,
+   'tRPC\'s {"json":{"email":...}} names the account';
+$r = login('{"0":{"json":{"email":"victim@example.com","password":"x"}}}');
+$r = admin('GET', '/api/admin/lockouts/victim@example.com');
+is eval { $json->decode($r->{content})->{locked} }, JSON::PP::true,
+   'and its batches (the fourth failure locks the account)';
+admin('DELETE', '/api/admin/lockouts/victim@example.com');
+admin('DELETE', '/api/admin/lockouts/127.0.0.1');
+
+# --- a hostile email is masked, escaped and bounded in the lockout log -----
+
+my $hostile = '{"email":"@' . ('\u0001' x 253) . '","password":"x"}';
+login($hostile) for 1 .. 4;
+$r = login($hostile);
+is $r->{status}, 429, 'an email of 254 control characters locks like any other';
+my @lines = grep { /auth_lockout_triggered/ } split /\n/, $srv->slurp('logs/events.log');
+ok((grep { eval { $json->decode($_); 1 } } @lines) == @lines, 'its log lines are valid JSON');
+admin('DELETE', '/api/admin/lockouts/127.0.0.1');
+
 # --- lockouts survive a reload ------------------------------------------------
 
 for (1 .. 4) { login('{"email":"gina@example.com","password":"x"}') }

@@ -175,4 +175,30 @@ unlike $srv->slurp('logs/error.log'), qr/\[(alert|crit)\]|exited on signal/,
        'no alert, no crash';
 unlike $srv->slurp('logs/events.log'), qr/eyJ/, 'no token in the log';
 
+# --- a full session zone refuses new revocations; it never forgets one -----
+
+my $tiny = Linguamate::Server->new(workers => 1);
+mkdir $tiny->dir . '/state';
+chmod 0777, $tiny->dir . '/state';
+$tiny->configure(<<"_HTTP_", <<'_SERVER_');
+    linguamate_jwt_secret $SECRET;
+    linguamate_state_dir @{[ $tiny->dir ]}/state;
+    linguamate_session_zone sessions size=32k;
+    linguamate_admin_token $admin;
+_HTTP_
+        location = /api/auth/session { linguamate_auth on; linguamate_endpoint auth_session; }
+        location /api/admin/ { linguamate_endpoint admin; }
+_SERVER_
+$tiny->start;
+$srv = $tiny;
+my $victim = token(sub => 'victim', sid => 'S-victim', iat => $old);
+is admin_post('/api/admin/sessions/S-victim/revoke')->{status}, 200, 'revoke the victim';
+my %st;
+$st{ admin_post("/api/admin/sessions/filler-$_/revoke")->{status} }++ for 1 .. 640;
+ok $st{500}, 'once the zone is full, revocations are refused (500), not stored over others';
+is status_of($victim), '401 REVOKED', 'the first revocation is still in force';
+like $tiny->slurp('logs/error.log'), qr/could not allocate node in zone "sessions"/,
+     'the full zone is logged';
+$tiny->stop;
+
 done_testing();
