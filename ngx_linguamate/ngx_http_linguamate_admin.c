@@ -29,6 +29,8 @@ static ngx_int_t ngx_http_linguamate_admin_state(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_lockout(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_breaker(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_key(ngx_http_request_t *r,
@@ -90,6 +92,13 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
         return ngx_http_linguamate_admin_lockout(r, lmcf, &c);
     }
 
+    if (c.path.len >= sizeof("/breakers/reset") - 1
+        && ngx_strncmp(c.path.data, "/breakers/", sizeof("/breakers/") - 1)
+           == 0)
+    {
+        return ngx_http_linguamate_admin_breaker(r, lmcf, &c);
+    }
+
     if ((c.path.len > sizeof("/sessions/") - 1
          && ngx_strncmp(c.path.data, "/sessions/", sizeof("/sessions/") - 1)
             == 0)
@@ -104,6 +113,78 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
 
     return ngx_http_linguamate_admin_error(r, lmcf, &c, NGX_HTTP_NOT_FOUND,
                                            "NOT_FOUND", "Resource not found");
+}
+
+
+/* POST /breakers/NAME/reset, POST /breakers/reset */
+
+static ngx_int_t
+ngx_http_linguamate_admin_breaker(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    ngx_buf_t   *b;
+    ngx_str_t    name, *np;
+
+    ngx_str_set(&c->action, "breaker_reset");
+
+    np = NULL;
+
+    if (!(c->path.len == sizeof("/breakers/reset") - 1
+          && ngx_strncmp(c->path.data, "/breakers/reset", c->path.len) == 0))
+    {
+        if (c->path.len <= sizeof("/breakers//reset") - 1
+            || ngx_strncmp(c->path.data + c->path.len - 6, "/reset", 6) != 0)
+        {
+            return ngx_http_linguamate_admin_error(r, lmcf, c,
+                       NGX_HTTP_NOT_FOUND, "NOT_FOUND", "Resource not found");
+        }
+
+        name.data = c->path.data + sizeof("/breakers/") - 1;
+        name.len = c->path.len - (sizeof("/breakers/") - 1) - 6;
+        np = &name;
+        c->target = name;
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        if (ngx_http_linguamate_add_header(r, "Allow", 5,
+                                           (u_char *) "POST", 4) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                   "Method not allowed");
+    }
+
+    if (ngx_http_linguamate_breaker_reset(lmcf, np) != NGX_OK) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_FOUND, "NOT_FOUND", "No such breaker");
+    }
+
+    b = ngx_create_temp_buf(r->pool, 64 + (np ? 6 * np->len : 0));
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, "{\"success\":true,\"reset\":",
+                         sizeof("{\"success\":true,\"reset\":") - 1);
+
+    if (np) {
+        *b->last++ = '"';
+        b->last = ngx_http_linguamate_json_escape(b->last, np->data, np->len);
+        *b->last++ = '"';
+
+    } else {
+        b->last = ngx_cpymem(b->last, "\"all\"", 5);
+    }
+
+    b->last = ngx_cpymem(b->last, "}\n", 2);
+
+    c->status = NGX_HTTP_OK;
+    ngx_http_linguamate_admin_log(r, lmcf, c);
+
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
 }
 
 
@@ -288,12 +369,13 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
 {
     size_t                        len;
     ngx_buf_t                    *b;
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, open;
     ngx_http_linguamate_zone_t  **zp;
 
     zp = lmcf->zones.elts;
 
-    len = 512 + lmcf->zones.nelts * (128 + 5 * NGX_ATOMIC_T_LEN);
+    len = 512 + lmcf->zones.nelts * (128 + 5 * NGX_ATOMIC_T_LEN)
+          + ngx_http_linguamate_breakers_json_len(lmcf);
 
     for (i = 0; i < lmcf->zones.nelts; i++) {
         len += zp[i]->name.len;
@@ -325,13 +407,18 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
                               : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT
                               ? "lockout"
                               : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_SESSION
-                              ? "sessions" : "metrics",
+                              ? "sessions"
+                              : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_METRICS
+                              ? "metrics" : "breakers",
                               zp[i]->shm_zone->shm.size,
                               zp[i]->sh->nodes, zp[i]->sh->rejected,
                               zp[i]->sh->evicted);
     }
 
-    b->last = ngx_cpymem(b->last, "]}\n", 3);
+    b->last = ngx_cpymem(b->last, "],\"breakers\":",
+                         sizeof("],\"breakers\":") - 1);
+    b->last = ngx_http_linguamate_breakers_json(lmcf, b->last, &open);
+    b->last = ngx_cpymem(b->last, "}\n", 2);
 
     /* the level name is upper case in logs; the API speaks pino's names */
 

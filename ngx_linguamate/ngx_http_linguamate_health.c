@@ -391,7 +391,8 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     ngx_time_t                   *tp;
     ngx_uint_t                    status, i;
     const char                   *overall, *env_status, *reason, *source;
-    const char                   *mem_status, *shm_status;
+    const char                   *mem_status, *shm_status, *cb_status;
+    ngx_uint_t                    open;
     ngx_http_linguamate_zone_t  **zp;
 
     tp = ngx_timeofday();
@@ -403,7 +404,8 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
 
     if (detailed) {
         len += 1024 + NGX_INT_T_LEN * 8 + lmcf->not_ready.len * 6
-               + lmcf->zones.nelts * (256 + 5 * NGX_INT64_LEN);
+               + lmcf->zones.nelts * (256 + 5 * NGX_INT64_LEN)
+               + ngx_http_linguamate_breakers_json_len(lmcf);
 
         zp = lmcf->zones.elts;
 
@@ -421,6 +423,8 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     env_status = "healthy";
     mem_status = "healthy";
     shm_status = "healthy";
+    cb_status = "healthy";
+    open = 0;
     reason = NULL;
     rss = 0;
     limit = 0;
@@ -474,8 +478,15 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
             }
         }
 
+        /* an open breaker: degraded (200), the guide's jq path */
+
+        if (ngx_http_linguamate_breakers_open(lmcf)) {
+            cb_status = "degraded";
+        }
+
         overall = ngx_http_linguamate_worst(env_status,
-                      ngx_http_linguamate_worst(mem_status, shm_status));
+                      ngx_http_linguamate_worst(mem_status,
+                          ngx_http_linguamate_worst(shm_status, cb_status)));
 
         if (reason && !lmcf->not_ready.len) {
             overall = "unhealthy";
@@ -523,7 +534,10 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
                                   zp[i]->sh->nodes, zp[i]->sh->evicted);
         }
 
-        b->last = ngx_sprintf(b->last, "}}},\"environment\":{"
+        b->last = ngx_sprintf(b->last, "}}},\"circuitBreakers\":{"
+                              "\"status\":\"%s\",\"details\":", cb_status);
+        b->last = ngx_http_linguamate_breakers_json(lmcf, b->last, &open);
+        b->last = ngx_sprintf(b->last, "},\"environment\":{"
                               "\"status\":\"%s\",\"details\":{"
                               "\"nodeEnv\":\"%V\",\"jwtSecret\":\"%s\","
                               "\"warnings\":%ui,\"ready\":%s",

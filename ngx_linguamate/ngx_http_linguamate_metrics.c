@@ -602,7 +602,8 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     /* counters keep growing while we render: leave room for new series */
 
     len = 4096 + (series + 64) * (160 + NGX_HTTP_LINGUAMATE_ROUTE_LEN)
-          + lmcf->env_name.len + lmcf->git_commit_sha.len;
+          + lmcf->env_name.len + lmcf->git_commit_sha.len
+          + lmcf->breakers.nelts * 600;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -629,8 +630,9 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
 
                 s = ngx_http_linguamate_statuses[k];
 
-                p = ngx_sprintf(p, "linguamate_http_requests_total{route=\"%s\","
-                                "method=\"%V\",status=\"", m->names[i],
+                p = ngx_sprintf(p, "linguamate_http_requests_total"
+                                "{route=\"%s\",method=\"%V\",status=\"",
+                                m->names[i],
                                 &ngx_http_linguamate_methods[j]);
 
                 if (s < 10) {
@@ -761,6 +763,8 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         *ngx_stat_waiting, *ngx_stat_accepted, *ngx_stat_handled);
 
 #endif
+
+    p = ngx_http_linguamate_breakers_metrics(lmcf, p, b->end - 2048);
 
     ngx_http_linguamate_proc_totals(&rss, &ticks);
 

@@ -144,6 +144,20 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       offsetof(ngx_http_linguamate_loc_conf_t, auth),
       ngx_http_linguamate_auth_modes },
 
+    { ngx_string("linguamate_breaker"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_linguamate_breaker,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_circuit_breaker"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_linguamate_circuit_breaker,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("linguamate_endpoint"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_endpoint,
@@ -208,7 +222,14 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    /* ACCESS handlers run last-registered first: auth, then lockout */
+    /*
+     * ACCESS handlers run last-registered first: auth, then the lockout,
+     * then the breaker gate (no probe is spent on an unauthorized call)
+     */
+
+    if (ngx_http_linguamate_breakers_postconf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_linguamate_lockout_init(cf) != NGX_OK) {
         return NGX_ERROR;
@@ -261,6 +282,13 @@ ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    if (ngx_array_init(&lmcf->breakers, cf->pool, 4,
+                       sizeof(ngx_http_linguamate_breaker_conf_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return lmcf;
 }
 
@@ -276,6 +304,10 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (ngx_http_linguamate_metrics_init(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_linguamate_breakers_init(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -361,6 +393,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->limit_dry_run = NGX_CONF_UNSET;
     llcf->auth = NGX_CONF_UNSET_UINT;
     llcf->metrics = NGX_CONF_UNSET;
+    llcf->breaker = NGX_CONF_UNSET_PTR;
 
     return llcf;
 }
@@ -391,6 +424,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->lockout == NULL) {
         conf->lockout = prev->lockout;
     }
+
+    ngx_conf_merge_ptr_value(conf->breaker, prev->breaker, NULL);
 
     /* an endpoint belongs to its own location; it is not inherited */
 

@@ -179,6 +179,21 @@ typedef struct {
 
 
 typedef struct {
+    ngx_str_t                   name;
+    ngx_uint_t                  index;
+    ngx_uint_t                  slot;           /* in the shared zone */
+    ngx_uint_t                  failure_threshold;
+    ngx_uint_t                  volume_threshold;
+    ngx_msec_t                  reset_timeout;
+    ngx_msec_t                  monitoring_period;
+    ngx_msec_t                  probe_timeout;
+    ngx_uint_t                  probes;
+    uint64_t                    statuses[10];   /* bit per status code */
+    unsigned                    statuses_set:1;
+} ngx_http_linguamate_breaker_conf_t;
+
+
+typedef struct {
     /* settings, resolved and validated */
     ngx_uint_t                  node_env;
     ngx_uint_t                  port;
@@ -234,6 +249,9 @@ typedef struct {
     ngx_array_t                 zones;  /* of ngx_http_linguamate_zone_t * */
     ngx_http_linguamate_zone_t *session_zone;
     ngx_http_linguamate_zone_t *metrics_zone;
+    ngx_http_linguamate_zone_t *breakers_zone;
+    ngx_array_t                 breakers;
+                                    /* of ngx_http_linguamate_breaker_conf_t */
     ngx_array_t                 routes;     /* of ngx_str_t; index + 1 */
 } ngx_http_linguamate_main_conf_t;
 
@@ -254,6 +272,7 @@ typedef struct {
     ngx_flag_t                  limit_dry_run;
     ngx_http_linguamate_zone_t *lockout;
     ngx_uint_t                  auth;
+    ngx_http_linguamate_breaker_conf_t  *breaker;
 } ngx_http_linguamate_loc_conf_t;
 
 
@@ -303,6 +322,8 @@ typedef struct {
     ngx_str_t                   lockout_key[3];     /* ip:, email:... */
     ngx_http_linguamate_claims_t  claims;
     void                       *claims_tree;        /* yajl_val * */
+    ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
+    unsigned                    breaker_probe:1;
     unsigned                    lockout_ambiguous:1;
     unsigned                    auth_done:1;
     unsigned                    auth_ok:1;
@@ -434,6 +455,27 @@ void ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
 ngx_int_t ngx_http_linguamate_process_memory(uint64_t *rss);
 char *ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+/* breaker.c */
+char *ngx_http_linguamate_breaker(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_linguamate_circuit_breaker(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_http_linguamate_breaker_conf_t *ngx_http_linguamate_breaker_find(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name);
+ngx_int_t ngx_http_linguamate_breakers_init(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
+ngx_int_t ngx_http_linguamate_breakers_postconf(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_breaker_reset(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name);
+ngx_uint_t ngx_http_linguamate_breakers_open(
+    ngx_http_linguamate_main_conf_t *lmcf);
+size_t ngx_http_linguamate_breakers_json_len(
+    ngx_http_linguamate_main_conf_t *lmcf);
+u_char *ngx_http_linguamate_breakers_json(
+    ngx_http_linguamate_main_conf_t *lmcf, u_char *p, ngx_uint_t *open);
+u_char *ngx_http_linguamate_breakers_metrics(
+    ngx_http_linguamate_main_conf_t *lmcf, u_char *p, u_char *end);
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);

@@ -376,8 +376,8 @@ ngx_http_linguamate_corr_id_valid(const unsigned char *p, size_t len)
 
 /*
  * A compact JWS: three base64url segments (header and payload not empty)
- * separated by exactly two dots, at most NGX_HTTP_LINGUAMATE_JWT_MAX bytes.  dots[] receives
- * the offsets of the two dots.
+ * separated by exactly two dots, at most NGX_HTTP_LINGUAMATE_JWT_MAX
+ * bytes.  dots[] receives the offsets of the two dots.
  */
 
 int

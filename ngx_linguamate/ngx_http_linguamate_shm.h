@@ -17,6 +17,7 @@
 #define NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT  2
 #define NGX_HTTP_LINGUAMATE_ZONE_SESSION  3
 #define NGX_HTTP_LINGUAMATE_ZONE_METRICS  4
+#define NGX_HTTP_LINGUAMATE_ZONE_BREAKERS 5
 
 /* at most this many entries are evicted to make room for one */
 #define NGX_HTTP_LINGUAMATE_EVICT_MAX     8
