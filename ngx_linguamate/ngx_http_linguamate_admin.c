@@ -39,6 +39,8 @@ static void ngx_http_linguamate_admin_log(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_reply(ngx_http_request_t *r,
     ngx_http_linguamate_admin_call_t *c, ngx_uint_t status, ngx_buf_t *b);
+static ngx_int_t ngx_http_linguamate_admin_post_only(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_error(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c,
     ngx_uint_t status, const char *code, const char *message);
@@ -146,15 +148,7 @@ ngx_http_linguamate_admin_breaker(ngx_http_request_t *r,
     }
 
     if (r->method != NGX_HTTP_POST) {
-        if (ngx_http_linguamate_add_header(r, "Allow", 5,
-                                           (u_char *) "POST", 4) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_linguamate_admin_error(r, lmcf, c,
-                   NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
-                   "Method not allowed");
+        return ngx_http_linguamate_admin_post_only(r, lmcf, c);
     }
 
     if (ngx_http_linguamate_breaker_reset(lmcf, np) != NGX_OK) {
@@ -258,15 +252,7 @@ ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     }
 
     if (r->method != NGX_HTTP_POST) {
-        if (ngx_http_linguamate_add_header(r, "Allow", 5,
-                                           (u_char *) "POST", 4) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_linguamate_admin_error(r, lmcf, c,
-                   NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
-                   "Method not allowed");
+        return ngx_http_linguamate_admin_post_only(r, lmcf, c);
     }
 
     if (lmcf->session_zone == NULL) {
@@ -601,6 +587,23 @@ ngx_http_linguamate_admin_reply(ngx_http_request_t *r,
     }
 
     return ngx_http_linguamate_send_json(r, status, b);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_admin_post_only(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    if (ngx_http_linguamate_add_header(r, "Allow", sizeof("Allow") - 1,
+                                       (u_char *) "POST", sizeof("POST") - 1)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_linguamate_admin_error(r, lmcf, c, NGX_HTTP_NOT_ALLOWED,
+                                           "METHOD_NOT_ALLOWED",
+                                           "Method not allowed");
 }
 
 

@@ -328,7 +328,7 @@ ngx_http_linguamate_breakers_init(ngx_conf_t *cf,
 {
     ngx_str_t                            name, sig;
     ngx_uint_t                           i;
-    ngx_http_linguamate_zone_t          *zone, **zp;
+    ngx_http_linguamate_zone_t          *zone;
     ngx_http_linguamate_breaker_conf_t  *bc;
 
     bc = lmcf->breakers.elts;
@@ -360,7 +360,7 @@ ngx_http_linguamate_breakers_init(ngx_conf_t *cf,
     ngx_str_set(&name, "linguamate_breakers");
     ngx_str_set(&sig, "the circuit breakers zone");
 
-    zone = ngx_http_linguamate_zone_add(cf, &name,
+    zone = ngx_http_linguamate_zone_add(cf, lmcf, &name,
                                         NGX_HTTP_LINGUAMATE_BREAKERS_SIZE,
                                         NGX_HTTP_LINGUAMATE_ZONE_BREAKERS,
                                         &sig);
@@ -372,12 +372,6 @@ ngx_http_linguamate_breakers_init(ngx_conf_t *cf,
     zone->init_fresh = ngx_http_linguamate_breakers_fresh;
     zone->init_kept = ngx_http_linguamate_breakers_map;
 
-    zp = ngx_array_push(&lmcf->zones);
-    if (zp == NULL) {
-        return NGX_ERROR;
-    }
-
-    *zp = zone;
     lmcf->breakers_zone = zone;
 
     return NGX_OK;
@@ -456,26 +450,15 @@ ngx_http_linguamate_breakers_map(ngx_http_linguamate_zone_t *zone,
 ngx_int_t
 ngx_http_linguamate_breakers_postconf(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_linguamate_add_handler(cf, NGX_HTTP_ACCESS_PHASE,
+                                        ngx_http_linguamate_breaker_gate)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_linguamate_breaker_gate;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_linguamate_breaker_log;
-
-    return NGX_OK;
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_LOG_PHASE,
+                                           ngx_http_linguamate_breaker_log);
 }
 
 

@@ -65,7 +65,6 @@ static ngx_str_t  ngx_http_linguamate_live_body =
     ngx_string("{\"status\":\"alive\"}\n");
 static ngx_str_t  ngx_http_linguamate_ready_body =
     ngx_string("{\"status\":\"ready\"}\n");
-static ngx_str_t  ngx_http_linguamate_allow = ngx_string("GET, HEAD");
 
 
 ngx_int_t
@@ -91,15 +90,7 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT:
         if (r->method != NGX_HTTP_POST) {
-            if (ngx_http_linguamate_add_header(r, "Allow", 5,
-                                               (u_char *) "POST", 4)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                       "METHOD_NOT_ALLOWED", "Method not allowed", NULL);
+            return ngx_http_linguamate_send_not_allowed(r, "POST");
         }
 
         return ngx_http_linguamate_auth_logout(r);
@@ -155,8 +146,6 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_linguamate_check_method(ngx_http_request_t *r)
 {
-    ngx_table_elt_t  *h;
-
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -165,19 +154,7 @@ ngx_http_linguamate_check_method(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    h->lowcase_key = NULL;
-    ngx_str_set(&h->key, "Allow");
-    h->value = ngx_http_linguamate_allow;
-
-    return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                          "METHOD_NOT_ALLOWED",
-                                          "Method not allowed", NULL);
+    return ngx_http_linguamate_send_not_allowed(r, "GET, HEAD");
 }
 
 

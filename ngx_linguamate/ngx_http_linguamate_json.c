@@ -316,3 +316,21 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     return ngx_http_linguamate_send_json(r, status, b);
 }
+
+
+/* 405 with Allow, in the envelope */
+
+ngx_int_t
+ngx_http_linguamate_send_not_allowed(ngx_http_request_t *r, const char *allow)
+{
+    if (ngx_http_linguamate_add_header(r, "Allow", sizeof("Allow") - 1,
+                                       (u_char *) allow, ngx_strlen(allow))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                          "METHOD_NOT_ALLOWED",
+                                          "Method not allowed", NULL);
+}

@@ -61,6 +61,8 @@ static ngx_str_t  ngx_http_linguamate_reasons[] = {
 static ngx_int_t ngx_http_linguamate_auth_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_auth_token(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
+static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t **ctxp);
 static ngx_uint_t ngx_http_linguamate_jwt_parse(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_jwt_entry_t *e);
@@ -92,19 +94,26 @@ static ngx_int_t ngx_http_linguamate_validation_error(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_linguamate_jwt_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_ACCESS_PHASE,
+                                           ngx_http_linguamate_auth_handler);
+}
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
+/* at exit: the cache is malloc()ed memory of this worker */
+
+void
+ngx_http_linguamate_jwt_exit_process(void)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_CACHE; i++) {
+        if (ngx_http_linguamate_jwt_cache[i].mem) {
+            ngx_free(ngx_http_linguamate_jwt_cache[i].mem);
+        }
     }
 
-    *h = ngx_http_linguamate_auth_handler;
-
-    return NGX_OK;
+    ngx_memzero(ngx_http_linguamate_jwt_cache,
+                sizeof(ngx_http_linguamate_jwt_cache));
 }
 
 
@@ -907,13 +916,15 @@ ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
 }
 
 
-/* GET /api/auth/session: the verified claims */
+/*
+ * For the endpoints that need the caller's access token: verified in a
+ * location without "linguamate_auth on" too.  NGX_OK, or the response.
+ */
 
-ngx_int_t
-ngx_http_linguamate_auth_session(ngx_http_request_t *r)
+static ngx_int_t
+ngx_http_linguamate_auth_required(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t **ctxp)
 {
-    size_t                      len;
-    ngx_buf_t                  *b;
     ngx_uint_t                  reason;
     ngx_http_linguamate_ctx_t  *ctx;
 
@@ -922,13 +933,35 @@ ngx_http_linguamate_auth_session(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ctx->auth_ok) {
-        /* a location without "linguamate_auth on": verify here */
-        reason = ngx_http_linguamate_auth_token(r, ctx);
+    *ctxp = ctx;
 
-        if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
-            return ngx_http_linguamate_auth_reject(r, reason, 0);
-        }
+    if (ctx->auth_ok) {
+        return NGX_OK;
+    }
+
+    reason = ngx_http_linguamate_auth_token(r, ctx);
+
+    if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
+        return ngx_http_linguamate_auth_reject(r, reason, 0);
+    }
+
+    return NGX_OK;
+}
+
+
+/* GET /api/auth/session: the verified claims */
+
+ngx_int_t
+ngx_http_linguamate_auth_session(ngx_http_request_t *r)
+{
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_buf_t                  *b;
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    rc = ngx_http_linguamate_auth_required(r, &ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     len = sizeof("{\"authenticated\":true,\"userId\":\"\",\"sessionId\":,"
@@ -978,23 +1011,14 @@ ngx_http_linguamate_auth_session(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_linguamate_auth_logout(ngx_http_request_t *r)
 {
+    ngx_int_t                         rc;
     ngx_buf_t                        *b;
-    ngx_uint_t                        reason;
     ngx_http_linguamate_ctx_t        *ctx;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
-    ctx = ngx_http_linguamate_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (!ctx->auth_ok) {
-        /* a location without "linguamate_auth on": verify here */
-        reason = ngx_http_linguamate_auth_token(r, ctx);
-
-        if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
-            return ngx_http_linguamate_auth_reject(r, reason, 0);
-        }
+    rc = ngx_http_linguamate_auth_required(r, &ctx);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
@@ -1040,14 +1064,7 @@ ngx_http_linguamate_auth_refresh(ngx_http_request_t *r)
     ngx_int_t  rc;
 
     if (r->method != NGX_HTTP_POST) {
-        if (ngx_http_linguamate_add_header(r, "Allow", 5,
-                                           (u_char *) "POST", 4) != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                   "METHOD_NOT_ALLOWED", "Method not allowed", NULL);
+        return ngx_http_linguamate_send_not_allowed(r, "POST");
     }
 
     rc = ngx_http_read_client_request_body(r,

@@ -80,7 +80,7 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t                         *value, name, s, sig;
     ngx_int_t                          n;
     ngx_uint_t                         i;
-    ngx_http_linguamate_zone_t        *zone, **zp;
+    ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_limit_zone_t  *lz;
     ngx_http_compile_complex_value_t   ccv;
 
@@ -99,17 +99,8 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     for (i = 2; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "size=", 5) == 0) {
-            s.data = value[i].data + 5;
-            s.len = value[i].len - 5;
-
-            size = ngx_parse_size(&s);
-
-            if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "linguamate: zone \"%V\" is too small "
-                                   "or its size \"%V\" is invalid "
-                                   "(at least %uz)", &name, &value[i],
-                                   8 * ngx_pagesize);
+            size = ngx_http_linguamate_zone_size(cf, &name, &value[i]);
+            if (size == NGX_ERROR) {
                 return NGX_CONF_ERROR;
             }
 
@@ -209,7 +200,7 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_http_linguamate_zone_add(cf, &name, (size_t) size,
+    zone = ngx_http_linguamate_zone_add(cf, lmcf, &name, (size_t) size,
                                         NGX_HTTP_LINGUAMATE_ZONE_LIMIT, &sig);
     if (zone == NULL) {
         return NGX_CONF_ERROR;
@@ -217,12 +208,6 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->data = lz;
 
-    zp = ngx_array_push(&lmcf->zones);
-    if (zp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *zp = zone;
 
     return NGX_CONF_OK;
 }
@@ -295,19 +280,8 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 ngx_int_t
 ngx_http_linguamate_limit_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_linguamate_limit_handler;
-
-    return NGX_OK;
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_PREACCESS_PHASE,
+                                           ngx_http_linguamate_limit_handler);
 }
 
 

@@ -100,7 +100,7 @@ ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
 {
     ngx_uint_t                           i, code;
     ngx_str_t                            name, sig;
-    ngx_http_linguamate_zone_t          *zone, **zp;
+    ngx_http_linguamate_zone_t          *zone;
     ngx_http_linguamate_metrics_zone_t  *mz;
 
     for (i = 0; i < 600; i++) {
@@ -145,7 +145,7 @@ ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
     ngx_str_set(&name, "linguamate_metrics");
     ngx_str_set(&sig, "the metrics zone");
 
-    zone = ngx_http_linguamate_zone_add(cf, &name,
+    zone = ngx_http_linguamate_zone_add(cf, lmcf, &name,
                                         NGX_HTTP_LINGUAMATE_METRICS_SIZE,
                                         NGX_HTTP_LINGUAMATE_ZONE_METRICS,
                                         &sig);
@@ -157,12 +157,6 @@ ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
     zone->init_fresh = ngx_http_linguamate_metrics_fresh;
     zone->init_kept = ngx_http_linguamate_metrics_kept;
 
-    zp = ngx_array_push(&lmcf->zones);
-    if (zp == NULL) {
-        return NGX_ERROR;
-    }
-
-    *zp = zone;
     lmcf->metrics_zone = zone;
 
     return NGX_OK;
@@ -286,26 +280,15 @@ ngx_http_linguamate_route_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
-    if (h == NULL) {
+    if (ngx_http_linguamate_add_handler(cf, NGX_HTTP_REWRITE_PHASE,
+                                        ngx_http_linguamate_route_handler)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    *h = ngx_http_linguamate_route_handler;
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_linguamate_metrics_log;
-
-    return NGX_OK;
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_LOG_PHASE,
+                                           ngx_http_linguamate_metrics_log);
 }
 
 

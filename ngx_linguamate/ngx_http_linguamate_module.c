@@ -20,6 +20,7 @@ static char *ngx_http_linguamate_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_linguamate_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_linguamate_init_process(ngx_cycle_t *cycle);
+static void ngx_http_linguamate_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
@@ -194,7 +195,7 @@ ngx_module_t  ngx_http_linguamate_module = {
     ngx_http_linguamate_init_process,       /* init process */
     NULL,                                   /* init thread */
     NULL,                                   /* exit thread */
-    NULL,                                   /* exit process */
+    ngx_http_linguamate_exit_process,       /* exit process */
     NULL,                                   /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -312,6 +313,26 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_add_handler(ngx_conf_t *cf, ngx_http_phases phase,
+    ngx_http_handler_pt handler)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[phase].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = handler;
+
+    return NGX_OK;
 }
 
 
@@ -504,4 +525,11 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
     ngx_http_linguamate_session_init_process();
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_linguamate_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_linguamate_jwt_exit_process();
 }

@@ -193,7 +193,7 @@ typedef struct {
 } ngx_http_linguamate_breaker_conf_t;
 
 
-typedef struct {
+typedef struct ngx_http_linguamate_main_conf_s {
     /* settings, resolved and validated */
     ngx_uint_t                  node_env;
     ngx_uint_t                  port;
@@ -363,6 +363,8 @@ u_char *ngx_http_linguamate_iso_time(u_char *buf, time_t sec,
     ngx_msec_t msec);
 ngx_int_t ngx_http_linguamate_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b);
+ngx_int_t ngx_http_linguamate_send_not_allowed(ngx_http_request_t *r,
+    const char *allow);
 ngx_int_t ngx_http_linguamate_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *extra);
@@ -383,6 +385,10 @@ typedef struct {
     unsigned                    locked:1;
 } ngx_http_linguamate_lockout_info_t;
 
+
+/* module.c */
+ngx_int_t ngx_http_linguamate_add_handler(ngx_conf_t *cf,
+    ngx_http_phases phase, ngx_http_handler_pt handler);
 
 /* shm.c */
 ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_find(
@@ -421,6 +427,7 @@ ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
 /* jwt.c */
 ngx_int_t ngx_http_linguamate_jwt_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_linguamate_jwt_variables(ngx_conf_t *cf);
+void ngx_http_linguamate_jwt_exit_process(void);
 ngx_uint_t ngx_http_linguamate_jwt_verify(ngx_http_request_t *r,
     ngx_str_t *token, const char *type, ngx_http_linguamate_claims_t *claims);
 ngx_int_t ngx_http_linguamate_auth_reject(ngx_http_request_t *r,

@@ -78,8 +78,8 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_linguamate_main_conf_t *lmcf = conf;
 
     ssize_t                              size;
-    ngx_str_t                           *value, s, sig;
-    ngx_http_linguamate_zone_t          *zone, **zp;
+    ngx_str_t                           *value, sig;
+    ngx_http_linguamate_zone_t          *zone;
     ngx_http_linguamate_session_zone_t  *sz;
 
     if (lmcf->session_zone) {
@@ -92,15 +92,8 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
         return "takes size=SIZE";
     }
 
-    s.data = value[2].data + 5;
-    s.len = value[2].len - 5;
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "linguamate: zone \"%V\" is too small or its "
-                           "size \"%V\" is invalid (at least %uz)",
-                           &value[1], &value[2], 8 * ngx_pagesize);
+    size = ngx_http_linguamate_zone_size(cf, &value[1], &value[2]);
+    if (size == NGX_ERROR) {
         return NGX_CONF_ERROR;
     }
 
@@ -114,7 +107,7 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_str_set(&sig, "a session zone");
 
-    zone = ngx_http_linguamate_zone_add(cf, &value[1], (size_t) size,
+    zone = ngx_http_linguamate_zone_add(cf, lmcf, &value[1], (size_t) size,
                                         NGX_HTTP_LINGUAMATE_ZONE_SESSION,
                                         &sig);
     if (zone == NULL) {
@@ -126,12 +119,6 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->init_kept = ngx_http_linguamate_session_kept;
     zone->evictable = ngx_http_linguamate_session_evictable;
 
-    zp = ngx_array_push(&lmcf->zones);
-    if (zp == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *zp = zone;
     lmcf->session_zone = zone;
 
     return NGX_CONF_OK;

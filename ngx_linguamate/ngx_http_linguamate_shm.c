@@ -29,11 +29,12 @@ static ngx_uint_t ngx_http_linguamate_evict(ngx_http_linguamate_zone_t *zone,
 
 
 ngx_http_linguamate_zone_t *
-ngx_http_linguamate_zone_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
+ngx_http_linguamate_zone_add(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name, size_t size,
     ngx_uint_t kind, ngx_str_t *signature)
 {
-    ngx_shm_zone_t              *shm_zone;
-    ngx_http_linguamate_zone_t  *zone;
+    ngx_shm_zone_t               *shm_zone;
+    ngx_http_linguamate_zone_t   *zone, **zp;
 
     zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_zone_t));
     if (zone == NULL) {
@@ -61,7 +62,42 @@ ngx_http_linguamate_zone_add(ngx_conf_t *cf, ngx_str_t *name, size_t size,
     shm_zone->init = ngx_http_linguamate_init_zone;
     shm_zone->data = zone;
 
+    /* every zone is listed: metrics, health and the operations API */
+
+    zp = ngx_array_push(&lmcf->zones);
+    if (zp == NULL) {
+        return NULL;
+    }
+
+    *zp = zone;
+
     return zone;
+}
+
+
+/* "size=SIZE" of a zone directive, at least 8 pages; NGX_ERROR logged */
+
+ssize_t
+ngx_http_linguamate_zone_size(ngx_conf_t *cf, ngx_str_t *zone,
+    ngx_str_t *value)
+{
+    ssize_t    size;
+    ngx_str_t  s;
+
+    s.data = value->data + 5;
+    s.len = value->len - 5;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: zone \"%V\" is too small or its "
+                           "size \"%V\" is invalid (at least %uz)",
+                           zone, value, 8 * ngx_pagesize);
+        return NGX_ERROR;
+    }
+
+    return size;
 }
 
 

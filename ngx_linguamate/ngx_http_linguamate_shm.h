@@ -53,6 +53,7 @@ typedef struct {
 
 
 typedef struct ngx_http_linguamate_zone_s  ngx_http_linguamate_zone_t;
+struct ngx_http_linguamate_main_conf_s;
 
 struct ngx_http_linguamate_zone_s {
     ngx_str_t                    name;
@@ -83,7 +84,10 @@ struct ngx_http_linguamate_zone_s {
 
 
 ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_add(ngx_conf_t *cf,
-    ngx_str_t *name, size_t size, ngx_uint_t kind, ngx_str_t *signature);
+    struct ngx_http_linguamate_main_conf_s *lmcf, ngx_str_t *name,
+    size_t size, ngx_uint_t kind, ngx_str_t *signature);
+ssize_t ngx_http_linguamate_zone_size(ngx_conf_t *cf, ngx_str_t *zone,
+    ngx_str_t *value);
 ngx_http_linguamate_node_t *ngx_http_linguamate_node_lookup(
     ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len);
 ngx_http_linguamate_node_t *ngx_http_linguamate_node_alloc(
