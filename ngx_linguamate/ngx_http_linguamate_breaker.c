@@ -690,15 +690,10 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
 {
-    ngx_msec_t                            now;
-    ngx_uint_t                            i, n, failed, last_failed;
-    uint32_t                              requests, failures;
-    ngx_http_upstream_state_t            *state;
-    ngx_http_linguamate_ctx_t            *ctx;
-    ngx_http_linguamate_main_conf_t      *lmcf;
-    ngx_http_linguamate_breaker_conf_t   *bc;
-    ngx_http_linguamate_breaker_state_t  *b;
-    ngx_http_linguamate_transition_t      t;
+    ngx_uint_t                    i, n;
+    ngx_uint_t                    statuses[16];
+    ngx_http_upstream_state_t    *state;
+    ngx_http_linguamate_ctx_t    *ctx;
 
     if (r != r->main) {
         return NGX_OK;
@@ -710,13 +705,55 @@ ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    n = 0;
+
+    if (r->upstream_states) {
+        state = r->upstream_states->elts;
+
+        for (i = 0; i < r->upstream_states->nelts && n < 16; i++) {
+            statuses[n++] = state[i].status;
+        }
+    }
+
+    ngx_http_linguamate_breaker_attempts(r, statuses, n);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Count the attempts of a request that passed the gate (status 0: the
+ * client went away first, not counted) and move the breaker on.  Called
+ * once per request: from the LOG phase for plain proxy_pass, from the
+ * toolkit proxy for its own attempts.
+ */
+
+void
+ngx_http_linguamate_breaker_attempts(ngx_http_request_t *r,
+    ngx_uint_t *statuses, ngx_uint_t nstatuses)
+{
+    ngx_msec_t                            now;
+    ngx_uint_t                            i, n, failed, last_failed;
+    uint32_t                              requests, failures;
+    ngx_http_linguamate_ctx_t            *ctx;
+    ngx_http_linguamate_main_conf_t      *lmcf;
+    ngx_http_linguamate_breaker_conf_t   *bc;
+    ngx_http_linguamate_breaker_state_t  *b;
+    ngx_http_linguamate_transition_t      t;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_linguamate_module);
+
+    if (ctx == NULL || ctx->breaker == NULL) {
+        return;
+    }
+
     bc = ctx->breaker;
     ctx->breaker = NULL;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     if (lmcf->breakers_zone == NULL) {
-        return NGX_OK;
+        return;
     }
 
     b = ngx_http_linguamate_breaker_state(lmcf, bc);
@@ -729,20 +766,15 @@ ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
 
     ngx_shmtx_lock(&lmcf->breakers_zone->shpool->mutex);
 
-    if (r->upstream_states) {
-        state = r->upstream_states->elts;
-
-        for (i = 0; i < r->upstream_states->nelts; i++) {
-            if (state[i].status == 0) {
-                continue;       /* the client went away first */
-            }
-
-            failed = ngx_http_linguamate_breaker_failure(bc,
-                                                         state[i].status);
-            ngx_http_linguamate_breaker_count(bc, b, now, failed);
-            last_failed = failed;
-            n++;
+    for (i = 0; i < nstatuses; i++) {
+        if (statuses[i] == 0) {
+            continue;
         }
+
+        failed = ngx_http_linguamate_breaker_failure(bc, statuses[i]);
+        ngx_http_linguamate_breaker_count(bc, b, now, failed);
+        last_failed = failed;
+        n++;
     }
 
     if (ctx->breaker_probe) {
@@ -774,8 +806,19 @@ ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
 
         ngx_http_linguamate_breaker_event(lmcf, &bc->name, &t, &ctx->corr_id);
     }
+}
 
-    return NGX_OK;
+
+const char *
+ngx_http_linguamate_breaker_state_name(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_http_linguamate_breaker_conf_t *bc)
+{
+    if (lmcf->breakers_zone == NULL) {
+        return "CLOSED";
+    }
+
+    return ngx_http_linguamate_states[
+               ngx_http_linguamate_breaker_state(lmcf, bc)->state];
 }
 
 

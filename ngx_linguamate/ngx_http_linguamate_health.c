@@ -132,6 +132,9 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_LINGUAMATE_EP_METRICS:
         return ngx_http_linguamate_metrics_handler(r);
+
+    case NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH:
+        return ngx_http_linguamate_toolkit_health(r);
     }
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -87,8 +87,6 @@ static ngx_int_t ngx_http_linguamate_refresh(ngx_http_request_t *r);
 static char *ngx_http_linguamate_sign(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, const char *claims,
     const char *type, time_t lifetime, ngx_str_t *jti, ngx_str_t *out);
-static ngx_int_t ngx_http_linguamate_validation_error(ngx_http_request_t *r,
-    const char *field, const char *message);
 
 
 ngx_int_t
@@ -1085,7 +1083,7 @@ ngx_http_linguamate_refresh_body(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_validation_error(ngx_http_request_t *r,
     const char *field, const char *message)
 {

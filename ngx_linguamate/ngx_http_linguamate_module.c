@@ -37,6 +37,7 @@ static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
     { ngx_string("auth_refresh"), NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH },
     { ngx_string("auth_logout"), NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT },
     { ngx_string("metrics"), NGX_HTTP_LINGUAMATE_EP_METRICS },
+    { ngx_string("toolkit_health"), NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH },
     { ngx_null_string, 0 }
 };
 
@@ -155,6 +156,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
     { ngx_string("linguamate_circuit_breaker"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_circuit_breaker,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_toolkit"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_linguamate_toolkit,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },

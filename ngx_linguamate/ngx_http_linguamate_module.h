@@ -54,6 +54,7 @@
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH     11
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
 #define NGX_HTTP_LINGUAMATE_EP_METRICS          13
+#define NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH   14
 
 
 /*
@@ -178,6 +179,9 @@ typedef struct {
 } ngx_http_linguamate_duration_t;
 
 
+typedef struct ngx_http_linguamate_toolkit_s  ngx_http_linguamate_toolkit_t;
+
+
 typedef struct {
     ngx_str_t                   name;
     ngx_uint_t                  index;
@@ -273,6 +277,8 @@ typedef struct {
     ngx_http_linguamate_zone_t *lockout;
     ngx_uint_t                  auth;
     ngx_http_linguamate_breaker_conf_t  *breaker;
+    ngx_str_t                   toolkit_path;
+    ngx_flag_t                  toolkit_multipart;
 } ngx_http_linguamate_loc_conf_t;
 
 
@@ -323,6 +329,7 @@ typedef struct {
     ngx_http_linguamate_claims_t  claims;
     void                       *claims_tree;        /* yajl_val * */
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
+    ngx_http_linguamate_toolkit_t      *toolkit;
     unsigned                    breaker_probe:1;
     unsigned                    lockout_ambiguous:1;
     unsigned                    auth_done:1;
@@ -435,6 +442,8 @@ ngx_int_t ngx_http_linguamate_auth_reject(ngx_http_request_t *r,
 ngx_int_t ngx_http_linguamate_user_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_linguamate_auth_session(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_validation_error(ngx_http_request_t *r,
+    const char *field, const char *message);
 ngx_int_t ngx_http_linguamate_auth_refresh(ngx_http_request_t *r);
 ngx_int_t ngx_http_linguamate_auth_logout(ngx_http_request_t *r);
 
@@ -481,8 +490,27 @@ size_t ngx_http_linguamate_breakers_json_len(
     ngx_http_linguamate_main_conf_t *lmcf);
 u_char *ngx_http_linguamate_breakers_json(
     ngx_http_linguamate_main_conf_t *lmcf, u_char *p, ngx_uint_t *open);
+void ngx_http_linguamate_breaker_attempts(ngx_http_request_t *r,
+    ngx_uint_t *statuses, ngx_uint_t n);
+const char *ngx_http_linguamate_breaker_state_name(
+    ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_http_linguamate_breaker_conf_t *bc);
 u_char *ngx_http_linguamate_breakers_metrics(
     ngx_http_linguamate_main_conf_t *lmcf, u_char *p, u_char *end);
+
+/* toolkit.c */
+char *ngx_http_linguamate_toolkit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_linguamate_toolkit_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_toolkit_header(ngx_http_request_t *sr,
+    ngx_http_linguamate_toolkit_t *tk);
+ngx_int_t ngx_http_linguamate_toolkit_body_filter(ngx_http_request_t *sr,
+    ngx_http_linguamate_toolkit_t *tk, ngx_chain_t *in);
+ngx_int_t ngx_http_linguamate_toolkit_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_linguamate_toolkit_health(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
+    ngx_http_linguamate_toolkit_t **tk);
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);

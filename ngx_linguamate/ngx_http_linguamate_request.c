@@ -26,7 +26,12 @@ static ngx_int_t ngx_http_linguamate_env_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
+static ngx_int_t ngx_http_linguamate_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 /*
@@ -81,6 +86,14 @@ static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
     { ngx_string("linguamate_session_id"), NULL,
       ngx_http_linguamate_user_variable, 1,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("linguamate_toolkit_target"), NULL,
+      ngx_http_linguamate_toolkit_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("linguamate_toolkit_key"), NULL,
+      ngx_http_linguamate_toolkit_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
     { ngx_string("linguamate_limit_status"), NULL,
       ngx_http_linguamate_limit_status_variable, 0,
@@ -258,7 +271,15 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
+    ngx_http_linguamate_toolkit_t    *tk;
+
     if (r != r->main) {
+        /* a toolkit attempt: held back, or handed to the client */
+
+        if (ngx_http_linguamate_toolkit_owns(r, &tk)) {
+            return ngx_http_linguamate_toolkit_header(r, tk);
+        }
+
         return ngx_http_next_header_filter(r);
     }
 
@@ -421,11 +442,29 @@ ngx_http_linguamate_add_variables(ngx_conf_t *cf)
 }
 
 
+static ngx_int_t
+ngx_http_linguamate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_http_linguamate_toolkit_t  *tk;
+
+    if (r != r->main && ngx_http_linguamate_toolkit_owns(r, &tk)
+        && ngx_http_linguamate_toolkit_body_filter(r, tk, in) == NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_next_body_filter(r, in);
+}
+
+
 ngx_int_t
 ngx_http_linguamate_request_init(ngx_conf_t *cf)
 {
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_linguamate_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_linguamate_body_filter;
 
     return NGX_OK;
 }

@@ -55,6 +55,11 @@ sub serve {
             <$c>;
         }
         my ($status, $out, $hdrs) = $handler->($method, $uri, \%h, $body);
+        if ($status eq 'RAW') {
+            # the handler writes the response itself, then we close
+            $out->($c);
+            return;
+        }
         $hdrs //= {};
         my $resp = "HTTP/1.1 $status X\r\nContent-Length: " . length($out) . "\r\n";
         $resp .= "$_: $hdrs->{$_}\r\n" for keys %$hdrs;
