@@ -14,6 +14,8 @@ use IO::Socket::INET;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
 use POSIX qw(WNOHANG);
+use lib 't/lib';
+use Linguamate::Upstream;
 
 my $repo = $ENV{LINGUAMATE_REPO} // do { require Cwd; Cwd::getcwd() };
 my $tmp = tempdir('linguamate-e2e-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -28,6 +30,13 @@ sub free_port {
 }
 
 my $port = free_port();
+
+# a stand-in for the AI toolkit: echoes what it was sent
+my $toolkit = Linguamate::Upstream->new(sub {
+    my ($method, $uri, $h, $body) = @_;
+    return (200, JSON::PP->new->canonical->encode({ uri => $uri,
+        auth => $h->{authorization}, rid => $h->{'x-request-id'}, body => $body }));
+});
 my $env_file = "$tmp/app.env";
 my $run_dir = "$tmp/run";
 
@@ -50,6 +59,9 @@ sub write_env {
     $text =~ s/^RATE_LIMIT_MAX_REQUESTS=.*$/RATE_LIMIT_MAX_REQUESTS=5000/m;
     $text =~ s/^ADMIN_TOKEN=.*$/ADMIN_TOKEN=e2e-admin-token-e2e-admin-token-0001/m;
     $text =~ s/^STATE_DIR=.*$/STATE_DIR=$tmp\/state/m;
+    my $tk = $toolkit->port;
+    $text =~ s/^EXPO_PUBLIC_TOOLKIT_URL=.*$/EXPO_PUBLIC_TOOLKIT_URL=http:\/\/127.0.0.1:$tk/m;
+    $text =~ s/^TOOLKIT_API_KEY=.*$/TOOLKIT_API_KEY=e2e-toolkit-key/m;
     $text .= $extra // '';
     open my $out, '>', "$env_file.tmp" or die $!;
     print $out $text;
@@ -155,6 +167,19 @@ is $r->{status}, 401, 'the operations API needs the admin token';
 $r = get('/api/admin/state',
          Authorization => 'Bearer e2e-admin-token-e2e-admin-token-0001');
 is $r->{status}, 200, 'and answers with it';
+
+# --- the toolkit proxy --------------------------------------------------
+
+$r = $http->post("http://127.0.0.1:$port/api/toolkit/v1/text/llm",
+                 { content => '{"prompt":"hola"}', headers => {
+                   'Content-Type' => 'application/json', 'X-Correlation-Id' => 'e2e-tk' } });
+is $r->{status}, 200, 'the LLM route reaches the toolkit';
+my $tkr = eval { $json->decode($r->{content}) } || {};
+is $tkr->{uri}, '/text/llm/', 'at /text/llm/';
+is $tkr->{auth}, 'Bearer e2e-toolkit-key', 'with TOOLKIT_API_KEY';
+is $tkr->{rid}, 'e2e-tk', 'and the correlation id';
+is $tkr->{body}, '{"prompt":"hola"}', 'and the body';
+like get('/api/toolkit/health')->{content}, qr/"breaker":"CLOSED"/, 'toolkit health';
 
 # --- a session, revoked through the operations API -----------------------
 
@@ -281,4 +306,5 @@ my $gone = poll(sub { waitpid($pid, WNOHANG) == $pid }, 10);
 ok $gone, 'Ctrl-C (SIGINT) stops it';
 ok !(get('/api/health/live')->{status} == 200), 'nothing serves afterwards';
 
+$toolkit->stop;
 done_testing();
