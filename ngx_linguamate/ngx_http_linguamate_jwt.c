@@ -916,7 +916,8 @@ ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
 
 /*
  * For the endpoints that need the caller's access token: verified in a
- * location without "linguamate_auth on" too.  NGX_OK, or the response.
+ * location without "linguamate_auth on" too.  NGX_DECLINED when the
+ * caller is authenticated, else the return code of the 401 sent.
  */
 
 static ngx_int_t
@@ -934,7 +935,7 @@ ngx_http_linguamate_auth_required(ngx_http_request_t *r,
     *ctxp = ctx;
 
     if (ctx->auth_ok) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     reason = ngx_http_linguamate_auth_token(r, ctx);
@@ -943,7 +944,7 @@ ngx_http_linguamate_auth_required(ngx_http_request_t *r,
         return ngx_http_linguamate_auth_reject(r, reason, 0);
     }
 
-    return NGX_OK;
+    return NGX_DECLINED;
 }
 
 
@@ -958,7 +959,7 @@ ngx_http_linguamate_auth_session(ngx_http_request_t *r)
     ngx_http_linguamate_ctx_t  *ctx;
 
     rc = ngx_http_linguamate_auth_required(r, &ctx);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
@@ -1015,7 +1016,7 @@ ngx_http_linguamate_auth_logout(ngx_http_request_t *r)
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     rc = ngx_http_linguamate_auth_required(r, &ctx);
-    if (rc != NGX_OK) {
+    if (rc != NGX_DECLINED) {
         return rc;
     }
 
