@@ -14,6 +14,7 @@ module=$("$repo/scripts/build.sh")
 
 dir=$(mktemp -d /tmp/linguamate-bench.XXXXXX)
 port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport')
+port2=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport')
 mkdir -p "$dir/conf" "$dir/logs"
 
 # 200 named routes for the metrics rendering measurement
@@ -35,6 +36,13 @@ http {
     linguamate_env_from_process off;
     linguamate_jwt_secret bench-secret-bench-secret-bench-secret;
     linguamate_session_zone sessions size=1m;
+    linguamate_breaker bench;
+    upstream local_upstream { server 127.0.0.1:$port2; keepalive 32; }
+    server {
+        listen 127.0.0.1:$port2;
+        access_log off;
+        location / { return 200 "upstream\n"; }
+    }
     linguamate_state_dir $dir;
     linguamate_log_file $dir/logs/app.log;
     log_format linguamate escape=none '\$linguamate_log_line';
@@ -66,6 +74,22 @@ http {
         }
         location = /api/metrics { linguamate_endpoint metrics; }
 $routes
+        # a proxied location to a local upstream, without and with a breaker
+        location = /proxied {
+            linguamate off;
+            access_log off;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://local_upstream/;
+        }
+        location = /breaker {
+            linguamate off;
+            access_log off;
+            linguamate_circuit_breaker bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://local_upstream/;
+        }
         location = /jwt {
             linguamate off;
             access_log off;
@@ -92,13 +116,15 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare counted health live limited jwt"
+targets="bare counted health live limited jwt proxied breaker"
 token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
         --secret bench-secret-bench-secret-bench-secret)
 url_bare="http://127.0.0.1:$port/bare"
 url_health="http://127.0.0.1:$port/api/health"
 url_live="http://127.0.0.1:$port/live"
 url_counted="http://127.0.0.1:$port/counted"
+url_proxied="http://127.0.0.1:$port/proxied"
+url_breaker="http://127.0.0.1:$port/breaker"
 url_limited="http://127.0.0.1:$port/limited"
 url_jwt="http://127.0.0.1:$port/jwt"
 
@@ -140,6 +166,9 @@ lim=$(echo "${rps[limited]}" | median)
 echo
 jwt=$(echo "${rps[jwt]}" | median)
 counted=$(echo "${rps[counted]}" | median)
+proxied=$(echo "${rps[proxied]}" | median)
+breaker=$(echo "${rps[breaker]}" | median)
+perl -e 'printf "breaker cost: breaker / proxied = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$breaker" "$proxied"
 perl -e 'printf "metrics cost: counted / bare = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$counted" "$base"
 perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
 perl -e 'printf "JWT cost: jwt / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$live"

@@ -12,6 +12,7 @@ use Test::More;
 use JSON::PP;
 use HTTP::Tiny;
 use IO::Socket::INET;
+use Socket ();
 use Time::HiRes qw(time sleep);
 use Linguamate::Server;
 use Linguamate::Upstream;
@@ -46,6 +47,9 @@ my $up = Linguamate::Upstream->new(sub {
                              ctype => $h->{"content-type"}, step => $step }), "\n";
     close $l;
     return (500, '{"e":"boom"}') if $step eq '500';
+    # hang up without an answer (reset by peer / premature close)
+    return ('RAW', sub { my $c = shift; setsockopt($c, Socket::SOL_SOCKET(), Socket::SO_LINGER(), pack('ii', 1, 0)); close $c })
+        if $step eq 'reset';
     return (429, '{"e":"slow down"}') if $step eq '429';
     return (400, '{"e":"bad prompt"}') if $step eq '400';
     if ($step eq 'hang') { sleep 3; return (200, '{"late":true}') }
@@ -161,6 +165,13 @@ is scalar(seen()), 3, "three attempts" or diag(`cat $dir/seen; cat $dir/script`)
 cmp_ok $took, '>=', 1.45, 'after 500 ms and 1 s of backoff';
 cmp_ok $took, '<', 4, 'and not much more';
 is((grep { $_->{len} == 7 } seen()), 3, 'each attempt carried the body');
+
+reset_breaker();
+script('reset', 'reset', 'ok');
+clear_seen();
+$r = post('/api/toolkit/v1/text/llm', '{}');
+is $r->{status}, 200, 'two connection resets, then an answer: 200';
+is scalar(seen()), 3, 'after three attempts';
 
 reset_breaker();
 script('429', 'ok');
