@@ -49,6 +49,7 @@ typedef struct {
     ngx_uint_t                  probes;
     ngx_msec_t                  probe_since;
     uint64_t                    total;
+    ngx_uint_t                  period;             /* half-open periods */
     uint64_t                    transitions[3];     /* to closed/open/half */
     ngx_http_linguamate_bucket_t  buckets[NGX_HTTP_LINGUAMATE_BUCKETS_N];
 } ngx_http_linguamate_breaker_state_t;
@@ -350,7 +351,14 @@ ngx_http_linguamate_breakers_init(ngx_conf_t *cf,
             bc[i].monitoring_period = lmcf->cb_monitoring_period_ms;
         }
 
-        bc[i].probe_timeout = lmcf->request_timeout_ms;
+        /*
+         * a probe is given up only when no call could still be running:
+         * a toolkit call makes up to three attempts within the request
+         * timeout, each bounded by the proxy's own timeouts
+         */
+
+        bc[i].probe_timeout = ngx_max(4 * lmcf->request_timeout_ms,
+                                      (ngx_msec_t) 300000);
     }
 
     if (lmcf->breakers.nelts == 0) {
@@ -541,8 +549,12 @@ ngx_http_linguamate_breaker_to(ngx_http_linguamate_breaker_state_t *b,
     b->state = to;
     b->transitions[to]++;
 
-    if (to != NGX_HTTP_LINGUAMATE_HALF_OPEN) {
-        b->probes = 0;
+    /* probes of an earlier half-open period no longer count */
+
+    b->probes = 0;
+
+    if (to == NGX_HTTP_LINGUAMATE_HALF_OPEN) {
+        b->period++;
     }
 
     if (to == NGX_HTTP_LINGUAMATE_CLOSED) {
@@ -639,6 +651,7 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
             b->probes++;
             b->probe_since = now;
             ctx->breaker_probe = 1;
+            ctx->breaker_period = b->period;
 
         } else {
             pass = 0;
@@ -690,7 +703,7 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                    i, n;
+    ngx_uint_t                    i, n, *tkst;
     ngx_uint_t                    statuses[16];
     ngx_http_upstream_state_t    *state;
     ngx_http_linguamate_ctx_t    *ctx;
@@ -706,6 +719,13 @@ ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
     }
 
     n = 0;
+
+    if (ctx->toolkit) {
+        /* a toolkit call that ended early: its attempts so far */
+        n = ngx_http_linguamate_toolkit_statuses(ctx->toolkit, &tkst);
+        ngx_http_linguamate_breaker_attempts(r, tkst, n);
+        return NGX_OK;
+    }
 
     if (r->upstream_states) {
         state = r->upstream_states->elts;
@@ -777,7 +797,7 @@ ngx_http_linguamate_breaker_attempts(ngx_http_request_t *r,
         n++;
     }
 
-    if (ctx->breaker_probe) {
+    if (ctx->breaker_probe && ctx->breaker_period == b->period) {
         if (b->probes) {
             b->probes--;
         }

@@ -330,6 +330,7 @@ typedef struct {
     void                       *claims_tree;        /* yajl_val * */
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
     ngx_http_linguamate_toolkit_t      *toolkit;
+    ngx_uint_t                  breaker_period;     /* of the probe */
     unsigned                    breaker_probe:1;
     unsigned                    lockout_ambiguous:1;
     unsigned                    auth_done:1;
@@ -509,6 +510,8 @@ ngx_int_t ngx_http_linguamate_toolkit_body_filter(ngx_http_request_t *sr,
 ngx_int_t ngx_http_linguamate_toolkit_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_linguamate_toolkit_health(ngx_http_request_t *r);
+ngx_uint_t ngx_http_linguamate_toolkit_statuses(
+    ngx_http_linguamate_toolkit_t *tk, ngx_uint_t **statuses);
 ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
     ngx_http_linguamate_toolkit_t **tk);
 

@@ -30,6 +30,7 @@
 
 
 struct ngx_http_linguamate_toolkit_s {
+    /* the attempts so far, for the breaker however the call ends */
     ngx_http_request_t         *sr;             /* the current attempt */
     ngx_uint_t                  attempt;        /* 1, 2, 3 */
     ngx_uint_t                  outcome;
@@ -388,7 +389,28 @@ ngx_http_linguamate_toolkit_pass(ngx_http_request_t *sr)
         }
 
         *nh = h[i];
+
+        /*
+         * the filters of the main request read these from their own
+         * fields: without them gzip would encode an encoded body again
+         */
+
+        if (&h[i] == sr->headers_out.content_encoding) {
+            r->headers_out.content_encoding = nh;
+
+        } else if (&h[i] == sr->headers_out.last_modified) {
+            r->headers_out.last_modified = nh;
+
+        } else if (&h[i] == sr->headers_out.location) {
+            r->headers_out.location = nh;
+
+        } else if (&h[i] == sr->headers_out.etag) {
+            r->headers_out.etag = nh;
+        }
     }
+
+    r->headers_out.last_modified_time = sr->headers_out.last_modified_time;
+    r->headers_out.charset = sr->headers_out.charset;
 
     return ngx_http_send_header(r);
 }
@@ -461,9 +483,13 @@ ngx_http_linguamate_toolkit_next(ngx_http_request_t *r)
                       "linguamate: toolkit attempt %ui answered %ui; "
                       "retrying in %M ms", tk->attempt, tk->status, delay);
 
-        /* the request waits for the timer */
+        /*
+         * the request waits for the timer; a client that leaves meanwhile
+         * ends it (test_reading), and the pool cleanup drops the timer
+         */
 
         r->main->count++;
+        r->read_event_handler = ngx_http_test_reading;
         ngx_add_timer(&tk->backoff, delay);
         return;
 
@@ -511,11 +537,19 @@ ngx_http_linguamate_toolkit_timer(ngx_event_t *ev)
     r = ev->data;
     c = r->connection;
 
+    r->read_event_handler = ngx_http_block_reading;
+
     rc = ngx_http_linguamate_toolkit_attempt(r);
 
-    /* the timer's hold on the request ends here */
+    if (rc != NGX_OK) {
+        /* drop the timer's hold, then answer the error */
+        r->main->count--;
+        ngx_http_finalize_request(r, rc);
 
-    ngx_http_finalize_request(r, rc == NGX_OK ? NGX_DONE : rc);
+    } else {
+        /* the timer's hold on the request ends here */
+        ngx_http_finalize_request(r, NGX_DONE);
+    }
 
     ngx_http_run_posted_requests(c);
 }
@@ -608,4 +642,16 @@ ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
     *tk = ctx->toolkit;
 
     return 1;
+}
+
+
+/* the attempts of the request's toolkit call, for the breaker's LOG phase */
+
+ngx_uint_t
+ngx_http_linguamate_toolkit_statuses(ngx_http_linguamate_toolkit_t *tk,
+    ngx_uint_t **statuses)
+{
+    *statuses = tk->statuses;
+
+    return ngx_min(tk->attempt, NGX_HTTP_LINGUAMATE_TK_ATTEMPTS);
 }

@@ -13,6 +13,8 @@ use JSON::PP;
 use HTTP::Tiny;
 use IO::Socket::INET;
 use Socket ();
+use IO::Compress::Gzip ();
+use IO::Uncompress::Gunzip ();
 use Time::HiRes qw(time sleep);
 use Linguamate::Server;
 use Linguamate::Upstream;
@@ -47,6 +49,10 @@ my $up = Linguamate::Upstream->new(sub {
                              ctype => $h->{"content-type"}, step => $step }), "\n";
     close $l;
     return (500, '{"e":"boom"}') if $step eq '500';
+    if ($step eq 'gz') {
+        IO::Compress::Gzip::gzip(\'{"zipped":true}' => \my $z);
+        return (200, $z, { 'Content-Encoding' => 'gzip' });
+    }
     # hang up without an answer (reset by peer / premature close)
     return ('RAW', sub { my $c = shift; setsockopt($c, Socket::SOL_SOCKET(), Socket::SO_LINGER(), pack('ii', 1, 0)); close $c })
         if $step eq 'reset';
@@ -83,6 +89,9 @@ _HTTP_
         error_page 400 404 405 413 500 502 503 504 /_linguamate/error;
         location = /_linguamate/error { internal; linguamate_endpoint error; }
         client_max_body_size 1m;
+        gzip on;
+        gzip_types application/json;
+        gzip_min_length 1;
         location = /api/toolkit/v1/text/llm { linguamate_circuit_breaker toolkit; linguamate_toolkit /text/llm/; }
         location = /api/toolkit/text/llm { linguamate_circuit_breaker toolkit; linguamate_toolkit /text/llm/; }
         location = /api/toolkit/v1/stt/transcribe {
@@ -193,6 +202,32 @@ clear_seen();
 $r = post('/api/toolkit/v1/text/llm', '{}');
 is $r->{status}, 500, 'three 500s: the last one is the answer';
 is scalar(seen()), 3, 'after three attempts';
+
+# --- an encoded answer is not encoded again -------------------------------------
+
+reset_breaker();
+script('gz');
+{
+    my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $srv->port) or die;
+    print $c "POST /api/toolkit/v1/text/llm HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+           . "Accept-Encoding: gzip\r\nConnection: close\r\n\r\n{}";
+    my $all = do { local $/; <$c> } // '';
+    my ($head, $body) = split /\r\n\r\n/, $all, 2;
+    my @enc = $head =~ /^content-encoding:/gim;
+    is scalar(@enc), 1, 'one Content-Encoding header';
+    if ($head =~ /transfer-encoding: chunked/i) {
+        my $plain = '';
+        while ($body =~ s/^([0-9a-f]+)\r\n//i) {
+            my $n = hex $1;
+            last if $n == 0;
+            $plain .= substr($body, 0, $n, '');
+            $body =~ s/^\r\n//;
+        }
+        $body = $plain;
+    }
+    IO::Uncompress::Gunzip::gunzip(\$body => \my $out);
+    is $out, '{"zipped":true}', 'and the body gunzips once to the toolkit\'s answer';
+}
 
 # --- the key never reaches a log ----------------------------------------------
 
