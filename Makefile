@@ -3,7 +3,8 @@
 #   make run      install what is missing, build, serve conf/ in the foreground
 #   make test     install what is missing, build, run the whole suite
 #   make start | stop | reload | status
-#   make bench    wrk: /api/health against a bare "return 200" location
+#   make bench    wrk: the module's locations against a bare "return 200"
+#   make fuzz     libFuzzer over the pure parsers (FUZZ_SECONDS=60)
 #
 # SANITIZE=1 builds with AddressSanitizer + UBSan (make test SANITIZE=1).
 # VALGRIND=1 runs the suite under valgrind memcheck (make test VALGRIND=1).
@@ -17,7 +18,7 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        clean
+        fuzz clean
 
 all: build
 
@@ -50,6 +51,9 @@ test: test-deps
 
 bench: test-deps
 	@scripts/bench.sh
+
+fuzz: test-deps
+	@scripts/fuzz.sh
 
 clean:
 	rm -rf build t/servroot*
