@@ -185,7 +185,6 @@ ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->data = lz;
 
-
     return NGX_CONF_OK;
 }
 
