@@ -46,12 +46,13 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int             b;
-    size_t          dots[2], n;
+    size_t          dots[2], n, plen, olen;
     int64_t         secs;
     uint64_t        v;
     unsigned        line;
     const char     *err;
-    unsigned char  *buf, *scratch, out[NGX_HTTP_LINGUAMATE_UUID_LEN];
+    unsigned char  *buf, *scratch, *cut, *pat, *org;
+    unsigned char   out[NGX_HTTP_LINGUAMATE_UUID_LEN];
 
     if (size < 1) {
         return 0;
@@ -70,7 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data + 1, size - 1);
     size--;
 
-    switch (data[0] % 7) {
+    switch (data[0] % 8) {
     case 0:
         n = 0;
         (void) ngx_http_linguamate_dotenv_parse(buf, size, scratch,
@@ -95,6 +96,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {
             abort();    /* the split promised offsets inside the token */
         }
+        break;
+    case 6:
+        /* "pattern\norigin", each part in its own exact-size copy */
+        cut = memchr(buf, '\n', size);
+        plen = cut ? (size_t) (cut - buf) : size;
+        olen = cut ? size - plen - 1 : 0;
+        pat = malloc(plen ? plen : 1);
+        org = malloc(olen ? olen : 1);
+        if (pat && org) {
+            memcpy(pat, buf, plen);
+            if (olen) {
+                memcpy(org, cut + 1, olen);
+            }
+            /* wildcards only ever add matches */
+            if (ngx_http_linguamate_origin_match(pat, plen, org, olen, 0)
+                && !ngx_http_linguamate_origin_match(pat, plen, org, olen, 1))
+            {
+                abort();
+            }
+        }
+        free(pat);
+        free(org);
         break;
     default:
         (void) ngx_http_linguamate_json_depth_ok(buf, size, 8);

@@ -83,6 +83,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       offsetof(ngx_http_linguamate_loc_conf_t, enable),
       NULL },
 
+    { ngx_string("linguamate_cors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, cors),
+      NULL },
+
     { ngx_string("linguamate_route"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_set_route,
@@ -248,6 +255,10 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_linguamate_cors_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_linguamate_metrics_postconf(cf);
 }
 
@@ -317,6 +328,10 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (ngx_http_linguamate_breakers_init(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_linguamate_cors_check(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -423,6 +438,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->auth = NGX_CONF_UNSET_UINT;
     llcf->metrics = NGX_CONF_UNSET;
     llcf->breaker = NGX_CONF_UNSET_PTR;
+    llcf->cors = NGX_CONF_UNSET;
 
     return llcf;
 }
@@ -436,6 +452,7 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+    ngx_conf_merge_value(conf->cors, prev->cors, 0);
 
     /* unset stays unset: counted wherever the module is on, then */
     if (conf->metrics == NGX_CONF_UNSET) {

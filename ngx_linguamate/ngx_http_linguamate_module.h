@@ -279,6 +279,7 @@ typedef struct {
     ngx_http_linguamate_breaker_conf_t  *breaker;
     ngx_str_t                   toolkit_path;
     ngx_flag_t                  toolkit_multipart;
+    ngx_flag_t                  cors;
 } ngx_http_linguamate_loc_conf_t;
 
 
@@ -333,6 +334,7 @@ typedef struct {
     ngx_uint_t                  breaker_period;     /* of the probe */
     unsigned                    breaker_probe:1;
     unsigned                    lockout_ambiguous:1;
+    unsigned                    cors_done:1;
     unsigned                    auth_done:1;
     unsigned                    auth_ok:1;
     unsigned                    headers_done:1;
@@ -414,6 +416,10 @@ ngx_int_t ngx_http_linguamate_lockout_status(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key, ngx_http_linguamate_lockout_info_t *info);
 ngx_int_t ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key);
+
+/* request.c */
+ngx_table_elt_t *ngx_http_linguamate_find_header(ngx_http_request_t *r,
+    ngx_str_t *name);
 
 /* limit.c */
 ngx_int_t ngx_http_linguamate_add_header(ngx_http_request_t *r,
@@ -498,6 +504,12 @@ const char *ngx_http_linguamate_breaker_state_name(
     ngx_http_linguamate_breaker_conf_t *bc);
 u_char *ngx_http_linguamate_breakers_metrics(
     ngx_http_linguamate_main_conf_t *lmcf, u_char *p, u_char *end);
+
+/* cors.c */
+ngx_int_t ngx_http_linguamate_cors_check(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
+ngx_int_t ngx_http_linguamate_cors_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_cors_headers(ngx_http_request_t *r);
 
 /* toolkit.c */
 char *ngx_http_linguamate_toolkit(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -478,6 +478,135 @@ ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
 }
 
 
+static int
+ngx_http_linguamate_ieq(const unsigned char *a, const unsigned char *b,
+    size_t len)
+{
+    size_t         i;
+    unsigned char  x, y;
+
+    for (i = 0; i < len; i++) {
+        x = a[i];
+        y = b[i];
+
+        if (x >= 'A' && x <= 'Z') {
+            x |= 0x20;
+        }
+
+        if (y >= 'A' && y <= 'Z') {
+            y |= 0x20;
+        }
+
+        if (x != y) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * Does an Origin ("scheme://host[:port]") match a configured pattern?
+ * Patterns: an exact origin; "*"; or "[scheme://]*.domain[:port]", which
+ * matches the subdomains of domain on a label boundary only: "*.example.com"
+ * takes "https://app.example.com", never "https://evilexample.com" (the
+ * original's "ends with" did).  Wildcards count only when "wildcards".
+ */
+
+int
+ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
+    const unsigned char *org, size_t olen, int wildcards)
+{
+    size_t                ps, os, dlen, hlen, pplen, oplen;
+    const unsigned char  *p, *o, *dom, *host, *pport, *oport, *end;
+
+    if (olen == 0 || plen == 0) {
+        return 0;
+    }
+
+    if (plen == 1 && pat[0] == '*') {
+        return wildcards;
+    }
+
+    /* the origin's scheme, host and port */
+
+    for (os = 0; os + 2 < olen; os++) {
+        if (org[os] == ':' && org[os + 1] == '/' && org[os + 2] == '/') {
+            break;
+        }
+    }
+
+    if (os == 0 || os + 2 >= olen) {
+        return 0;
+    }
+
+    host = org + os + 3;
+    end = org + olen;
+
+    for (o = host; o < end && *o != ':' && *o != '/'; o++) { /* void */ }
+
+    hlen = o - host;
+    oport = (o < end && *o == ':') ? o + 1 : end;
+    oplen = end - oport;
+
+    if (hlen == 0 || (o < end && *o == '/')) {
+        return 0;
+    }
+
+    /* an exact pattern */
+
+    for (ps = 0; ps < plen; ps++) {
+        if (pat[ps] == '*') {
+            break;
+        }
+    }
+
+    if (ps == plen) {
+        return plen == olen && ngx_http_linguamate_ieq(pat, org, olen);
+    }
+
+    if (!wildcards) {
+        return 0;
+    }
+
+    /* "[scheme://]*.domain[:port]" */
+
+    p = pat;
+
+    if (ps > 0) {
+        if (ps < 3 || ps - 3 != os || pat[ps - 3] != ':'
+            || !ngx_http_linguamate_ieq(pat, org, os))
+        {
+            return 0;
+        }
+    }
+
+    p = pat + ps;
+
+    if (p + 2 >= pat + plen || p[1] != '.') {
+        return 0;
+    }
+
+    dom = p + 2;
+
+    for (p = dom; p < pat + plen && *p != ':'; p++) { /* void */ }
+
+    dlen = p - dom;
+    pport = (p < pat + plen) ? p + 1 : pat + plen;
+    pplen = pat + plen - pport;
+
+    if (dlen == 0 || hlen <= dlen + 1
+        || host[hlen - dlen - 1] != '.'
+        || !ngx_http_linguamate_ieq(host + hlen - dlen, dom, dlen))
+    {
+        return 0;
+    }
+
+    return pplen == oplen && ngx_http_linguamate_ieq(pport, oport, oplen);
+}
+
+
 void
 ngx_http_linguamate_uuid4(const unsigned char rnd[16],
     unsigned char out[NGX_HTTP_LINGUAMATE_UUID_LEN])

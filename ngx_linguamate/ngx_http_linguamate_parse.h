@@ -44,6 +44,8 @@ int ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
     size_t dots[2]);
 int ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
     unsigned max);
+int ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
+    const unsigned char *org, size_t olen, int wildcards);
 void ngx_http_linguamate_uuid4(const unsigned char rnd[16],
     unsigned char out[NGX_HTTP_LINGUAMATE_UUID_LEN]);
 

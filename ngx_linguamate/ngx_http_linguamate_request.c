@@ -17,8 +17,6 @@
 
 static void ngx_http_linguamate_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_linguamate_random(u_char *buf, size_t len);
-static ngx_table_elt_t *ngx_http_linguamate_find_header(
-    ngx_http_request_t *r, ngx_str_t *name);
 static ngx_int_t ngx_http_linguamate_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -230,7 +228,9 @@ ngx_http_linguamate_random(u_char *buf, size_t len)
 }
 
 
-static ngx_table_elt_t *
+/* a request header by name (case-insensitive), the first one */
+
+ngx_table_elt_t *
 ngx_http_linguamate_find_header(ngx_http_request_t *r, ngx_str_t *name)
 {
     ngx_uint_t        i;
@@ -348,6 +348,10 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
     if (ctx->lockout_zone && ctx->lockout_key[0].len
         && ngx_http_linguamate_lockout_account(r, ctx) != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_linguamate_cors_headers(r) != NGX_OK) {
         return NGX_ERROR;
     }
 

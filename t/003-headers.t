@@ -138,6 +138,7 @@ x-correlation-id: ^[0-9a-f-]{36}$
 --- http_config
     linguamate_node_env production;
     linguamate_jwt_secret 0123456789abcdef0123456789abcdef;
+    linguamate_cors_allowed_origins https://app.example.com;
 --- config
     location = /api { linguamate_endpoint root; }
 --- request

@@ -160,6 +160,7 @@ linguamate: JWT_SECRET is too short in production; set it to at least 32 bytes
 --- http_config
     linguamate_node_env production;
     linguamate_jwt_secret 0123456789abcdef0123456789abcdef;
+    linguamate_cors_allowed_origins https://app.example.com;
 --- config
     location = /api/health/ready { linguamate_endpoint health_ready; }
 --- request

@@ -162,6 +162,16 @@ $r = get('/api/health/live');
 is $r->{headers}{'x-ratelimit-limit'}, 5000, 'health is under the global limit';
 is $r->{headers}{'ratelimit-policy'}, '"global";q=5000;w=60', 'its policy';
 
+$r = get('/api/health/live', Origin => 'http://localhost:8081');
+is $r->{headers}{'access-control-allow-origin'}, 'http://localhost:8081',
+   'development echoes the app\'s origin (CORS on)';
+$r = $http->request('OPTIONS', "http://127.0.0.1:$port/api/auth/session",
+                    { headers => { Origin => 'http://localhost:8081',
+                                   'Access-Control-Request-Method' => 'GET' } });
+is $r->{status}, 204, 'a preflight is answered in-process';
+like $r->{headers}{'access-control-allow-headers'} // '', qr/Authorization/,
+     'and allows the Authorization header';
+
 $r = get('/api/admin/state');
 is $r->{status}, 401, 'the operations API needs the admin token';
 $r = get('/api/admin/state',

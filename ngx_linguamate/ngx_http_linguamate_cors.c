@@ -1,0 +1,296 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * CORS, as the original backend answered it, with its wildcard bug fixed:
+ * CORS_ALLOWED_ORIGINS (exact origins, "*", "*.example.com" on a label
+ * boundary), CORS_ALLOW_CREDENTIALS, any origin echoed in development;
+ * strict mode keeps the exact entries only.  Preflights are answered in
+ * the REWRITE phase, before limits and authentication (a preflight
+ * carries no credentials).  A disallowed origin gets no CORS header and
+ * a cors_rejected line.
+ */
+
+
+#include "ngx_http_linguamate_module.h"
+
+
+static ngx_int_t ngx_http_linguamate_cors_preflight(ngx_http_request_t *r);
+static ngx_table_elt_t *ngx_http_linguamate_cors_origin(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_linguamate_cors_allowed(ngx_http_request_t *r,
+    ngx_str_t *origin);
+static ngx_int_t ngx_http_linguamate_cors_origin_headers(
+    ngx_http_request_t *r, ngx_str_t *origin);
+static void ngx_http_linguamate_cors_log(ngx_http_request_t *r,
+    ngx_str_t *origin);
+
+
+static ngx_str_t  ngx_http_linguamate_cors_origin_name =
+    ngx_string("Origin");
+static ngx_str_t  ngx_http_linguamate_cors_acrm_name =
+    ngx_string("Access-Control-Request-Method");
+
+
+#define NGX_HTTP_LINGUAMATE_CORS_METHODS                                     \
+    "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+#define NGX_HTTP_LINGUAMATE_CORS_HEADERS                                     \
+    "Content-Type, Authorization, x-correlation-id, x-session-id, "          \
+    "x-request-id, x-client-version, x-device-id"
+#define NGX_HTTP_LINGUAMATE_CORS_EXPOSE                                      \
+    "x-correlation-id, X-RateLimit-Limit, X-RateLimit-Remaining, "           \
+    "X-RateLimit-Reset, RateLimit, RateLimit-Policy, Retry-After"
+
+
+/* production with no allowed origin is a configuration error */
+
+ngx_int_t
+ngx_http_linguamate_cors_check(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    if (lmcf->node_env == NGX_HTTP_LINGUAMATE_ENV_PRODUCTION
+        && (lmcf->cors_origins == NULL || lmcf->cors_origins->nelts == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: CORS_ALLOWED_ORIGINS must name the "
+                           "app's origins in production");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_cors_init(ngx_conf_t *cf)
+{
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_REWRITE_PHASE,
+                                           ngx_http_linguamate_cors_preflight);
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
+{
+    ngx_str_t                        *o;
+    ngx_uint_t                        i, wildcards;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    wildcards = !lmcf->strict_mode;
+
+    /* development echoes any origin (the original), unless strict */
+
+    if (wildcards && lmcf->node_env == NGX_HTTP_LINGUAMATE_ENV_DEVELOPMENT) {
+        return 1;
+    }
+
+    if (lmcf->cors_origins == NULL) {
+        return 0;
+    }
+
+    o = lmcf->cors_origins->elts;
+
+    for (i = 0; i < lmcf->cors_origins->nelts; i++) {
+        if (ngx_http_linguamate_origin_match(o[i].data, o[i].len,
+                                             origin->data, origin->len,
+                                             wildcards))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_linguamate_cors_origin(ngx_http_request_t *r)
+{
+    return ngx_http_linguamate_find_header(r,
+                                           &ngx_http_linguamate_cors_origin_name);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_cors_origin_headers(ngx_http_request_t *r,
+    ngx_str_t *origin)
+{
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (ngx_http_linguamate_add_header(r, "Access-Control-Allow-Origin",
+            sizeof("Access-Control-Allow-Origin") - 1, origin->data,
+            origin->len) != NGX_OK
+        || ngx_http_linguamate_add_header(r, "Vary", sizeof("Vary") - 1,
+               (u_char *) "Origin", sizeof("Origin") - 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (lmcf->cors_allow_credentials
+        && ngx_http_linguamate_add_header(r,
+               "Access-Control-Allow-Credentials",
+               sizeof("Access-Control-Allow-Credentials") - 1,
+               (u_char *) "true", sizeof("true") - 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* from the header filter: the CORS headers of an actual request */
+
+ngx_int_t
+ngx_http_linguamate_cors_headers(ngx_http_request_t *r)
+{
+    ngx_table_elt_t                 *h;
+    ngx_http_linguamate_ctx_t       *ctx;
+    ngx_http_linguamate_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    if (!llcf->cors || ctx == NULL || ctx->cors_done) {
+        return NGX_OK;
+    }
+
+    h = ngx_http_linguamate_cors_origin(r);
+    if (h == NULL || h->value.len == 0) {
+        return NGX_OK;
+    }
+
+    if (!ngx_http_linguamate_cors_allowed(r, &h->value)) {
+        ngx_http_linguamate_cors_log(r, &h->value);
+
+        /* the answer depends on Origin either way: keep caches honest */
+
+        return ngx_http_linguamate_add_header(r, "Vary", sizeof("Vary") - 1,
+                                              (u_char *) "Origin",
+                                              sizeof("Origin") - 1);
+    }
+
+    if (ngx_http_linguamate_cors_origin_headers(r, &h->value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_add_header(r, "Access-Control-Expose-Headers",
+               sizeof("Access-Control-Expose-Headers") - 1,
+               (u_char *) NGX_HTTP_LINGUAMATE_CORS_EXPOSE,
+               sizeof(NGX_HTTP_LINGUAMATE_CORS_EXPOSE) - 1);
+}
+
+
+/* OPTIONS with Origin and Access-Control-Request-Method: 204, in-process */
+
+static ngx_int_t
+ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
+{
+    ngx_int_t                        rc;
+    ngx_table_elt_t                 *origin;
+    ngx_http_linguamate_ctx_t       *ctx;
+    ngx_http_linguamate_loc_conf_t  *llcf;
+
+    if (r != r->main || r->method != NGX_HTTP_OPTIONS) {
+        return NGX_DECLINED;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (!llcf->cors) {
+        return NGX_DECLINED;
+    }
+
+    origin = ngx_http_linguamate_cors_origin(r);
+    if (origin == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_linguamate_find_header(r,
+            &ngx_http_linguamate_cors_acrm_name) == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->cors_done = 1;
+
+    if (ngx_http_linguamate_cors_allowed(r, &origin->value)) {
+
+        if (ngx_http_linguamate_cors_origin_headers(r, &origin->value)
+            != NGX_OK
+            || ngx_http_linguamate_add_header(r,
+                   "Access-Control-Allow-Methods",
+                   sizeof("Access-Control-Allow-Methods") - 1,
+                   (u_char *) NGX_HTTP_LINGUAMATE_CORS_METHODS,
+                   sizeof(NGX_HTTP_LINGUAMATE_CORS_METHODS) - 1) != NGX_OK
+            || ngx_http_linguamate_add_header(r,
+                   "Access-Control-Allow-Headers",
+                   sizeof("Access-Control-Allow-Headers") - 1,
+                   (u_char *) NGX_HTTP_LINGUAMATE_CORS_HEADERS,
+                   sizeof(NGX_HTTP_LINGUAMATE_CORS_HEADERS) - 1) != NGX_OK
+            || ngx_http_linguamate_add_header(r, "Access-Control-Max-Age",
+                   sizeof("Access-Control-Max-Age") - 1,
+                   (u_char *) "86400", sizeof("86400") - 1) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else {
+        ngx_http_linguamate_cors_log(r, &origin->value);
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    rc = ngx_http_send_header(r);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_linguamate_cors_log(ngx_http_request_t *r, ngx_str_t *origin)
+{
+    u_char                           *p, *last, buf[1024];
+    ngx_str_t                         msg, extra;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    p = buf;
+    last = buf + sizeof(buf);
+
+    p = ngx_slprintf(p, last, ",\"cat\":\"cors\",\"origin\":\"");
+    p = ngx_http_linguamate_json_escape(p, origin->data,
+                                        ngx_min(origin->len, 64));
+    *p++ = '"';
+
+    if (ctx) {
+        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
+                         &ctx->corr_id);
+    }
+
+    extra.data = buf;
+    extra.len = p - buf;
+
+    ngx_str_set(&msg, "Origin not allowed: no CORS headers");
+
+    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+                                  "cors_rejected", &msg, &extra);
+}
