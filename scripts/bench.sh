@@ -34,6 +34,9 @@ error_log $dir/logs/error.log warn;
 events { worker_connections 1024; }
 http {
     linguamate_env_from_process off;
+    # staging: CORS matches the list (development would echo any origin)
+    linguamate_node_env staging;
+    linguamate_cors_allowed_origins "https://web.example.org, *.example.com";
     linguamate_jwt_secret bench-secret-bench-secret-bench-secret;
     linguamate_session_zone sessions size=1m;
     linguamate_breaker bench;
@@ -96,6 +99,13 @@ $routes
             linguamate_auth on;
             linguamate_endpoint health_live;
         }
+        # the live endpoint as a browser calls it: CORS on, an Origin
+        location = /cors {
+            linguamate off;
+            access_log off;
+            linguamate_cors on;
+            linguamate_endpoint health_live;
+        }
         location = /limited {
             linguamate off;
             access_log off;
@@ -116,7 +126,7 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare counted health live limited jwt proxied breaker"
+targets="bare counted health live limited jwt cors proxied breaker"
 token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
         --secret bench-secret-bench-secret-bench-secret)
 url_bare="http://127.0.0.1:$port/bare"
@@ -127,6 +137,7 @@ url_proxied="http://127.0.0.1:$port/proxied"
 url_breaker="http://127.0.0.1:$port/breaker"
 url_limited="http://127.0.0.1:$port/limited"
 url_jwt="http://127.0.0.1:$port/jwt"
+url_cors="http://127.0.0.1:$port/cors"
 
 to_ms() {  # wrk latency "1.23ms" / "850.00us" / "1.02s" -> ms
     perl -e '$_=shift; /([\d.]+)(us|ms|s)/ or die; printf "%.3f", $2 eq "us" ? $1/1000 : $2 eq "s" ? $1*1000 : $1' "$1"
@@ -138,6 +149,7 @@ for r in $(seq 1 "$runs"); do
         url_var="url_$t"
         hdr=()
         [ "$t" = jwt ] && hdr=(-H "Authorization: Bearer $token")
+        [ "$t" = cors ] && hdr=(-H "Origin: https://app.example.com")
         out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "${!url_var}")
         q=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
         l=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
@@ -172,6 +184,8 @@ perl -e 'printf "breaker cost: breaker / proxied = %.1f%%\n", 100*$ARGV[0]/$ARGV
 perl -e 'printf "metrics cost: counted / bare = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$counted" "$base"
 perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
 perl -e 'printf "JWT cost: jwt / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$live"
+cors=$(echo "${rps[cors]}" | median)
+perl -e 'printf "CORS cost: cors / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$cors" "$live"
 
 # rendering /api/metrics with 200 routes that all have series
 for i in $(seq 0 199); do
