@@ -19,7 +19,7 @@ static ngx_table_elt_t *ngx_http_linguamate_cors_origin(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_cors_allowed(ngx_http_request_t *r,
     ngx_str_t *origin);
 static ngx_int_t ngx_http_linguamate_cors_origin_headers(
-    ngx_http_request_t *r, ngx_str_t *origin);
+    ngx_http_request_t *r, ngx_str_t *origin, ngx_uint_t kind);
 static void ngx_http_linguamate_cors_log(ngx_http_request_t *r,
     ngx_str_t *origin);
 
@@ -70,6 +70,7 @@ ngx_http_linguamate_cors_init(ngx_conf_t *cf)
 static ngx_uint_t
 ngx_http_linguamate_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
 {
+    int                               m;
     ngx_str_t                        *o;
     ngx_uint_t                        i, wildcards;
     ngx_http_linguamate_main_conf_t  *lmcf;
@@ -91,11 +92,11 @@ ngx_http_linguamate_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
     o = lmcf->cors_origins->elts;
 
     for (i = 0; i < lmcf->cors_origins->nelts; i++) {
-        if (ngx_http_linguamate_origin_match(o[i].data, o[i].len,
+        m = ngx_http_linguamate_origin_match(o[i].data, o[i].len,
                                              origin->data, origin->len,
-                                             wildcards))
-        {
-            return 1;
+                                             wildcards);
+        if (m) {
+            return m;
         }
     }
 
@@ -111,19 +112,27 @@ ngx_http_linguamate_cors_origin(ngx_http_request_t *r)
 }
 
 
+/* "kind" is 1 for an origin matched by name, 2 for one matched by "*" */
+
 static ngx_int_t
 ngx_http_linguamate_cors_origin_headers(ngx_http_request_t *r,
-    ngx_str_t *origin)
+    ngx_str_t *origin, ngx_uint_t kind)
 {
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
+    if (kind == 2) {
+        /* anyone: "*", which browsers never combine with credentials */
+        return ngx_http_linguamate_add_header(r,
+                   "Access-Control-Allow-Origin",
+                   sizeof("Access-Control-Allow-Origin") - 1,
+                   (u_char *) "*", 1);
+    }
+
     if (ngx_http_linguamate_add_header(r, "Access-Control-Allow-Origin",
             sizeof("Access-Control-Allow-Origin") - 1, origin->data,
-            origin->len) != NGX_OK
-        || ngx_http_linguamate_add_header(r, "Vary", sizeof("Vary") - 1,
-               (u_char *) "Origin", sizeof("Origin") - 1) != NGX_OK)
+            origin->len) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -141,11 +150,23 @@ ngx_http_linguamate_cors_origin_headers(ngx_http_request_t *r,
 }
 
 
+static ngx_int_t
+ngx_http_linguamate_cors_vary(ngx_http_request_t *r)
+{
+    /* the answer depends on Origin, whatever it is: keep caches honest */
+
+    return ngx_http_linguamate_add_header(r, "Vary", sizeof("Vary") - 1,
+                                          (u_char *) "Origin",
+                                          sizeof("Origin") - 1);
+}
+
+
 /* from the header filter: the CORS headers of an actual request */
 
 ngx_int_t
 ngx_http_linguamate_cors_headers(ngx_http_request_t *r)
 {
+    ngx_uint_t                       kind;
     ngx_table_elt_t                 *h;
     ngx_http_linguamate_ctx_t       *ctx;
     ngx_http_linguamate_loc_conf_t  *llcf;
@@ -157,22 +178,25 @@ ngx_http_linguamate_cors_headers(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    if (ngx_http_linguamate_cors_vary(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     h = ngx_http_linguamate_cors_origin(r);
     if (h == NULL || h->value.len == 0) {
         return NGX_OK;
     }
 
-    if (!ngx_http_linguamate_cors_allowed(r, &h->value)) {
+    kind = ngx_http_linguamate_cors_allowed(r, &h->value);
+
+    if (kind == 0) {
         ngx_http_linguamate_cors_log(r, &h->value);
-
-        /* the answer depends on Origin either way: keep caches honest */
-
-        return ngx_http_linguamate_add_header(r, "Vary", sizeof("Vary") - 1,
-                                              (u_char *) "Origin",
-                                              sizeof("Origin") - 1);
+        return NGX_OK;
     }
 
-    if (ngx_http_linguamate_cors_origin_headers(r, &h->value) != NGX_OK) {
+    if (ngx_http_linguamate_cors_origin_headers(r, &h->value, kind)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -189,6 +213,7 @@ static ngx_int_t
 ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
+    ngx_uint_t                       kind;
     ngx_table_elt_t                 *origin;
     ngx_http_linguamate_ctx_t       *ctx;
     ngx_http_linguamate_loc_conf_t  *llcf;
@@ -204,7 +229,7 @@ ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
     }
 
     origin = ngx_http_linguamate_cors_origin(r);
-    if (origin == NULL) {
+    if (origin == NULL || origin->value.len == 0) {
         return NGX_DECLINED;
     }
 
@@ -221,9 +246,15 @@ ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
 
     ctx->cors_done = 1;
 
-    if (ngx_http_linguamate_cors_allowed(r, &origin->value)) {
+    if (ngx_http_linguamate_cors_vary(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-        if (ngx_http_linguamate_cors_origin_headers(r, &origin->value)
+    kind = ngx_http_linguamate_cors_allowed(r, &origin->value);
+
+    if (kind) {
+
+        if (ngx_http_linguamate_cors_origin_headers(r, &origin->value, kind)
             != NGX_OK
             || ngx_http_linguamate_add_header(r,
                    "Access-Control-Allow-Methods",
@@ -246,8 +277,9 @@ ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
         ngx_http_linguamate_cors_log(r, &origin->value);
     }
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     r->headers_out.status = NGX_HTTP_NO_CONTENT;

@@ -511,7 +511,9 @@ ngx_http_linguamate_ieq(const unsigned char *a, const unsigned char *b,
  * Patterns: an exact origin; "*"; or "[scheme://]*.domain[:port]", which
  * matches the subdomains of domain on a label boundary only: "*.example.com"
  * takes "https://app.example.com", never "https://evilexample.com" (the
- * original's "ends with" did).  Wildcards count only when "wildcards".
+ * original's "ends with" did); without a scheme it takes https only.
+ * Wildcards count only when "wildcards".  Returns 1 for a match, 2 for a
+ * match by "*" (answered "*", never with credentials), 0 otherwise.
  */
 
 int
@@ -526,7 +528,7 @@ ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
     }
 
     if (plen == 1 && pat[0] == '*') {
-        return wildcards;
+        return wildcards ? 2 : 0;
     }
 
     /* the origin's scheme, host and port */
@@ -576,15 +578,23 @@ ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
 
     if (ps > 0) {
         if (ps < 3 || ps - 3 != os || pat[ps - 3] != ':'
+            || pat[ps - 2] != '/' || pat[ps - 1] != '/'
             || !ngx_http_linguamate_ieq(pat, org, os))
         {
             return 0;
         }
+
+    } else if (os != 5
+               || !ngx_http_linguamate_ieq(org,
+                                           (const unsigned char *) "https", 5))
+    {
+        /* a wildcard without a scheme means https only */
+        return 0;
     }
 
     p = pat + ps;
 
-    if (p + 2 >= pat + plen || p[1] != '.') {
+    if (plen - ps < 3 || p[1] != '.') {
         return 0;
     }
 

@@ -334,6 +334,19 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
             continue;
         }
 
+        if (llcf->cors && !ctx->cors_done
+            && h[i].key.len > sizeof("Access-Control-") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Access-Control-",
+                               sizeof("Access-Control-") - 1) == 0)
+        {
+            /*
+             * CORS is answered here (a preflight's own are already set):
+             * two ACAO headers break browsers
+             */
+            h[i].hash = 0;
+            continue;
+        }
+
         for (j = 0; ngx_http_linguamate_security_headers[j].key.len; j++) {
             if (h[i].key.len == ngx_http_linguamate_security_headers[j].key.len
                 && ngx_strncasecmp(h[i].key.data,

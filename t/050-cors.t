@@ -208,3 +208,83 @@ Origin: https://anything.example
 [qr/^$/, qr/"code":"UNAUTHORIZED"/]
 --- no_error_log
 [error]
+
+
+
+=== TEST 12: a wildcard without a scheme takes https only; ports must match
+--- http_config eval: $::Staging
+--- config
+    linguamate_cors on;
+    location = /api { linguamate_endpoint root; }
+--- request eval
+["GET /api", "GET /api", "GET /api"]
+--- more_headers eval
+["Origin: http://es.linguamate.app", "Origin: https://es.linguamate.app:8443", "Origin: https://app.example.com:443"]
+--- response_headers eval
+["!Access-Control-Allow-Origin\nVary: Origin", "!Access-Control-Allow-Origin", "!Access-Control-Allow-Origin"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 13: "*" answers "*" and never with credentials
+--- http_config
+    linguamate_node_env staging;
+    linguamate_jwt_secret 0123456789abcdef0123456789abcdef;
+    linguamate_cors_allowed_origins "*";
+--- config
+    linguamate_cors on;
+    location = /api { linguamate_endpoint root; }
+--- request
+GET /api
+--- more_headers
+Origin: https://anyone.example.net
+--- response_headers
+Access-Control-Allow-Origin: *
+!Access-Control-Allow-Credentials
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: an upstream's own CORS headers are replaced, never doubled; Vary even without Origin
+--- http_config eval
+$::Staging . <<"_EOC_";
+    server {
+        listen unix:$ENV{TEST_NGINX_HTML_DIR}/up.sock;
+        location / {
+            linguamate off;
+            add_header Access-Control-Allow-Origin https://stale.example.org;
+            add_header Access-Control-Allow-Credentials true;
+            return 200 "from upstream\n";
+        }
+    }
+_EOC_
+--- config eval
+"    linguamate_cors on;
+    location = /proxied { proxy_pass http://unix:$ENV{TEST_NGINX_HTML_DIR}/up.sock:/; }"
+--- request eval
+["GET /proxied", "GET /proxied"]
+--- more_headers eval
+["Origin: https://app.example.com", ""]
+--- response_headers eval
+["Access-Control-Allow-Origin: https://app.example.com\nVary: Origin",
+ "!Access-Control-Allow-Origin\n!Access-Control-Allow-Credentials\nVary: Origin"]
+--- response_body eval
+["from upstream\n", "from upstream\n"]
+--- no_error_log
+[error]
+
+
+
+=== TEST 15: a preflight with an empty Origin is no preflight
+--- http_config eval: $::Staging
+--- config eval: $::Api
+--- request
+OPTIONS /api
+--- more_headers
+Origin:
+Access-Control-Request-Method: POST
+--- error_code: 405
+--- no_error_log
+[error]
