@@ -302,6 +302,21 @@ ngx_http_linguamate_cors_log(ngx_http_request_t *r, ngx_str_t *origin)
     ngx_http_linguamate_ctx_t        *ctx;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
+    static time_t      logged;
+    static ngx_uint_t  suppressed;
+
+    /*
+     * preflights come before every limit: at most one line a second per
+     * worker, the next one says how many were left out
+     */
+
+    if (ngx_time() == logged) {
+        suppressed++;
+        return;
+    }
+
+    logged = ngx_time();
+
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
     ctx = ngx_http_linguamate_get_ctx(r);
 
@@ -312,6 +327,11 @@ ngx_http_linguamate_cors_log(ngx_http_request_t *r, ngx_str_t *origin)
     p = ngx_http_linguamate_json_escape(p, origin->data,
                                         ngx_min(origin->len, 64));
     *p++ = '"';
+
+    if (suppressed) {
+        p = ngx_slprintf(p, last, ",\"suppressed\":%ui", suppressed);
+        suppressed = 0;
+    }
 
     if (ctx) {
         p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",

@@ -288,3 +288,19 @@ Access-Control-Request-Method: POST
 --- error_code: 405
 --- no_error_log
 [error]
+
+
+
+=== TEST 16: rejected origins are logged at most once a second per worker
+--- http_config eval: $::Staging
+--- config eval: $::Api
+--- request eval
+[("OPTIONS /api") x 20, "GET /log"]
+--- more_headers eval
+[("Origin: https://flood.example.org\nAccess-Control-Request-Method: POST") x 20, ""]
+--- error_code eval
+[(204) x 20, 200]
+--- response_body_like eval
+[(qr/^$/) x 20, qr/\A(?=.*?"evt":"cors_rejected")(?!(?:.*?"evt":"cors_rejected"){20})/s]
+--- no_error_log
+[error]
