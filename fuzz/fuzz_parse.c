@@ -5,7 +5,8 @@
  * the first byte picks the parser, the rest is its input.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -I ../ngx_linguamate fuzz_parse.c ../ngx_linguamate/ngx_http_linguamate_parse.c
+ *       -I ../ngx_linguamate fuzz_parse.c \
+ *       ../ngx_linguamate/ngx_http_linguamate_parse.c
  */
 
 #include <stdint.h>

@@ -108,7 +108,7 @@ static ngx_table_elt_t *
 ngx_http_linguamate_cors_origin(ngx_http_request_t *r)
 {
     return ngx_http_linguamate_find_header(r,
-                                           &ngx_http_linguamate_cors_origin_name);
+               &ngx_http_linguamate_cors_origin_name);
 }
 
 
