@@ -19,6 +19,7 @@ typedef struct {
     ngx_str_t                   arg;        /* the KEY of .../KEY */
     ngx_str_t                   action;     /* for the log */
     ngx_str_t                   target;
+    ngx_str_t                   extra;      /* for the log */
     ngx_uint_t                  status;
 } ngx_http_linguamate_admin_call_t;
 
@@ -33,6 +34,9 @@ static ngx_int_t ngx_http_linguamate_admin_breaker(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_flags(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static void ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_admin_key(ngx_http_request_t *r,
     ngx_str_t *arg, ngx_str_t *key);
 static void ngx_http_linguamate_admin_log(ngx_http_request_t *r,
@@ -82,6 +86,26 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
         }
 
         return ngx_http_linguamate_admin_state(r, lmcf, &c);
+    }
+
+    if (c.path.len == 6 && ngx_strncmp(c.path.data, "/flags", 6) == 0) {
+        ngx_str_set(&c.action, "flags");
+
+        if (r->method != NGX_HTTP_PATCH) {
+            if (ngx_http_linguamate_add_header(r, "Allow",
+                    sizeof("Allow") - 1, (u_char *) "PATCH",
+                    sizeof("PATCH") - 1)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_linguamate_admin_error(r, lmcf, &c,
+                       NGX_HTTP_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+                       "Method not allowed");
+        }
+
+        return ngx_http_linguamate_admin_flags(r, lmcf, &c);
     }
 
     if (c.path.len > sizeof("/lockouts/") - 1
@@ -361,7 +385,8 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
     zp = lmcf->zones.elts;
 
     len = 512 + lmcf->zones.nelts * (128 + 5 * NGX_ATOMIC_T_LEN)
-          + ngx_http_linguamate_breakers_json_len(lmcf);
+          + ngx_http_linguamate_breakers_json_len(lmcf)
+          + ngx_http_linguamate_flags_json_len();
 
     for (i = 0; i < lmcf->zones.nelts; i++) {
         len += zp[i]->name.len;
@@ -372,16 +397,9 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_sprintf(b->last, "{\"flags\":{\"maintenance\":%s,"
-                          "\"features\":{\"chat\":%s,\"analytics\":%s},"
-                          "\"strictMode\":%s,\"logLevel\":\"%s\","
-                          "\"cacheTtlSeconds\":%ui},\"zones\":[",
-                          lmcf->maintenance ? "true" : "false",
-                          lmcf->feature_chat ? "true" : "false",
-                          lmcf->feature_analytics ? "true" : "false",
-                          lmcf->strict_mode ? "true" : "false",
-                          ngx_http_linguamate_level_name(lmcf->log_level),
-                          lmcf->cache_ttl_seconds);
+    *b->last++ = '{';
+    b->last = ngx_http_linguamate_flags_json(lmcf, b->last);
+    b->last = ngx_cpymem(b->last, ",\"zones\":[", sizeof(",\"zones\":[") - 1);
 
     for (i = 0; i < lmcf->zones.nelts; i++) {
         b->last = ngx_sprintf(b->last, "%s{\"name\":\"%V\",\"kind\":\"%s\","
@@ -395,7 +413,9 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
                               : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_SESSION
                               ? "sessions"
                               : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_METRICS
-                              ? "metrics" : "breakers",
+                              ? "metrics"
+                              : zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_FLAGS
+                              ? "flags" : "breakers",
                               zp[i]->shm_zone->shm.size,
                               zp[i]->sh->nodes, zp[i]->sh->rejected,
                               zp[i]->sh->evicted);
@@ -406,16 +426,135 @@ ngx_http_linguamate_admin_state(ngx_http_request_t *r,
     b->last = ngx_http_linguamate_breakers_json(lmcf, b->last, &open);
     b->last = ngx_cpymem(b->last, "}\n", 2);
 
-    /* the level name is upper case in logs; the API speaks pino's names */
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
+}
 
-    for (i = 0; i < (size_t) (b->last - b->pos); i++) {
-        if (ngx_strncmp(b->pos + i, "\"logLevel\":\"", 12) == 0) {
-            ngx_strlow(b->pos + i + 12, b->pos + i + 12, 5);
-            break;
+
+/* PATCH /flags: read the body, then change the flags in the zone */
+
+static ngx_int_t
+ngx_http_linguamate_admin_flags(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_read_client_request_body(r,
+                                       ngx_http_linguamate_admin_flags_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r)
+{
+    u_char                            *body, *p;
+    size_t                             len;
+    ngx_int_t                          rc;
+    ngx_buf_t                         *b;
+    ngx_str_t                          changes, extra;
+    ngx_chain_t                       *cl;
+    const char                        *field;
+    ngx_http_linguamate_main_conf_t   *lmcf;
+    ngx_http_linguamate_admin_call_t   c;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    ngx_memzero(&c, sizeof(ngx_http_linguamate_admin_call_t));
+    c.method = r->method_name;
+    ngx_str_set(&c.action, "flags");
+
+    len = 0;
+
+    if (r->request_body && !r->request_body->temp_file) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
         }
     }
 
-    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
+    if (r->request_body == NULL || r->request_body->temp_file
+        || len > 4096)
+    {
+        ngx_http_finalize_request(r, ngx_http_linguamate_admin_error(r, lmcf,
+                                  &c, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                  "PAYLOAD_TOO_LARGE", "Payload too large"));
+        return;
+    }
+
+    body = ngx_pnalloc(r->pool, len + 1);
+    if (body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = body;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    *p = '\0';
+
+    rc = ngx_http_linguamate_flags_patch(r, body, p - body, &changes, &b);
+
+    if (rc == NGX_DECLINED) {
+        /* "changes" holds the field, a NUL, and the message */
+
+        field = (const char *) changes.data;
+
+        c.status = NGX_HTTP_BAD_REQUEST;
+        len = sizeof(",\"invalid\":\"\"") + 6 * 64;
+        c.extra.data = ngx_pnalloc(r->pool, len);
+
+        if (c.extra.data) {
+            extra.len = ngx_min(ngx_strlen(field), 64);
+            p = ngx_cpymem(c.extra.data, ",\"invalid\":\"",
+                           sizeof(",\"invalid\":\"") - 1);
+            p = ngx_http_linguamate_json_escape(p, (u_char *) field,
+                                                extra.len);
+            *p++ = '"';
+            c.extra.len = p - c.extra.data;
+        }
+
+        ngx_http_linguamate_admin_log(r, lmcf, &c);
+
+        /* a field is a key the client sent: escaped for the answer */
+
+        len = ngx_strlen(field);
+        p = ngx_pnalloc(r->pool,
+                        ngx_http_linguamate_json_escape_len((u_char *) field,
+                                                            len) + 1);
+        if (p == NULL) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        *ngx_http_linguamate_json_escape(p, (u_char *) field, len) = '\0';
+
+        ngx_http_finalize_request(r,
+            ngx_http_linguamate_validation_error(r, (const char *) p,
+                                                 field + len + 1));
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, ngx_http_linguamate_admin_error(r, lmcf,
+                                  &c, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "INTERNAL_SERVER_ERROR",
+                                  "The flags could not be changed"));
+        return;
+    }
+
+    c.status = NGX_HTTP_OK;
+    c.extra = changes;
+    ngx_http_linguamate_admin_log(r, lmcf, &c);
+
+    ngx_http_finalize_request(r,
+                              ngx_http_linguamate_send_json(r, NGX_HTTP_OK, b));
 }
 
 
@@ -662,6 +801,10 @@ ngx_http_linguamate_admin_log(ngx_http_request_t *r,
         *p++ = '"';
     }
 
+    if (c->extra.len && c->extra.len < (size_t) (last - p) - 128) {
+        p = ngx_cpymem(p, c->extra.data, c->extra.len);
+    }
+
     if (ctx) {
         p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
                          &ctx->corr_id);
@@ -679,6 +822,12 @@ ngx_http_linguamate_admin_log(ngx_http_request_t *r,
 
     level = (c->status >= 400) ? NGX_HTTP_LINGUAMATE_LOG_WARN
                                : NGX_HTTP_LINGUAMATE_LOG_INFO;
+
+    /* a change is part of the audit trail, whatever the log level */
+
+    if (c->status < 400 && !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        level |= NGX_HTTP_LINGUAMATE_LOG_AUDIT;
+    }
 
     ngx_http_linguamate_log_event(lmcf, level, "admin_action", &msg, &extra);
 }

@@ -67,6 +67,9 @@ ngx_http_linguamate_cors_init(ngx_conf_t *cf)
 }
 
 
+static ngx_uint_t ngx_http_linguamate_cors_dev_origin(ngx_str_t *o);
+
+
 static ngx_uint_t
 ngx_http_linguamate_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
 {
@@ -77,7 +80,7 @@ ngx_http_linguamate_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    wildcards = !lmcf->strict_mode;
+    wildcards = !ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT);
 
     /* development echoes any origin (the original), unless strict */
 
@@ -92,11 +95,58 @@ ngx_http_linguamate_cors_allowed(ngx_http_request_t *r, ngx_str_t *origin)
     o = lmcf->cors_origins->elts;
 
     for (i = 0; i < lmcf->cors_origins->nelts; i++) {
+
+        /* strict mode: no wildcard, and no development origin either */
+
+        if (!wildcards && ngx_http_linguamate_cors_dev_origin(&o[i])) {
+            continue;
+        }
+
         m = ngx_http_linguamate_origin_match(o[i].data, o[i].len,
                                              origin->data, origin->len,
                                              wildcards);
         if (m) {
             return m;
+        }
+    }
+
+    return 0;
+}
+
+
+/* exp://..., or http(s):// on localhost, 127.0.0.1 or [::1] */
+
+static ngx_uint_t
+ngx_http_linguamate_cors_dev_origin(ngx_str_t *o)
+{
+    u_char      *p, *last;
+    size_t       len;
+    ngx_uint_t   i;
+    static char *hosts[] = { "localhost", "127.0.0.1", "[::1]", NULL };
+
+    if (o->len >= 6 && ngx_strncasecmp(o->data, (u_char *) "exp://", 6) == 0)
+    {
+        return 1;
+    }
+
+    p = ngx_strlchr(o->data, o->data + o->len, ':');
+    if (p == NULL || o->data + o->len - p < 3 || p[1] != '/' || p[2] != '/') {
+        p = o->data;           /* scheme-less */
+
+    } else {
+        p += 3;
+    }
+
+    last = o->data + o->len;
+
+    for (i = 0; hosts[i]; i++) {
+        len = ngx_strlen(hosts[i]);
+
+        if ((size_t) (last - p) >= len
+            && ngx_strncasecmp(p, (u_char *) hosts[i], len) == 0
+            && (p + len == last || p[len] == ':'))
+        {
+            return 1;
         }
     }
 

@@ -234,6 +234,12 @@ ngx_http_linguamate_not_ready(ngx_http_linguamate_main_conf_t *lmcf)
         return (const char *) lmcf->not_ready.data;
     }
 
+    /* load balancers drain a deployment in maintenance */
+
+    if (ngx_http_linguamate_maintenance_on(lmcf)) {
+        return "maintenance";
+    }
+
     return NULL;
 }
 
@@ -469,7 +475,11 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
                           ngx_http_linguamate_worst(shm_status, cb_status)));
 
         if (reason && !lmcf->not_ready.len) {
-            overall = "unhealthy";
+            /* draining is unhealthy; maintenance is a choice: degraded */
+
+            overall = ngx_strcmp(reason, "maintenance") == 0
+                      ? ngx_http_linguamate_worst(overall, "degraded")
+                      : "unhealthy";
         }
 
         if (overall[0] == 'u') {

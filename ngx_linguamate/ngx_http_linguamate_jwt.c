@@ -79,6 +79,8 @@ static ngx_int_t ngx_http_linguamate_bearer(ngx_http_request_t *r,
     ngx_str_t *token);
 static void ngx_http_linguamate_auth_log(ngx_http_request_t *r,
     ngx_uint_t reason, ngx_uint_t level);
+static void ngx_http_linguamate_auth_debug(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_ctx_t *ctx);
 static ngx_int_t ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_linguamate_yajl_cleanup(void *data);
@@ -182,7 +184,7 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
 {
     time_t                            now, leeway;
     uint32_t                          hash;
-    ngx_uint_t                        reason, gen;
+    ngx_uint_t                        reason, gen, strict;
     ngx_http_linguamate_jwt_entry_t  *e;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
@@ -212,7 +214,8 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
     /* the time checks, every time: a cached token expires too */
 
     now = ngx_time();
-    leeway = lmcf->strict_mode ? 0 : (time_t) lmcf->jwt_leeway;
+    strict = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT);
+    leeway = strict ? 0 : (time_t) lmcf->jwt_leeway;
 
     if (now >= e->claims.exp + leeway) {
         return NGX_HTTP_LINGUAMATE_AUTH_EXPIRED;
@@ -228,6 +231,19 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
         || ngx_strncmp(e->claims.type.data, type, e->claims.type.len) != 0)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_WRONG_TYPE;
+    }
+
+    /*
+     * strict mode: an access token older than
+     * SECURITY_STRICT_MAX_TOKEN_AGE, or of no known age, has expired
+     */
+
+    if (strict && type[0] == 'a'
+        && lmcf->strict_max_token_age.seconds > 0
+        && (!e->claims.has_iat
+            || now - e->claims.iat > lmcf->strict_max_token_age.seconds))
+    {
+        return NGX_HTTP_LINGUAMATE_AUTH_EXPIRED;
     }
 
     if (lmcf->session_zone) {
@@ -649,11 +665,19 @@ ngx_http_linguamate_auth_handler(ngx_http_request_t *r)
     reason = ngx_http_linguamate_auth_token(r, ctx);
 
     if (reason == NGX_HTTP_LINGUAMATE_AUTH_OK) {
+        if (ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_LOG_LEVEL)
+            <= NGX_HTTP_LINGUAMATE_LOG_DEBUG)
+        {
+            ngx_http_linguamate_auth_debug(r, lmcf, ctx);
+        }
+
         return NGX_DECLINED;
     }
 
+    /* strict mode: an optional token is required */
+
     if (llcf->auth == NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL
-        && (reason == NGX_HTTP_LINGUAMATE_AUTH_MISSING || !lmcf->strict_mode))
+        && !ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT))
     {
         /* passed on as anonymous; a bad token is still worth a line */
 
@@ -666,6 +690,41 @@ ngx_http_linguamate_auth_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_linguamate_auth_reject(r, reason, 1);
+}
+
+
+/* LOG_LEVEL debug: who a verified token belongs to (never the token) */
+
+static void
+ngx_http_linguamate_auth_debug(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_ctx_t *ctx)
+{
+    u_char     buf[512], *p;
+    ngx_str_t  msg, extra;
+    size_t     sub, sid;
+
+    sub = ngx_min(ctx->claims.sub.len, 64);
+    sid = ngx_min(ctx->claims.sid.len, 64);
+
+    p = ngx_cpymem(buf, ",\"cat\":\"auth\",\"userId\":\"",
+                   sizeof(",\"cat\":\"auth\",\"userId\":\"") - 1);
+    p = ngx_http_linguamate_json_escape(p, ctx->claims.sub.data, sub);
+    p = ngx_cpymem(p, "\",\"corr\":{\"correlationId\":\"",
+                   sizeof("\",\"corr\":{\"correlationId\":\"") - 1);
+    p = ngx_http_linguamate_json_escape(p, ctx->corr_id.data,
+                                        ngx_min(ctx->corr_id.len, 128));
+    p = ngx_cpymem(p, "\",\"sessionId\":\"",
+                   sizeof("\",\"sessionId\":\"") - 1);
+    p = ngx_http_linguamate_json_escape(p, ctx->claims.sid.data, sid);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    extra.data = buf;
+    extra.len = p - buf;
+
+    ngx_str_set(&msg, "access token verified");
+
+    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_DEBUG,
+                                  "auth_verified", &msg, &extra);
 }
 
 

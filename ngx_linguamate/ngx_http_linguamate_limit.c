@@ -316,18 +316,30 @@ ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route)
 }
 
 
+/* strict mode halves every limit, on the next request */
+
 static ngx_uint_t
 ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_http_linguamate_limit_zone_t *lz)
 {
+    ngx_uint_t  max;
+
     switch (lz->limit_from) {
     case NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS:
-        return lmcf->rate_limit_max_requests;
+        max = lmcf->rate_limit_max_requests;
+        break;
     case NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN:
-        return lmcf->rate_limit_max_login_attempts;
+        max = lmcf->rate_limit_max_login_attempts;
+        break;
     default:
-        return lz->limit;
+        max = lz->limit;
     }
+
+    if (ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT)) {
+        max = max > 1 ? max / 2 : 1;
+    }
+
+    return max;
 }
 
 

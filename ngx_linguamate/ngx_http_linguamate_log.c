@@ -67,9 +67,18 @@ ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
 {
     u_char       buf[NGX_HTTP_LINGUAMATE_EVENT_MAX], *p, *last;
     size_t       room, mlen, elen;
+    ngx_uint_t   audit;
     ngx_time_t  *tp;
 
-    if (level < lmcf->log_level || lmcf->log == NULL
+    /* an audit line is written whatever the level */
+
+    audit = level & NGX_HTTP_LINGUAMATE_LOG_AUDIT;
+    level &= ~NGX_HTTP_LINGUAMATE_LOG_AUDIT;
+
+    if ((!audit
+         && level < ngx_http_linguamate_flag(lmcf,
+                                             NGX_HTTP_LINGUAMATE_F_LOG_LEVEL))
+        || lmcf->log == NULL
         || lmcf->log->fd == NGX_INVALID_FILE)
     {
         return;
@@ -152,7 +161,9 @@ ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
 
-    if (ngx_http_linguamate_status_level(r) >= lmcf->log_level) {
+    if (ngx_http_linguamate_status_level(r)
+        >= ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_LOG_LEVEL))
+    {
         v->data = (u_char *) "1";
         v->len = 1;
 

@@ -90,6 +90,27 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       offsetof(ngx_http_linguamate_loc_conf_t, cors),
       NULL },
 
+    { ngx_string("linguamate_feature"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_linguamate_feature,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("linguamate_maintenance"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, maintenance),
+      NULL },
+
+    { ngx_string("linguamate_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, cache),
+      NULL },
+
     { ngx_string("linguamate_route"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_linguamate_set_route,
@@ -255,6 +276,12 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    /* REWRITE: the preflight first, then maintenance and features */
+
+    if (ngx_http_linguamate_flags_postconf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_linguamate_cors_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -328,6 +355,10 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (ngx_http_linguamate_breakers_init(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_linguamate_flags_init(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -439,6 +470,9 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->metrics = NGX_CONF_UNSET;
     llcf->breaker = NGX_CONF_UNSET_PTR;
     llcf->cors = NGX_CONF_UNSET;
+    llcf->feature = NGX_CONF_UNSET_UINT;
+    llcf->maintenance = NGX_CONF_UNSET;
+    llcf->cache = NGX_CONF_UNSET;
 
     return llcf;
 }
@@ -477,6 +511,26 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->endpoint == NGX_CONF_UNSET_UINT) {
         conf->endpoint = NGX_HTTP_LINGUAMATE_EP_NONE;
+    }
+
+    ngx_conf_merge_uint_value(conf->feature, prev->feature, 0);
+    ngx_conf_merge_value(conf->maintenance, prev->maintenance, 1);
+
+    /*
+     * caching headers: where asked for, and by default on the in-process
+     * answers that are the same for everyone
+     */
+
+    if (conf->cache == NGX_CONF_UNSET) {
+        conf->cache = prev->cache;
+    }
+
+    if (conf->cache == NGX_CONF_UNSET
+        && conf->endpoint != NGX_HTTP_LINGUAMATE_EP_NONE)
+    {
+        conf->cache = (conf->endpoint == NGX_HTTP_LINGUAMATE_EP_INFO
+                       || conf->endpoint
+                          == NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH);
     }
 
     return NGX_CONF_OK;

@@ -32,6 +32,8 @@
 #define NGX_HTTP_LINGUAMATE_LOG_ERROR    50
 #define NGX_HTTP_LINGUAMATE_LOG_FATAL    60
 #define NGX_HTTP_LINGUAMATE_LOG_SILENT   100
+/* or-ed into a level: written whatever LOG_LEVEL is (admin_action) */
+#define NGX_HTTP_LINGUAMATE_LOG_AUDIT    0x10000
 
 #define NGX_HTTP_LINGUAMATE_SECRET_MIN   32
 
@@ -55,6 +57,19 @@
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
 #define NGX_HTTP_LINGUAMATE_EP_METRICS          13
 #define NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH   14
+
+/* the flags the operations API changes live, in the flags zone */
+#define NGX_HTTP_LINGUAMATE_F_MAINTENANCE        0
+#define NGX_HTTP_LINGUAMATE_F_CHAT               1
+#define NGX_HTTP_LINGUAMATE_F_ANALYTICS          2
+#define NGX_HTTP_LINGUAMATE_F_STRICT             3
+#define NGX_HTTP_LINGUAMATE_F_LOG_LEVEL          4
+#define NGX_HTTP_LINGUAMATE_F_CACHE_TTL          5
+#define NGX_HTTP_LINGUAMATE_NFLAGS               6
+
+/* linguamate_feature: 0 is none */
+#define NGX_HTTP_LINGUAMATE_FEATURE_CHAT         1
+#define NGX_HTTP_LINGUAMATE_FEATURE_ANALYTICS    2
 
 
 /*
@@ -124,7 +139,11 @@
     X(GIT_COMMIT_SHA, git_commit_sha, TEXT, "unknown", git_commit_sha, 0, 0) \
     X(MEMORY_LIMIT_MB, memory_limit_mb, UINT, "0", memory_limit_mb, 0,      \
       16777216)                                                              \
-    X(STATE_DIR, state_dir, PATH, ".run/state", state_dir, 0, 0)
+    X(STATE_DIR, state_dir, PATH, ".run/state", state_dir, 0, 0)            \
+    X(SECURITY_STRICT_MAX_TOKEN_AGE, security_strict_max_token_age,          \
+      DURATION, "1d", strict_max_token_age, 0, 0)                            \
+    X(MAINTENANCE_RETRY_AFTER, maintenance_retry_after, DURATION, "5m",      \
+      maintenance_retry_after, 0, 0)
 
 
 #define NGX_HTTP_LINGUAMATE_SETTING_ID(env, dir, kind, def, field, lo, hi)   \
@@ -235,6 +254,8 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_str_t                   git_commit_sha;
     ngx_uint_t                  memory_limit_mb;
     ngx_str_t                   state_dir;
+    ngx_http_linguamate_duration_t  strict_max_token_age;
+    ngx_http_linguamate_duration_t  maintenance_retry_after;
 
     /* where each came from */
     ngx_http_linguamate_raw_t   raw[NGX_HTTP_LINGUAMATE_NSETTINGS];
@@ -257,6 +278,10 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_array_t                 breakers;
                                     /* of ngx_http_linguamate_breaker_conf_t */
     ngx_array_t                 routes;     /* of ngx_str_t; index + 1 */
+
+    /* the live flags; NULL until the zone is mapped ("nginx -t") */
+    ngx_http_linguamate_zone_t *flags_zone;
+    struct ngx_http_linguamate_flags_s  *flags;
 } ngx_http_linguamate_main_conf_t;
 
 
@@ -280,6 +305,9 @@ typedef struct {
     ngx_str_t                   toolkit_path;
     ngx_flag_t                  toolkit_multipart;
     ngx_flag_t                  cors;
+    ngx_uint_t                  feature;
+    ngx_flag_t                  maintenance;    /* subject to it */
+    ngx_flag_t                  cache;
 } ngx_http_linguamate_loc_conf_t;
 
 
@@ -529,6 +557,23 @@ ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
+
+/* flags.c */
+ngx_int_t ngx_http_linguamate_flags_init(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
+ngx_int_t ngx_http_linguamate_flags_postconf(ngx_conf_t *cf);
+char *ngx_http_linguamate_feature(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_uint_t ngx_http_linguamate_flag(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t flag);
+ngx_int_t ngx_http_linguamate_maintenance_on(
+    ngx_http_linguamate_main_conf_t *lmcf);
+ngx_int_t ngx_http_linguamate_cache_headers(ngx_http_request_t *r);
+size_t ngx_http_linguamate_flags_json_len(void);
+u_char *ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
+    u_char *p);
+ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
+    u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out);
 
 /* health.c */
 uint64_t ngx_http_linguamate_memory_limit(

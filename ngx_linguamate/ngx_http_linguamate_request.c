@@ -368,6 +368,10 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
+    if (llcf->cache == 1 && ngx_http_linguamate_cache_headers(r) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
         return NGX_ERROR;

@@ -18,6 +18,7 @@
 #define NGX_HTTP_LINGUAMATE_ZONE_SESSION  3
 #define NGX_HTTP_LINGUAMATE_ZONE_METRICS  4
 #define NGX_HTTP_LINGUAMATE_ZONE_BREAKERS 5
+#define NGX_HTTP_LINGUAMATE_ZONE_FLAGS    6
 
 /* at most this many entries are evicted to make room for one */
 #define NGX_HTTP_LINGUAMATE_EVICT_MAX     8

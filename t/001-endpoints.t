@@ -108,7 +108,7 @@ GET /api/health/ready
 GET /api/health/detailed
 --- error_code: 200
 --- response_body_like chomp
-^\{"status":"healthy",.*"checks":\{"memory":\{"status":"healthy","details":\{"rssMB":[\d.]+,"limitMB":\d+,"usedPercent":\d+,"limitSource":"(cgroup|setting|system)","degradedAbovePercent":75,"unhealthyAbovePercent":90\}\},"sharedMemory":\{"status":"healthy","details":\{"zones":\{"linguamate_metrics":\{"sizeBytes":2097152,"usedBytes":\d+,"usedPercent":\d+,"entries":0,"evicted":0\}\}\}\},"circuitBreakers":\{"status":"healthy","details":\{"total":0,"open":0,"circuits":\{\}\}\},"environment":\{"status":"healthy","details":\{"nodeEnv":"development","jwtSecret":"configured","warnings":0,"ready":true\}\}\}\}$
+^\{"status":"healthy",.*"checks":\{"memory":\{"status":"healthy","details":\{"rssMB":[\d.]+,"limitMB":\d+,"usedPercent":\d+,"limitSource":"(cgroup|setting|system)","degradedAbovePercent":75,"unhealthyAbovePercent":90\}\},"sharedMemory":\{"status":"healthy","details":\{"zones":\{"linguamate_metrics":\{"sizeBytes":2097152,"usedBytes":\d+,"usedPercent":\d+,"entries":0,"evicted":0\},"linguamate_flags":\{"sizeBytes":32768,"usedBytes":\d+,"usedPercent":\d+,"entries":0,"evicted":0\}\}\}\},"circuitBreakers":\{"status":"healthy","details":\{"total":0,"open":0,"circuits":\{\}\}\},"environment":\{"status":"healthy","details":\{"nodeEnv":"development","jwtSecret":"configured","warnings":0,"ready":true\}\}\}\}$
 --- no_error_log
 [error]
 

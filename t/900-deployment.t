@@ -110,7 +110,9 @@ my $master = do { open my $f, '<', "$run_dir/nginx.pid" or die; <$f> };
 chomp $master;
 ok -d "/proc/$master", "the master runs (pid $master)";
 
-my @workers = grep { (`cat /proc/$_/stat 2>/dev/null` =~ /^\d+ \(nginx\) \S+ $master /) }
+# the cache manager and loader (proxy_cache_path) are children too
+my @workers = grep { (`cat /proc/$_/stat 2>/dev/null` =~ /^\d+ \(nginx\) \S+ $master /)
+                     && `cat /proc/$_/cmdline 2>/dev/null` =~ /worker process/ }
               map { m{/proc/(\d+)} ? $1 : () } glob '/proc/[0-9]*';
 is scalar @workers, 2, 'WORKER_PROCESSES=2 from the env file gives 2 workers';
 

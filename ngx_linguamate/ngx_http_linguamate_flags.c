@@ -1,0 +1,1090 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * Live operations flags: maintenance, the chat and analytics features,
+ * strict mode, the log level and the cache TTL.  They sit in a small
+ * shared zone, start from the configuration (directive, environment, env
+ * file) and are changed live by PATCH /api/admin/flags; every worker reads
+ * them with one atomic load on the next request.
+ *
+ * The rule between a live change and the configuration: a flag changed
+ * live keeps its live value until an operator clears it (null in a PATCH)
+ * or until the configured value changes (seen at a reload or a start): a
+ * live change records the configured value it overrode, and when the
+ * configuration no longer says that, the configuration wins.  Live changes
+ * are written to STATE_DIR/flags.state so that they survive a restart.
+ */
+
+
+#include <yajl/yajl_tree.h>
+
+#include "ngx_http_linguamate_module.h"
+
+
+#define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
+#define NGX_HTTP_LINGUAMATE_CACHE_MAX   31536000
+
+
+typedef struct {
+    ngx_atomic_t                value;      /* in force */
+    ngx_atomic_t                live;       /* 1: set by the API */
+    ngx_atomic_t                base;       /* the configured value then */
+    ngx_atomic_t                since;      /* epoch seconds of the change */
+} ngx_http_linguamate_flag_t;
+
+
+struct ngx_http_linguamate_flags_s {
+    ngx_http_linguamate_flag_t  f[NGX_HTTP_LINGUAMATE_NFLAGS];
+    ngx_atomic_t                generation;
+};
+
+typedef struct ngx_http_linguamate_flags_s  ngx_http_linguamate_flags_t;
+
+
+typedef struct {
+    ngx_http_linguamate_main_conf_t  *lmcf;
+    ngx_cycle_t                      *cycle;
+    ngx_str_t                         path;     /* STATE_DIR/flags.state */
+} ngx_http_linguamate_flags_zone_t;
+
+
+/* the names: the API's, the environment's */
+static ngx_str_t  ngx_http_linguamate_flag_names[] = {
+    ngx_string("maintenance"), ngx_string("features.chat"),
+    ngx_string("features.analytics"), ngx_string("strictMode"),
+    ngx_string("logLevel"), ngx_string("cacheTtlSeconds")
+};
+
+static const char  *ngx_http_linguamate_flag_envs[] = {
+    "MAINTENANCE_MODE", "FEATURE_CHAT_ENABLED", "FEATURE_ANALYTICS_ENABLED",
+    "SECURITY_STRICT_MODE", "LOG_LEVEL", "CACHE_TTL_SECONDS"
+};
+
+static const char  *ngx_http_linguamate_api_levels[] = {
+    "trace", "debug", "info", "warn", "error", "fatal", NULL
+};
+
+
+static ngx_uint_t ngx_http_linguamate_flag_conf(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag);
+static ngx_int_t ngx_http_linguamate_flags_fresh(
+    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_flags_kept(
+    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_flags_path(
+    ngx_http_linguamate_zone_t *zone);
+static void ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_flags_save(
+    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static void ngx_http_linguamate_flags_dropped(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
+    ngx_uint_t conf);
+static ngx_int_t ngx_http_linguamate_gate_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_patch_parse(yajl_val root,
+    ngx_int_t *set, ngx_uint_t *value, const char **field,
+    const char **message);
+static ngx_int_t ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag,
+    ngx_int_t *set, ngx_uint_t *value, const char **message);
+static const char *ngx_http_linguamate_api_level(ngx_uint_t level);
+static u_char *ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag,
+    ngx_uint_t value);
+
+
+/* create the flags zone; called once per configuration */
+
+ngx_int_t
+ngx_http_linguamate_flags_init(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_str_t                          name, sig;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_flags_zone_t  *fz;
+
+    fz = ngx_pcalloc(cf->pool, sizeof(ngx_http_linguamate_flags_zone_t));
+    if (fz == NULL) {
+        return NGX_ERROR;
+    }
+
+    fz->lmcf = lmcf;
+    fz->cycle = cf->cycle;
+
+    ngx_str_set(&name, "linguamate_flags");
+    ngx_str_set(&sig, "the flags zone");
+
+    zone = ngx_http_linguamate_zone_add(cf, lmcf, &name,
+                                        NGX_HTTP_LINGUAMATE_FLAGS_SIZE,
+                                        NGX_HTTP_LINGUAMATE_ZONE_FLAGS, &sig);
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->data = fz;
+    zone->init_fresh = ngx_http_linguamate_flags_fresh;
+    zone->init_kept = ngx_http_linguamate_flags_kept;
+
+    lmcf->flags_zone = zone;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_flags_postconf(ngx_conf_t *cf)
+{
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_REWRITE_PHASE,
+                                           ngx_http_linguamate_gate_handler);
+}
+
+
+/* the value in force: live when the zone is mapped, else as configured */
+
+ngx_uint_t
+ngx_http_linguamate_flag(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t flag)
+{
+    if (lmcf->flags) {
+        return (ngx_uint_t) lmcf->flags->f[flag].value;
+    }
+
+    return ngx_http_linguamate_flag_conf(lmcf, flag);
+}
+
+
+ngx_int_t
+ngx_http_linguamate_maintenance_on(ngx_http_linguamate_main_conf_t *lmcf)
+{
+    return ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_MAINTENANCE)
+           != 0;
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_flag_conf(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t flag)
+{
+    switch (flag) {
+    case NGX_HTTP_LINGUAMATE_F_MAINTENANCE:
+        return lmcf->maintenance ? 1 : 0;
+    case NGX_HTTP_LINGUAMATE_F_CHAT:
+        return lmcf->feature_chat ? 1 : 0;
+    case NGX_HTTP_LINGUAMATE_F_ANALYTICS:
+        return lmcf->feature_analytics ? 1 : 0;
+    case NGX_HTTP_LINGUAMATE_F_STRICT:
+        return lmcf->strict_mode ? 1 : 0;
+    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+        return lmcf->log_level;
+    default: /* NGX_HTTP_LINGUAMATE_F_CACHE_TTL */
+        return lmcf->cache_ttl_seconds;
+    }
+}
+
+
+/* at start: the configuration, then the live changes that still apply */
+
+static ngx_int_t
+ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_uint_t                         i;
+    ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_flags_zone_t  *fz;
+
+    fz = zone->data;
+
+    fl = ngx_slab_calloc(zone->shpool, sizeof(ngx_http_linguamate_flags_t));
+    if (fl == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        fl->f[i].value = ngx_http_linguamate_flag_conf(fz->lmcf, i);
+    }
+
+    zone->sh->data = fl;
+    fz->lmcf->flags = fl;
+
+    if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_linguamate_flags_load(zone, log);
+
+    return NGX_OK;
+}
+
+
+/*
+ * At a reload: a flag not changed live takes the new configured value; a
+ * live change stays unless the configured value it overrode has changed.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    ngx_uint_t                         i, conf, dropped;
+    ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_flags_zone_t  *fz;
+
+    fz = zone->data;
+    fl = zone->sh->data;
+    fz->lmcf->flags = fl;
+
+    if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    dropped = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        conf = ngx_http_linguamate_flag_conf(fz->lmcf, i);
+
+        if (fl->f[i].live && fl->f[i].base == conf) {
+            continue;
+        }
+
+        if (fl->f[i].live) {
+            ngx_http_linguamate_flags_dropped(fz->lmcf, i, fl->f[i].value,
+                                              conf);
+            fl->f[i].live = 0;
+            dropped = 1;
+        }
+
+        fl->f[i].value = conf;
+    }
+
+    fl->generation++;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (dropped) {
+        (void) ngx_http_linguamate_flags_save(zone, log);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_flags_path(ngx_http_linguamate_zone_t *zone)
+{
+    ngx_http_linguamate_flags_zone_t  *fz;
+
+    fz = zone->data;
+
+    fz->path.len = fz->lmcf->state_dir.len + sizeof("/flags.state") - 1;
+    fz->path.data = ngx_pnalloc(fz->cycle->pool, fz->path.len + 1);
+    if (fz->path.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(fz->path.data, "%V/flags.state%Z", &fz->lmcf->state_dir);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_linguamate_flags_dropped(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t flag, ngx_uint_t live, ngx_uint_t conf)
+{
+    u_char     buf[256], *p;
+    ngx_str_t  msg, extra;
+
+    msg.data = buf;
+    p = ngx_snprintf(buf, 128, "%s changed in the configuration: the live "
+                     "value of %V is dropped",
+                     ngx_http_linguamate_flag_envs[flag],
+                     &ngx_http_linguamate_flag_names[flag]);
+    msg.len = p - buf;
+
+    extra.data = p;
+    p = ngx_sprintf(p, ",\"cat\":\"flags\",\"flag\":\"%V\",\"live\":",
+                    &ngx_http_linguamate_flag_names[flag]);
+    p = ngx_http_linguamate_flag_value(p, flag, live);
+    p = ngx_sprintf(p, ",\"configured\":");
+    p = ngx_http_linguamate_flag_value(p, flag, conf);
+    extra.len = p - extra.data;
+
+    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+                                  "flag_override_cleared", &msg, &extra);
+}
+
+
+/*
+ * STATE_DIR/flags.state, a line per live change:
+ * "NAME VALUE BASE SINCE\n", numbers in decimal.
+ */
+
+static void
+ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    u_char                            *p, *last, *line, *eol;
+    u_char                             buf[2048];
+    ssize_t                            n;
+    ngx_fd_t                           fd;
+    ngx_int_t                          v[3];
+    ngx_uint_t                         i, k, changed, dropped;
+    ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_flags_zone_t  *fz;
+
+    fz = zone->data;
+    fl = zone->sh->data;
+
+    fd = ngx_open_file(fz->path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        if (ngx_errno != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                          "linguamate: cannot read \"%V\": live flag changes "
+                          "are not restored", &fz->path);
+        }
+
+        return;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf) - 1);
+    (void) ngx_close_file(fd);
+
+    if (n < 0) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "linguamate: cannot read \"%V\"", &fz->path);
+        return;
+    }
+
+    last = buf + n;
+    changed = 0;
+    dropped = 0;
+
+    for (line = buf; line < last; line = eol + 1) {
+        eol = ngx_strlchr(line, last, '\n');
+        if (eol == NULL) {
+            break;          /* a line cut short is ignored */
+        }
+
+        p = ngx_strlchr(line, eol, ' ');
+        if (p == NULL) {
+            continue;
+        }
+
+        for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+            if (ngx_http_linguamate_flag_names[i].len == (size_t) (p - line)
+                && ngx_strncmp(line, ngx_http_linguamate_flag_names[i].data,
+                               p - line) == 0)
+            {
+                break;
+            }
+        }
+
+        if (i == NGX_HTTP_LINGUAMATE_NFLAGS) {
+            continue;
+        }
+
+        for (k = 0; k < 3; k++) {
+            line = p + 1;
+            p = ngx_strlchr(line, eol, ' ');
+            if (p == NULL) {
+                p = eol;
+            }
+
+            v[k] = ngx_atoi(line, p - line);
+            if (v[k] == NGX_ERROR || (k < 2 && p == eol)) {
+                break;
+            }
+        }
+
+        if (k < 3) {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "linguamate: a bad line in \"%V\" is ignored",
+                          &fz->path);
+            continue;
+        }
+
+        if ((ngx_uint_t) v[1] != ngx_http_linguamate_flag_conf(fz->lmcf, i)) {
+            /* the configuration changed while stopped: it wins */
+            ngx_http_linguamate_flags_dropped(fz->lmcf, i, v[0],
+                               ngx_http_linguamate_flag_conf(fz->lmcf, i));
+            dropped = 1;
+            continue;
+        }
+
+        fl->f[i].value = v[0];
+        fl->f[i].live = 1;
+        fl->f[i].base = v[1];
+        fl->f[i].since = v[2];
+        changed = 1;
+    }
+
+    if (changed) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "linguamate: live flag changes restored from \"%V\"",
+                      &fz->path);
+    }
+
+    if (dropped) {
+        (void) ngx_http_linguamate_flags_save(zone, log);
+    }
+}
+
+
+/*
+ * Write the live changes: a temporary file renamed over the old one.  The
+ * caller must not hold the zone mutex; this takes it so that two workers
+ * saving at once write in the order of their changes.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
+    ngx_log_t *log)
+{
+    u_char                             buf[1024], tmp[NGX_MAX_PATH], *p;
+    ngx_fd_t                           fd;
+    ngx_int_t                          rc;
+    ngx_uint_t                         i;
+    ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_flags_zone_t  *fz;
+
+    fz = zone->data;
+    fl = zone->sh->data;
+
+    if (fz->path.len + 32 > NGX_MAX_PATH) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(tmp, "%V.%P.tmp%Z", &fz->path, ngx_pid);
+
+    rc = NGX_ERROR;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    p = buf;
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        if (fl->f[i].live) {
+            p = ngx_sprintf(p, "%V %uA %uA %uA\n",
+                            &ngx_http_linguamate_flag_names[i],
+                            fl->f[i].value, fl->f[i].base, fl->f[i].since);
+        }
+    }
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "linguamate: cannot write \"%s\": live flag changes "
+                      "will not survive a restart", tmp);
+        goto done;
+    }
+
+    if (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "linguamate: cannot write \"%s\": live flag changes "
+                      "will not survive a restart", tmp);
+        (void) ngx_close_file(fd);
+        (void) ngx_delete_file(tmp);
+        goto done;
+    }
+
+    (void) ngx_close_file(fd);
+
+    if (ngx_rename_file(tmp, fz->path.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "linguamate: cannot rename \"%s\" to \"%V\"", tmp,
+                      &fz->path);
+        (void) ngx_delete_file(tmp);
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * REWRITE phase, ahead of the rewrite module's "return": maintenance
+ * mode, then the location's feature.  Health, metrics, the operations API
+ * and the error pages are never in maintenance.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
+{
+    u_char                            buf[64];
+    ngx_str_t                         extra;
+    ngx_uint_t                        flag;
+    const char                       *name;
+    ngx_http_linguamate_loc_conf_t   *llcf;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    if (r != r->main || r->internal) {
+        return NGX_DECLINED;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (!llcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->maintenance && ngx_http_linguamate_maintenance_on(lmcf)) {
+
+        switch (llcf->endpoint) {
+        case NGX_HTTP_LINGUAMATE_EP_HEALTH:
+        case NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE:
+        case NGX_HTTP_LINGUAMATE_EP_HEALTH_READY:
+        case NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED:
+        case NGX_HTTP_LINGUAMATE_EP_METRICS:
+        case NGX_HTTP_LINGUAMATE_EP_ADMIN:
+        case NGX_HTTP_LINGUAMATE_EP_ERROR:
+            break;
+
+        default:
+            extra.data = buf;
+            extra.len = ngx_sprintf(buf, ",\"retryAfter\":%T",
+                                    lmcf->maintenance_retry_after.seconds)
+                        - buf;
+
+            if (ngx_http_linguamate_add_header(r, "Retry-After",
+                    sizeof("Retry-After") - 1, buf + sizeof(",\"retryAfter\":")
+                    - 1, extra.len - (sizeof(",\"retryAfter\":") - 1))
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_linguamate_phase_error(r,
+                       NGX_HTTP_SERVICE_UNAVAILABLE, "MAINTENANCE",
+                       "The service is down for maintenance; please try "
+                       "again later", &extra);
+        }
+    }
+
+    if (llcf->feature == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (llcf->feature == NGX_HTTP_LINGUAMATE_FEATURE_CHAT) {
+        flag = NGX_HTTP_LINGUAMATE_F_CHAT;
+        name = "chat";
+
+    } else {
+        flag = NGX_HTTP_LINGUAMATE_F_ANALYTICS;
+        name = "analytics";
+    }
+
+    if (ngx_http_linguamate_flag(lmcf, flag)) {
+        return NGX_DECLINED;
+    }
+
+    extra.data = buf;
+    extra.len = ngx_sprintf(buf, ",\"feature\":\"%s\"", name) - buf;
+
+    return ngx_http_linguamate_phase_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "FEATURE_DISABLED",
+                                           "This feature is switched off",
+                                           &extra);
+}
+
+
+/* linguamate_feature chat | analytics */
+
+char *
+ngx_http_linguamate_feature(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_linguamate_loc_conf_t *llcf = conf;
+
+    ngx_str_t  *value;
+
+    if (llcf->feature != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "chat") == 0) {
+        llcf->feature = NGX_HTTP_LINGUAMATE_FEATURE_CHAT;
+
+    } else if (ngx_strcmp(value[1].data, "analytics") == 0) {
+        llcf->feature = NGX_HTTP_LINGUAMATE_FEATURE_ANALYTICS;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        llcf->feature = 0;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown feature \"%V\": use chat, analytics "
+                           "or off", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (llcf->enable == NGX_CONF_UNSET) {
+        llcf->enable = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Header filter, for locations with "linguamate_cache on": a successful
+ * GET answer without a Cache-Control of its own gets one from the live
+ * CACHE_TTL_SECONDS, and a proxied one that the upstream left without a
+ * lifetime is kept that long by proxy_cache.  An answer to a request with
+ * credentials is private and never stored by proxy_cache.  0: no-store.
+ */
+
+ngx_int_t
+ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
+{
+    u_char                           *p;
+    size_t                            len;
+    ngx_uint_t                        ttl, private;
+    ngx_http_linguamate_loc_conf_t   *llcf;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (!llcf->cache
+        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+        || r->headers_out.status != NGX_HTTP_OK
+        || r->err_status)
+    {
+        return NGX_OK;
+    }
+
+    if (r->headers_out.cache_control.elts
+        && r->headers_out.cache_control.nelts)
+    {
+        return NGX_OK;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ttl = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CACHE_TTL);
+
+    private = (r->headers_in.authorization != NULL
+               || r->headers_in.cookies.nelts);
+
+    if (ttl == 0) {
+        return ngx_http_linguamate_add_header(r, "Cache-Control",
+                   sizeof("Cache-Control") - 1, (u_char *) "no-store",
+                   sizeof("no-store") - 1);
+    }
+
+    len = sizeof("private, max-age=") + NGX_INT_T_LEN;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_sprintf(p, "%s, max-age=%ui", private ? "private" : "public",
+                      ttl) - p;
+
+#if (NGX_HTTP_CACHE)
+
+    /* read by the upstream after the header filters, before it stores */
+
+    if (r->cache && r->upstream && r->cache->valid_sec == 0) {
+        if (private) {
+            r->upstream->cacheable = 0;
+
+        } else {
+            r->cache->valid_sec = ngx_time() + (time_t) ttl;
+        }
+    }
+
+#endif
+
+    return ngx_http_linguamate_add_header(r, "Cache-Control",
+                                          sizeof("Cache-Control") - 1, p, len);
+}
+
+
+/* "flags":{...} of GET /api/admin/state and of the PATCH answer */
+
+size_t
+ngx_http_linguamate_flags_json_len(void)
+{
+    return 512 + NGX_HTTP_LINGUAMATE_NFLAGS * (64 + 2 * NGX_INT_T_LEN
+                                              + NGX_HTTP_LINGUAMATE_ISO_LEN);
+}
+
+
+u_char *
+ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
+    u_char *p)
+{
+    ngx_uint_t                    i, n, conf;
+    ngx_http_linguamate_flags_t  *fl;
+
+    p = ngx_sprintf(p, "\"flags\":{\"maintenance\":");
+    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_MAINTENANCE,
+            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_MAINTENANCE));
+    p = ngx_sprintf(p, ",\"features\":{\"chat\":");
+    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_CHAT,
+            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CHAT));
+    p = ngx_sprintf(p, ",\"analytics\":");
+    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_ANALYTICS,
+            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_ANALYTICS));
+
+    for (i = NGX_HTTP_LINGUAMATE_F_STRICT; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++)
+    {
+        p = ngx_sprintf(p, "%s\"%V\":", i == NGX_HTTP_LINGUAMATE_F_STRICT
+                                        ? "}," : ",",
+                        &ngx_http_linguamate_flag_names[i]);
+        p = ngx_http_linguamate_flag_value(p, i,
+                                           ngx_http_linguamate_flag(lmcf, i));
+    }
+
+    /* which ones are live changes, over what configured value, since when */
+
+    p = ngx_sprintf(p, "},\"liveFlags\":{");
+
+    fl = lmcf->flags;
+    n = 0;
+
+    for (i = 0; fl && i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        if (!fl->f[i].live) {
+            continue;
+        }
+
+        p = ngx_sprintf(p, "%s\"%V\":{\"value\":", n++ ? "," : "",
+                        &ngx_http_linguamate_flag_names[i]);
+        p = ngx_http_linguamate_flag_value(p, i, fl->f[i].value);
+        p = ngx_sprintf(p, ",\"configured\":");
+        conf = ngx_http_linguamate_flag_conf(lmcf, i);
+        p = ngx_http_linguamate_flag_value(p, i, conf);
+        p = ngx_sprintf(p, ",\"env\":\"%s\",\"since\":\"",
+                        ngx_http_linguamate_flag_envs[i]);
+        p = ngx_http_linguamate_iso_time(p, (time_t) fl->f[i].since, 0);
+        p = ngx_sprintf(p, "\"}");
+    }
+
+    *p++ = '}';
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
+{
+    switch (flag) {
+    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+        return ngx_sprintf(p, "\"%s\"", ngx_http_linguamate_api_level(value));
+    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+        return ngx_sprintf(p, "%ui", value);
+    default:
+        return ngx_sprintf(p, "%s", value ? "true" : "false");
+    }
+}
+
+
+static const char *
+ngx_http_linguamate_api_level(ngx_uint_t level)
+{
+    if (level >= 10 && level <= 60) {
+        return ngx_http_linguamate_api_levels[level / 10 - 1];
+    }
+
+    return "silent";
+}
+
+
+/*
+ * PATCH /api/admin/flags with a JSON subset of {"maintenance":bool,
+ * "features":{"chat":bool,"analytics":bool},"strictMode":bool,
+ * "logLevel":"trace".."fatal","cacheTtlSeconds":int}; null clears a live
+ * change.  All or nothing: one bad field and nothing changes.  Returns
+ * NGX_DECLINED with "changes" naming the field and the message on a bad
+ * body, NGX_OK with the answer in "out".
+ */
+
+ngx_int_t
+ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
+    size_t len, ngx_str_t *changes, ngx_buf_t **out)
+{
+    u_char                            *p;
+    yajl_val                           root;
+    ngx_int_t                          rc, set[NGX_HTTP_LINGUAMATE_NFLAGS];
+    ngx_buf_t                         *b;
+    ngx_uint_t                         i, n, conf;
+    ngx_uint_t                         value[NGX_HTTP_LINGUAMATE_NFLAGS];
+    const char                        *field, *message;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_main_conf_t   *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    field = "body";
+    message = "must be a JSON object";
+    root = NULL;
+
+    if (len && ngx_strlen(body) == len
+        && ngx_http_linguamate_json_depth_ok(body, len, 8))
+    {
+        root = yajl_tree_parse((const char *) body, NULL, 0);
+    }
+
+    rc = ngx_http_linguamate_patch_parse(root, set, value, &field, &message);
+
+    if (rc != NGX_OK) {
+        /* the field may be a key of the tree: copied before it is freed */
+
+        changes->len = ngx_min(ngx_strlen(field), 64) + ngx_strlen(message)
+                       + 2;
+        changes->data = ngx_pnalloc(r->pool, changes->len);
+        if (changes->data == NULL) {
+            yajl_tree_free(root);
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(changes->data, field, ngx_min(ngx_strlen(field), 64));
+        ngx_sprintf(p, "%Z%s%Z", message);
+
+        yajl_tree_free(root);
+
+        return NGX_DECLINED;
+    }
+
+    yajl_tree_free(root);
+
+    zone = lmcf->flags_zone;
+    fl = lmcf->flags;
+
+    if (fl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b = ngx_create_temp_buf(r->pool, ngx_http_linguamate_flags_json_len()
+                                     + NGX_HTTP_LINGUAMATE_NFLAGS * 128 + 64);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "changes" for the admin_action line: what each flag is now */
+
+    changes->data = ngx_pnalloc(r->pool, NGX_HTTP_LINGUAMATE_NFLAGS * 96);
+    if (changes->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(changes->data, ",\"changes\":{");
+    n = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        if (set[i] == 0) {
+            continue;
+        }
+
+        conf = ngx_http_linguamate_flag_conf(lmcf, i);
+
+        if (set[i] == 2) {
+            fl->f[i].live = 0;
+            fl->f[i].value = conf;
+
+        } else {
+            fl->f[i].base = conf;
+            fl->f[i].since = ngx_time();
+            fl->f[i].value = value[i];
+            fl->f[i].live = 1;
+        }
+
+        p = ngx_sprintf(p, "%s\"%V\":", n++ ? "," : "",
+                        &ngx_http_linguamate_flag_names[i]);
+
+        if (set[i] == 2) {
+            p = ngx_sprintf(p, "{\"cleared\":true,\"value\":");
+            p = ngx_http_linguamate_flag_value(p, i, conf);
+            *p++ = '}';
+
+        } else {
+            p = ngx_http_linguamate_flag_value(p, i, value[i]);
+        }
+    }
+
+    fl->generation++;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    *p++ = '}';
+    changes->len = p - changes->data;
+
+    (void) ngx_http_linguamate_flags_save(zone, r->connection->log);
+
+    b->last = ngx_sprintf(b->last, "{\"success\":true,");
+    b->last = ngx_http_linguamate_flags_json(lmcf, b->last);
+    b->last = ngx_cpymem(b->last, "}\n", 2);
+
+    *out = b;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
+    ngx_uint_t *value, const char **field, const char **message)
+{
+    size_t      i, j;
+    yajl_val    v, fv;
+    ngx_uint_t  flag, n;
+    const char  *key, *fkey;
+
+    ngx_memzero(set, NGX_HTTP_LINGUAMATE_NFLAGS * sizeof(ngx_int_t));
+
+    if (root == NULL || !YAJL_IS_OBJECT(root)) {
+        return NGX_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; i < root->u.object.len; i++) {
+        key = root->u.object.keys[i];
+        v = root->u.object.values[i];
+        *field = key;
+
+        if (ngx_strcmp(key, "features") == 0) {
+            if (!YAJL_IS_OBJECT(v)) {
+                *message = "must be an object of chat and analytics";
+                return NGX_ERROR;
+            }
+
+            for (j = 0; j < v->u.object.len; j++) {
+                fkey = v->u.object.keys[j];
+                fv = v->u.object.values[j];
+
+                if (ngx_strcmp(fkey, "chat") == 0) {
+                    *field = "features.chat";
+                    flag = NGX_HTTP_LINGUAMATE_F_CHAT;
+
+                } else if (ngx_strcmp(fkey, "analytics") == 0) {
+                    *field = "features.analytics";
+                    flag = NGX_HTTP_LINGUAMATE_F_ANALYTICS;
+
+                } else {
+                    *field = "features";
+                    *message = "unknown feature: the features are chat and "
+                               "analytics";
+                    return NGX_ERROR;
+                }
+
+                if (ngx_http_linguamate_patch_value(fv, flag, set, value,
+                                                    message)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+
+                n++;
+            }
+
+            continue;
+        }
+
+        for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
+            if (flag == NGX_HTTP_LINGUAMATE_F_CHAT
+                || flag == NGX_HTTP_LINGUAMATE_F_ANALYTICS)
+            {
+                continue;
+            }
+
+            if (ngx_strcmp(key, ngx_http_linguamate_flag_names[flag].data)
+                == 0)
+            {
+                break;
+            }
+        }
+
+        if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
+            *message = "unknown flag: the flags are maintenance, features, "
+                       "strictMode, logLevel and cacheTtlSeconds";
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_linguamate_patch_value(v, flag, set, value, message)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        n++;
+    }
+
+    if (n == 0) {
+        *field = "body";
+        *message = "names no flag to change";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
+    ngx_uint_t *value, const char **message)
+{
+    ngx_uint_t  i;
+
+    if (YAJL_IS_NULL(v)) {
+        set[flag] = 2;
+        return NGX_OK;
+    }
+
+    switch (flag) {
+
+    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+        if (YAJL_IS_STRING(v) && v->u.string) {
+            for (i = 0; ngx_http_linguamate_api_levels[i]; i++) {
+                if (ngx_strcmp(v->u.string,
+                               ngx_http_linguamate_api_levels[i]) == 0)
+                {
+                    set[flag] = 1;
+                    value[flag] = (i + 1) * 10;
+                    return NGX_OK;
+                }
+            }
+        }
+
+        *message = "must be one of trace, debug, info, warn, error, fatal "
+                   "(or null)";
+        return NGX_ERROR;
+
+    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+        if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0
+            && YAJL_GET_INTEGER(v) <= NGX_HTTP_LINGUAMATE_CACHE_MAX)
+        {
+            set[flag] = 1;
+            value[flag] = (ngx_uint_t) YAJL_GET_INTEGER(v);
+            return NGX_OK;
+        }
+
+        *message = "must be an integer from 0 to 31536000 (or null)";
+        return NGX_ERROR;
+
+    default:
+        if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+            set[flag] = 1;
+            value[flag] = YAJL_IS_TRUE(v) ? 1 : 0;
+            return NGX_OK;
+        }
+
+        *message = "must be true or false (or null)";
+        return NGX_ERROR;
+    }
+}
