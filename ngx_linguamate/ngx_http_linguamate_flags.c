@@ -640,8 +640,9 @@ ngx_http_linguamate_feature(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  * Header filter, for locations with "linguamate_cache on": a successful
  * GET answer without a Cache-Control of its own gets one from the live
  * CACHE_TTL_SECONDS, and a proxied one that the upstream left without a
- * lifetime is kept that long by proxy_cache.  An answer to a request with
- * credentials is private and never stored by proxy_cache.  0: no-store.
+ * lifetime is kept that long by proxy_cache (over proxy_cache_valid).  An
+ * answer to a request with credentials is private and never stored by
+ * proxy_cache.  0: no-store, and nothing is stored.
  */
 
 ngx_int_t
@@ -676,6 +677,12 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
                || r->headers_in.cookies.nelts);
 
     if (ttl == 0) {
+#if (NGX_HTTP_CACHE)
+        if (r->cache && r->upstream) {
+            r->upstream->cacheable = 0;
+        }
+#endif
+
         return ngx_http_linguamate_add_header(r, "Cache-Control",
                    sizeof("Cache-Control") - 1, (u_char *) "no-store",
                    sizeof("no-store") - 1);

@@ -276,6 +276,73 @@ like get('/api/info')->{content}, qr/"maxRequests":4242/,
      'the old configuration keeps serving';
 write_env("RATE_LIMIT_MAX_REQUESTS=4242\n");
 
+# --- the guide's emergency procedures, one command each, live ---------------
+
+sub ctl {
+    my (@args) = @_;
+    local %ENV = (%ENV, %env);
+    delete $ENV{ADMIN_TOKEN};
+    open my $fh, '-|', "$repo/scripts/linguamate", @args or die $!;
+    my $out = do { local $/; <$fh> } // '';
+    close $fh;
+    return ($? >> 8, $out);
+}
+
+sub on_both {
+    my ($path, $want, %h) = @_;
+    # fresh connections: both workers answer within a few tries
+    my %st;
+    $st{ get($path, %h)->{status} }++ for 1 .. 8;
+    return join(',', sort keys %st) eq $want;
+}
+
+my $actions_before = grep { /"evt":"admin_action"/ } log_lines();
+
+# degradation: maintenance, features off, a longer cache TTL
+($rc, $out) = ctl('flags', '{"maintenance":true}');
+is $rc, 0, 'scripts/linguamate flags \'{"maintenance":true}\'' or diag $out;
+like $out, qr/"maintenance":true/, '... answers the flags';
+ok on_both('/api/info', '503'), 'every worker is in maintenance at once';
+like get('/api/info')->{content}, qr/"code":"MAINTENANCE"/, '... MAINTENANCE';
+ok on_both('/api/health', '200'), 'health still answers';
+ok on_both('/api/health/ready', '503'), 'ready says not ready: the balancer drains';
+($rc, $out) = ctl('flags', '{"features":{"chat":false,"analytics":false}}');
+is $rc, 0, 'chat and analytics off' or diag $out;
+($rc, $out) = ctl('flags', '{"cacheTtlSeconds":300}');
+is $rc, 0, 'cache TTL 300' or diag $out;
+($rc, $out) = ctl('flags', '{"maintenance":false}');
+is $rc, 0, 'maintenance off again';
+ok on_both('/api/info', '200'), 'serving again';
+is get('/api/info')->{headers}{'cache-control'}, 'public, max-age=300',
+   'with the new cache TTL';
+$r = $http->post("http://127.0.0.1:$port/api/toolkit/v1/text/llm",
+                 { content => '{}', headers => { 'Content-Type' => 'application/json' } });
+is $r->{status}, 503, 'the LLM route is off';
+like $r->{content}, qr/"code":"FEATURE_DISABLED".*"feature":"chat"/s, '... FEATURE_DISABLED chat';
+($rc, $out) = ctl('flags', 'not json');
+isnt $rc, 0, 'a bad flags body fails the command';
+like $out, qr/VALIDATION_ERROR/, '... and says why';
+
+# security incident: revoke every session, strict mode, more logging
+($rc, $out) = ctl('admin', 'POST', '/sessions/revoke-all');
+is $rc, 0, 'scripts/linguamate admin POST /sessions/revoke-all' or diag $out;
+($rc, $out) = ctl('flags', '{"strictMode":true,"logLevel":"debug"}');
+is $rc, 0, 'strict mode and debug logging' or diag $out;
+($rc, $out) = ctl('state');
+is $rc, 0, 'scripts/linguamate state';
+my $st = eval { $json->decode($out) } || {};
+is_deeply [ map { $st->{flags}{$_} ? 1 : 0 } qw(maintenance strictMode) ], [0, 1],
+   'the state shows strict mode';
+is $st->{flags}{logLevel}, 'debug', '... and the log level';
+my $actions = poll(sub {
+    (grep { /"evt":"admin_action"/ } log_lines()) - $actions_before >= 7 }, 5);
+ok $actions, 'every step is recorded as an admin_action line';
+
+# back to normal, except the cache TTL: kept through stop/start
+($rc, $out) = ctl('flags', '{"features":{"chat":null,"analytics":null},'
+                  . '"strictMode":null,"logLevel":null}');
+is $rc, 0, 'the live changes cleared';
+
 # --- make stop ---------------------------------------------------------------
 
 ($rc, $out) = make('stop');
@@ -288,6 +355,8 @@ isnt $rc, 0, 'make status says stopped';
 is $rc, 0, 'make start again' or diag $out;
 like get('/api/auth/session', Authorization => "Bearer $token")->{content},
      qr/"reason":"REVOKED"/, 'the revocation survived stop/start (STATE_DIR)';
+is get('/api/info')->{headers}{'cache-control'}, 'public, max-age=300',
+   'the live cache TTL survived stop/start (STATE_DIR)';
 ($rc, $out) = make('stop');
 is $rc, 0, 'make stop';
 
