@@ -664,8 +664,9 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (r->headers_out.cache_control.elts
-        && r->headers_out.cache_control.nelts)
+    if ((r->headers_out.cache_control.elts
+         && r->headers_out.cache_control.nelts)
+        || r->headers_out.expires)
     {
         return NGX_OK;
     }

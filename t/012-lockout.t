@@ -28,6 +28,9 @@ my $app = Linguamate::Upstream->new(sub {
 
 my $srv = Linguamate::Server->new(workers => 2);
 my $port = $app->port;
+my $state = $srv->dir . '/state';
+mkdir $state;
+chmod 0777, $state;
 
 sub conf {
     my ($attempts) = @_;
@@ -36,6 +39,7 @@ sub conf {
     linguamate_lockout_zone auth_lockout size=1m;
     linguamate_admin_token admin-token-admin-token-admin-token-0;
     linguamate_log_file logs/events.log;
+    linguamate_state_dir $state;
 _HTTP_
         client_body_buffer_size 16k;
         location = /api/auth/login {
@@ -204,6 +208,31 @@ for (1 .. 4) { login('{"email":"gina@example.com","password":"x"}') }
 ok $srv->reload, 'HUP reload';
 $r = login('{"email":"gina@example.com","password":"good"}');
 is $r->{status}, 429, 'gina is still locked after the reload';
+
+# --- and a stop/start, through STATE_DIR ------------------------------------------
+
+$srv->stop;
+$srv->start;
+$r = login('{"email":"gina@example.com","password":"good"}');
+is $r->{status}, 429, 'gina is still locked after stop/start';
+my $left = eval { $json->decode($r->{content})->{error}{retryAfter} } // 0;
+ok $left > 800 && $left <= 900, "for what was left of the 15 minutes ($left s)";
+$r = admin('GET', '/api/admin/lockouts/gina@example.com');
+is eval { $json->decode($r->{content})->{locked} }, JSON::PP::true,
+   'the operations API sees the lock';
+like $srv->slurp('logs/error.log'), qr/locks restored from/, 'the restore is logged';
+my $journal = $srv->slurp('state/lockouts-auth_lockout.journal');
+like $journal, qr/^L \d{13} \d+ email%3Agina%40example\.com$/m, 'the journal has the lock';
+unlike $journal, qr/password|good/, 'and nothing of the request';
+unlike $journal, qr/\x01/, 'a hostile key is escaped in it';
+
+$r = admin('DELETE', '/api/admin/lockouts/gina@example.com');
+is $r->{status}, 200, 'unlock gina';
+admin('DELETE', '/api/admin/lockouts/127.0.0.1');
+$srv->stop;
+$srv->start;
+$r = login('{"email":"gina@example.com","password":"good"}');
+is $r->{status}, 200, 'the unlock survived stop/start too';
 
 $srv->stop;
 $app->stop;
