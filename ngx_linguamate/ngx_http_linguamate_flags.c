@@ -519,9 +519,11 @@ static ngx_int_t
 ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
 {
     u_char                            buf[64];
+    ngx_int_t                         rc;
     ngx_str_t                         extra;
     ngx_uint_t                        flag;
     const char                       *name;
+    ngx_http_linguamate_ctx_t        *ctx;
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
@@ -536,6 +538,13 @@ ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
     }
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_linguamate_trpc_parse(r, ctx);
 
     if (llcf->maintenance && ngx_http_linguamate_maintenance_on(lmcf)) {
 
@@ -567,6 +576,13 @@ ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
                        NGX_HTTP_SERVICE_UNAVAILABLE, "MAINTENANCE",
                        "The service is down for maintenance; please try "
                        "again later", &extra);
+        }
+    }
+
+    if (ctx->trpc) {
+        rc = ngx_http_linguamate_trpc_gate(r, ctx);
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
     }
 

@@ -273,6 +273,15 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* under the tRPC prefix, the shape the app's tRPC client reads */
+
+    ngx_http_linguamate_trpc_parse(r, ctx);
+
+    if (ctx->trpc) {
+        return ngx_http_linguamate_trpc_error(r, ctx, status, code, message,
+                                              extra);
+    }
+
     mlen = ngx_strlen(message);
 
     len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\","

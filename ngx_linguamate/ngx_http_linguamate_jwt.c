@@ -674,10 +674,16 @@ ngx_http_linguamate_auth_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    /* strict mode: an optional token is required */
+    /*
+     * strict mode: an optional token is required; on a public route a
+     * token stays optional but a bad one is refused
+     */
 
-    if (llcf->auth == NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL
-        && !ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT))
+    if ((llcf->auth == NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL
+         || llcf->auth == NGX_HTTP_LINGUAMATE_AUTH_PUBLIC)
+        && (!ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT)
+            || (llcf->auth == NGX_HTTP_LINGUAMATE_AUTH_PUBLIC
+                && reason == NGX_HTTP_LINGUAMATE_AUTH_MISSING)))
     {
         /* passed on as anonymous; a bad token is still worth a line */
 

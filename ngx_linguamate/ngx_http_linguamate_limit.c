@@ -34,7 +34,8 @@ typedef struct {
     uint32_t                     stamp;
     ngx_str_t                    key;
     uint32_t                     hash;
-    unsigned                     counted:1;
+    ngx_uint_t                   weight;      /* requests this one counts */
+    ngx_uint_t                   counted;
     unsigned                     rejected:1;
 } ngx_http_linguamate_verdict_t;
 
@@ -406,6 +407,23 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
         v[i].limit = &limits[i];
         v[i].max = ngx_http_linguamate_limit_max(lmcf, lz);
         v[i].window = lz->window ? lz->window : lmcf->rate_limit_window_ms;
+        v[i].weight = 1;
+
+        /*
+         * a tRPC call counts against a login limit once per auth
+         * procedure it holds, and not at all without one
+         */
+
+        if (lz->limit_from == NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN
+            && ctx->trpc)
+        {
+            if (ctx->trpc_auth_n == 0) {
+                v[i].limit = NULL;
+                continue;
+            }
+
+            v[i].weight = ctx->trpc_auth_n;
+        }
 
         if (ngx_http_linguamate_limit_key(r, lz, &v[i].key) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -451,8 +469,8 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
 
         while (i--) {
             if (v[i].counted) {
+                v[i].remaining += v[i].counted;
                 ngx_http_linguamate_limit_undo(&v[i]);
-                v[i].remaining++;
             }
         }
 
@@ -579,7 +597,7 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
         ngx_http_linguamate_window_expire(w, now, v->window);
 
-        if (w->count >= v->max) {
+        if (w->count + v->weight > v->max) {
             /* the oldest counted request leaves the window first */
 
             v->retry = v->window - ngx_http_linguamate_window_age(now,
@@ -594,28 +612,43 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
         }
     }
 
-    node = ngx_http_linguamate_window_reserve(zone, node, 0, v->max, v->hash,
-                                              &v->key, r->connection->log);
-    if (node == NULL) {
-        /* no room even after eviction: let it through uncounted */
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        v->remaining = v->max;
+    if (v->weight > v->max) {
+        /* can never pass */
+        v->retry = v->window;
         v->reset = v->window;
+        v->remaining = 0;
+        v->rejected = 1;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
         return;
     }
 
-    w = ngx_http_linguamate_node_window(node, 0);
+    do {
+        node = ngx_http_linguamate_window_reserve(zone, node, 0, v->max,
+                                                  v->hash, &v->key,
+                                                  r->connection->log);
+        if (node == NULL) {
+            /* no room even after eviction: let it through uncounted */
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            v->remaining = v->max;
+            v->reset = v->window;
+            return;
+        }
 
-    if (w->count >= w->cap) {
-        /* the ring could not grow (zone full): let it through uncounted */
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        v->remaining = v->max - w->count;
-        v->reset = v->window;
-        return;
-    }
+        w = ngx_http_linguamate_node_window(node, 0);
 
-    v->stamp = ngx_http_linguamate_window_push(w, now);
-    v->counted = 1;
+        if (w->count >= w->cap) {
+            /* the ring could not grow (zone full): through, uncounted */
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            v->remaining = v->max > w->count ? v->max - w->count : 0;
+            v->reset = v->window;
+            return;
+        }
+
+        v->stamp = ngx_http_linguamate_window_push(w, now);
+        v->counted++;
+
+    } while (v->counted < v->weight);
+
     v->remaining = v->max > w->count ? v->max - w->count : 0;
     v->reset = v->window;
 
@@ -644,9 +677,10 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 
     node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
                                            v->key.len);
-    if (node) {
+    while (node && v->counted) {
         ngx_http_linguamate_window_remove(
             ngx_http_linguamate_node_window(node, 0), v->stamp);
+        v->counted--;
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);

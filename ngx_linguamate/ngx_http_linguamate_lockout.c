@@ -102,6 +102,8 @@ static void ngx_http_linguamate_lockout_replay(
 static void ngx_http_linguamate_lockout_restore(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, uint64_t until,
     time_t locked_at, ngx_log_t *log);
+static ngx_uint_t ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, ngx_uint_t weight);
 static ngx_uint_t ngx_http_linguamate_lockout_forget(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key);
 static void ngx_http_linguamate_lockout_compact(
@@ -295,6 +297,15 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
     }
 
     if (ctx->lockout_done) {
+        return NGX_DECLINED;
+    }
+
+    /* a tRPC call is under the lockout only with an auth procedure */
+
+    ngx_http_linguamate_trpc_parse(r, ctx);
+
+    if (ctx->trpc && ctx->trpc_auth_n == 0) {
+        ctx->lockout_done = 1;
         return NGX_DECLINED;
     }
 
@@ -697,9 +708,58 @@ ngx_int_t
 ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx)
 {
-    u_char                              *p;
+    u_char      *p;
+    ngx_uint_t   remaining;
+
+    if (ctx->trpc && r->headers_out.status == 207) {
+        /* a batch answer: its elements say, once it has been read */
+        ctx->trpc_scanning = 1;
+        return NGX_OK;
+    }
+
+    remaining = ngx_http_linguamate_lockout_record(r, ctx,
+                    r->headers_out.status,
+                    ctx->trpc ? ctx->trpc_auth_n : 1);
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_add_header(r, "X-RateLimit-Remaining-Auth",
+               sizeof("X-RateLimit-Remaining-Auth") - 1, p,
+               ngx_sprintf(p, "%ui", remaining) - p);
+}
+
+
+/* the outcome of a tRPC batch's auth procedures, from its 207 answer */
+
+void
+ngx_http_linguamate_lockout_scanned(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t failed, ngx_uint_t succeeded)
+{
+    if (failed) {
+        (void) ngx_http_linguamate_lockout_record(r, ctx,
+                                                  NGX_HTTP_UNAUTHORIZED,
+                                                  failed);
+
+    } else if (succeeded) {
+        (void) ngx_http_linguamate_lockout_record(r, ctx, NGX_HTTP_OK, 1);
+    }
+}
+
+
+/*
+ * Count "weight" failures (a 400 or 401 "status") or clear (a 2xx) for
+ * the keys of the request; returns the attempts left.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, ngx_uint_t weight)
+{
     uint32_t                             hash, now;
-    ngx_uint_t                           i, status, limit, threshold, count;
+    ngx_uint_t                           i, j, limit, threshold, count;
     ngx_uint_t                           remaining, failures;
     ngx_msec_t                           msec, locked;
     ngx_http_linguamate_lock_t          *lock;
@@ -713,7 +773,6 @@ ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
     lz = zone->data;
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    status = r->headers_out.status;
     limit = lmcf->rate_limit_max_login_attempts;
     threshold = 2 * limit;
     remaining = limit;
@@ -787,9 +846,26 @@ ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
                     lock->locked_until = 0;     /* served its time */
                 }
 
-                if (w->count < w->cap) {
+                for (j = 0; j < weight && w->count < threshold; j++) {
+                    if (w->count == w->cap) {
+                        /* grow the ring (the node may move; when the
+                           zone is full it stays as it is) */
+                        node = ngx_http_linguamate_window_reserve(zone, node,
+                                   NGX_HTTP_LINGUAMATE_LOCK_OFF,
+                                   (uint32_t) threshold, hash,
+                                   &ctx->lockout_key[i], r->connection->log);
+                        lock = ngx_http_linguamate_node_value(node);
+                        w = ngx_http_linguamate_node_window(node,
+                                               NGX_HTTP_LINGUAMATE_LOCK_OFF);
+
+                        if (w->count == w->cap) {
+                            break;
+                        }
+                    }
+
                     (void) ngx_http_linguamate_window_push(w, now);
                 }
+
 
                 if (w->count >= threshold && lock->locked_until == 0) {
                     lock->locked_until = msec + lz->lock;
@@ -839,14 +915,7 @@ ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
         remaining = ngx_min(remaining, count);
     }
 
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_linguamate_add_header(r, "X-RateLimit-Remaining-Auth",
-               sizeof("X-RateLimit-Remaining-Auth") - 1, p,
-               ngx_sprintf(p, "%ui", remaining) - p);
+    return remaining;
 }
 
 

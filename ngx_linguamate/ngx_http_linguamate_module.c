@@ -46,6 +46,7 @@ static ngx_conf_enum_t  ngx_http_linguamate_auth_modes[] = {
     { ngx_string("off"), NGX_HTTP_LINGUAMATE_AUTH_OFF },
     { ngx_string("on"), NGX_HTTP_LINGUAMATE_AUTH_ON },
     { ngx_string("optional"), NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL },
+    { ngx_string("public"), NGX_HTTP_LINGUAMATE_AUTH_PUBLIC },
     { ngx_null_string, 0 }
 };
 
@@ -95,6 +96,20 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       ngx_http_linguamate_feature,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("linguamate_trpc"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, trpc),
+      NULL },
+
+    { ngx_string("linguamate_trpc_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_main_conf_t, trpc_prefix),
       NULL },
 
     { ngx_string("linguamate_maintenance"),
@@ -343,7 +358,18 @@ ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
 static char *
 ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
 {
+    ngx_http_linguamate_main_conf_t *lmcf = conf;
+
     char  *rv;
+
+    if (lmcf->trpc_prefix.data == NULL) {
+        ngx_str_set(&lmcf->trpc_prefix, "/api/trpc/");
+
+    } else if (lmcf->trpc_prefix.len && lmcf->trpc_prefix.data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate_trpc_prefix must start with \"/\"");
+        return NGX_CONF_ERROR;
+    }
 
     rv = ngx_http_linguamate_resolve_settings(cf, conf);
     if (rv != NGX_CONF_OK) {
@@ -473,6 +499,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->feature = NGX_CONF_UNSET_UINT;
     llcf->maintenance = NGX_CONF_UNSET;
     llcf->cache = NGX_CONF_UNSET;
+    llcf->trpc = NGX_CONF_UNSET;
 
     return llcf;
 }
@@ -514,6 +541,7 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_uint_value(conf->feature, prev->feature, 0);
+    ngx_conf_merge_value(conf->trpc, prev->trpc, 0);
     ngx_conf_merge_value(conf->maintenance, prev->maintenance, 1);
 
     /*

@@ -279,6 +279,8 @@ typedef struct ngx_http_linguamate_main_conf_s {
                                     /* of ngx_http_linguamate_breaker_conf_t */
     ngx_array_t                 routes;     /* of ngx_str_t; index + 1 */
 
+    ngx_str_t                   trpc_prefix;    /* "/api/trpc/" */
+
     /* the live flags; NULL until the zone is mapped ("nginx -t") */
     ngx_http_linguamate_zone_t *flags_zone;
     struct ngx_http_linguamate_flags_s  *flags;
@@ -308,6 +310,7 @@ typedef struct {
     ngx_uint_t                  feature;
     ngx_flag_t                  maintenance;    /* subject to it */
     ngx_flag_t                  cache;
+    ngx_flag_t                  trpc;           /* proxies to the app */
 } ngx_http_linguamate_loc_conf_t;
 
 
@@ -321,6 +324,8 @@ typedef struct {
 #define NGX_HTTP_LINGUAMATE_AUTH_OFF        0
 #define NGX_HTTP_LINGUAMATE_AUTH_ON         1
 #define NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL   2
+/* optional even in strict mode (public procedures), a bad token refused */
+#define NGX_HTTP_LINGUAMATE_AUTH_PUBLIC     3
 
 /* verification outcomes, the contract's reasons */
 #define NGX_HTTP_LINGUAMATE_AUTH_OK             0
@@ -370,6 +375,20 @@ typedef struct {
     unsigned                    lockout_done:1;
     unsigned                    body_reading:1;
     unsigned                    body_read:1;
+
+    /* a tRPC call: its procedures, from the request line */
+    ngx_str_t                  *trpc_procs;
+    ngx_uint_t                  trpc_n;
+    uint64_t                    trpc_auth;      /* bit per auth procedure */
+    ngx_uint_t                  trpc_auth_n;
+    void                       *trpc_scan;
+    unsigned                    trpc_done:1;
+    unsigned                    trpc:1;
+    unsigned                    trpc_batch:1;
+    unsigned                    trpc_too_many:1;
+    unsigned                    trpc_chat:1;
+    unsigned                    trpc_analytics:1;
+    unsigned                    trpc_scanning:1;
 } ngx_http_linguamate_ctx_t;
 
 
@@ -574,6 +593,22 @@ u_char *ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p);
 ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
     u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out);
+
+/* trpc.c */
+void ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
+ngx_int_t ngx_http_linguamate_trpc_gate(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
+ngx_int_t ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra);
+ngx_int_t ngx_http_linguamate_trpc_scan(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_chain_t *in, ngx_uint_t *failed,
+    ngx_uint_t *succeeded);
+ngx_int_t ngx_http_linguamate_app_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+void ngx_http_linguamate_lockout_scanned(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t failed, ngx_uint_t succeeded);
 
 /* health.c */
 uint64_t ngx_http_linguamate_memory_limit(

@@ -77,6 +77,9 @@ static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
       ngx_http_linguamate_log_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
+    { ngx_string("linguamate_app_upstream"), NULL,
+      ngx_http_linguamate_app_variable, 0, 0, 0 },
+
     { ngx_string("linguamate_user_id"), NULL,
       ngx_http_linguamate_user_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -466,12 +469,40 @@ ngx_http_linguamate_add_variables(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_linguamate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    ngx_uint_t                      failed, succeeded;
+    ngx_http_linguamate_ctx_t      *ctx;
     ngx_http_linguamate_toolkit_t  *tk;
 
-    if (r != r->main && ngx_http_linguamate_toolkit_owns(r, &tk)
-        && ngx_http_linguamate_toolkit_body_filter(r, tk, in) == NGX_OK)
-    {
-        return NGX_OK;
+    if (r != r->main) {
+        if (ngx_http_linguamate_toolkit_owns(r, &tk)
+            && ngx_http_linguamate_toolkit_body_filter(r, tk, in) == NGX_OK)
+        {
+            return NGX_OK;
+        }
+
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* a tRPC batch's 207: which auth procedures failed */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+
+    if (ctx && ctx->trpc_scanning && in) {
+        switch (ngx_http_linguamate_trpc_scan(r, ctx, in, &failed,
+                                              &succeeded))
+        {
+        case 1:
+            ctx->trpc_scanning = 0;
+            ngx_http_linguamate_lockout_scanned(r, ctx, failed, succeeded);
+            break;
+
+        case NGX_ERROR:
+            ctx->trpc_scanning = 0;
+            break;
+
+        default:
+            break;
+        }
     }
 
     return ngx_http_next_body_filter(r, in);
