@@ -71,8 +71,6 @@ typedef struct {
 } ngx_http_linguamate_client_level_t;
 
 
-static ngx_int_t ngx_http_linguamate_ingest_start(ngx_http_request_t *r,
-    ngx_uint_t endpoint);
 static void ngx_http_linguamate_ingest_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_ingest_read(ngx_http_request_t *r,
     ngx_uint_t endpoint, yajl_val *root, ngx_str_t *body, ngx_int_t *rc);
@@ -195,24 +193,18 @@ ngx_http_linguamate_event_log(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* both endpoints: method, type and size first, then the body is read */
+
 ngx_int_t
 ngx_http_linguamate_ingest_handler(ngx_http_request_t *r)
 {
+    ngx_int_t                        rc;
+    ngx_uint_t                       ep;
     ngx_http_linguamate_loc_conf_t  *llcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
-    return ngx_http_linguamate_ingest_start(r, llcf->endpoint);
-}
-
-
-static ngx_int_t
-ngx_http_linguamate_ingest_start(ngx_http_request_t *r, ngx_uint_t endpoint)
-{
-    ngx_int_t   rc;
-    ngx_uint_t  ep;
-
-    ep = (endpoint == NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS)
+    ep = (llcf->endpoint == NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS)
          ? NGX_HTTP_LINGUAMATE_CM_INGEST : NGX_HTTP_LINGUAMATE_CM_ANALYTICS;
 
     if (r->method != NGX_HTTP_POST) {
@@ -951,6 +943,9 @@ ngx_http_linguamate_log_record(ngx_http_request_t *r,
         if (q) {
             *q++ = '}';
             p = q;
+
+        } else {
+            cut = 1;
         }
     }
 

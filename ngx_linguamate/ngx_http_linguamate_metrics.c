@@ -160,7 +160,9 @@ ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
     /*
      * The counters are kept across reloads in place: a zone laid out by
      * another build (a struct of another size) must not be reused, so the
-     * layout is part of the signature and such a reload is refused.
+     * layout is part of the signature and such a reload is refused.  (A
+     * reload keeps the module nginx loaded at start, so this guards the
+     * cases where another build does get loaded.)
      */
 
     sig.data = ngx_pnalloc(cf->pool, sizeof("the metrics zone (layout )")

@@ -511,6 +511,30 @@ for my $k (sort keys %delta) {
     is(($after->{$k} // 'none') - ($before->{$k} // 0), $delta{$k}, "$k grew by $delta{$k}");
 }
 
+# --- LOG_LEVEL filters client records; counters survive a reload ------------
+
+my (undef, $p0) = metrics($plain);
+$plain->configure(<<"_HTTP_", $server_conf);
+    linguamate_jwt_secret $SECRET;
+    linguamate_log_file logs/events.log;
+    linguamate_log_level warn;
+_HTTP_
+ok $plain->reload, 'reload at LOG_LEVEL warn';
+my (undef, $p1) = metrics($plain);
+my $info = 'linguamate_client_logs_total{level="info"}';
+cmp_ok $p0->{$info}, '>', 0, 'a count before the reload';
+is $p1->{$info}, $p0->{$info}, 'is kept across it';
+$r = post($plain, '/api/ingest/logs', batch(logs => [
+    record(lvl => 'INFO', msg => 'c-filtered-info'),
+    record(lvl => 'ERROR', msg => 'c-filtered-error') ]));
+is $r->{json}{count}, 2, 'both records are taken';
+is scalar(grep { ($_->{msg} // '') eq 'c-filtered-info' } lines($plain)), 0,
+   'the INFO one is below LOG_LEVEL and not written';
+is scalar(grep { ($_->{msg} // '') eq 'c-filtered-error' } lines($plain)), 1,
+   'the ERROR one is';
+my (undef, $p2) = metrics($plain);
+is $p2->{$info} - $p1->{$info}, 1, 'both are counted';
+
 unlike $srv->slurp('logs/error.log') . $plain->slurp('logs/error.log'),
        qr/\[(alert|crit|emerg)\]|exited on signal/, 'no alert, no crash';
 
