@@ -47,13 +47,15 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int             b;
-    size_t          dots[2], n, plen, olen;
+    size_t          dots[2], span[2], n, plen, olen;
     int64_t         secs;
     uint64_t        v;
     unsigned        line;
     const char     *err;
     unsigned char  *buf, *scratch, *cut, *pat, *org;
     unsigned char   out[NGX_HTTP_LINGUAMATE_UUID_LEN];
+    static const char  *logs_path[] = { "logs", NULL };
+    static const char  *ts_path[] = { "sig", "ts", NULL };
 
     if (size < 1) {
         return 0;
@@ -72,7 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data + 1, size - 1);
     size--;
 
-    switch (data[0] % 8) {
+    switch (data[0] % 11) {
     case 0:
         n = 0;
         (void) ngx_http_linguamate_dotenv_parse(buf, size, scratch,
@@ -119,6 +121,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         free(pat);
         free(org);
+        break;
+    case 8:
+        /* the signed spans of an ingest batch: inside the input, never
+           empty */
+        if ((ngx_http_linguamate_json_member_span(buf, size, logs_path, span)
+             == 0 && (span[0] >= span[1] || span[1] > size))
+            || (ngx_http_linguamate_json_member_span(buf, size, ts_path, span)
+                == 0 && (span[0] >= span[1] || span[1] > size)))
+        {
+            abort();
+        }
+        break;
+    case 9:
+        (void) ngx_http_linguamate_secret_key(buf, size);
+        (void) ngx_http_linguamate_secret_value(buf, size);
+        break;
+    case 10:
+        (void) ngx_http_linguamate_parse_iso8601(buf, size, &secs);
         break;
     default:
         (void) ngx_http_linguamate_json_depth_ok(buf, size, 8);

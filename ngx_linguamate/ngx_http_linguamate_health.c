@@ -88,6 +88,10 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
     case NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH:
         return ngx_http_linguamate_auth_refresh(r);
 
+    case NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS:
+    case NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS:
+        return ngx_http_linguamate_ingest_handler(r);
+
     case NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT:
         if (r->method != NGX_HTTP_POST) {
             return ngx_http_linguamate_send_not_allowed(r, "POST");

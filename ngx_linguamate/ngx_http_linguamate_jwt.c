@@ -1218,7 +1218,7 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
     p = body;
 
     for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (!cl->buf->in_file) {
+        if (!cl->buf->in_file && cl->buf->last > cl->buf->pos) {
             p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
         }
     }

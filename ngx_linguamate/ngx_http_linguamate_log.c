@@ -86,7 +86,7 @@ ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
 
     tp = ngx_timeofday();
     last = buf + sizeof(buf);
-    elen = (extra && extra->len < 1024) ? extra->len : 0;
+    elen = (extra && extra->len < 3072) ? extra->len : 0;
 
     if (lmcf->log_pretty) {
         p = ngx_sprintf(buf, "[");
@@ -103,6 +103,12 @@ ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
 
     } else {
         p = ngx_http_linguamate_log_head(buf, lmcf, level, evt, tp);
+
+        /* a long hostname leaves less room: the extra fields must fit */
+
+        if (elen + 64 > (size_t) (last - p)) {
+            elen = 0;
+        }
 
         /* cut a long message on a whole escaped character */
 

@@ -38,6 +38,7 @@ typedef struct {
     ngx_atomic_t  sum_us[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
     ngx_atomic_t  count[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
     ngx_atomic_t  auth_failures[NGX_HTTP_LINGUAMATE_REASONS];
+    ngx_atomic_t  client[NGX_HTTP_LINGUAMATE_CM_N];
 } ngx_http_linguamate_metrics_t;
 
 
@@ -87,6 +88,18 @@ static ngx_uint_t  ngx_http_linguamate_statuses[] = {
 static const char  *ngx_http_linguamate_reason_names[] = {
     "OK", "MISSING", "MALFORMED", "BAD_SIGNATURE", "TOKEN_EXPIRED",
     "NOT_YET_VALID", "WRONG_TYPE", "REVOKED"
+};
+
+static const char  *ngx_http_linguamate_client_levels[] = {
+    "trace", "debug", "info", "notice", "warn", "error", "fatal", "security"
+};
+
+static const char  *ngx_http_linguamate_client_endpoints[] = {
+    "ingest", "analytics"
+};
+
+static const char  *ngx_http_linguamate_client_reasons[] = {
+    "validation", "signature", "skew", "too_large"
 };
 
 static u_char  ngx_http_linguamate_status_index[600];
@@ -143,7 +156,24 @@ ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
     }
 
     ngx_str_set(&name, "linguamate_metrics");
-    ngx_str_set(&sig, "the metrics zone");
+
+    /*
+     * The counters are kept across reloads in place: a zone laid out by
+     * another build (a struct of another size) must not be reused, so the
+     * layout is part of the signature and such a reload is refused.  (A
+     * reload keeps the module nginx loaded at start, so this guards the
+     * cases where another build does get loaded.)
+     */
+
+    sig.data = ngx_pnalloc(cf->pool, sizeof("the metrics zone (layout )")
+                                     + NGX_SIZE_T_LEN);
+    if (sig.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    sig.len = ngx_sprintf(sig.data, "the metrics zone (layout %uz)",
+                          sizeof(ngx_http_linguamate_metrics_t))
+              - sig.data;
 
     zone = ngx_http_linguamate_zone_add(cf, lmcf, &name,
                                         NGX_HTTP_LINGUAMATE_METRICS_SIZE,
@@ -397,6 +427,27 @@ ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
 }
 
 
+/* the client telemetry counters: NGX_HTTP_LINGUAMATE_CM_* */
+
+void
+ngx_http_linguamate_metrics_client(ngx_http_request_t *r, ngx_uint_t counter,
+    ngx_uint_t n)
+{
+    ngx_http_linguamate_main_conf_t     *lmcf;
+    ngx_http_linguamate_metrics_zone_t  *mz;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (lmcf->metrics_zone == NULL || counter >= NGX_HTTP_LINGUAMATE_CM_N) {
+        return;
+    }
+
+    mz = lmcf->metrics_zone->data;
+    (void) ngx_atomic_fetch_add(&mz->m->client[counter],
+                                (ngx_atomic_int_t) n);
+}
+
+
 /* RSS and CPU of the master and all its children, from /proc */
 
 static void
@@ -564,7 +615,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
 
     /* size: count the series first, then a bound per line */
 
-    series = 64 + 8 * lmcf->zones.nelts;
+    series = 64 + 8 * lmcf->zones.nelts + NGX_HTTP_LINGUAMATE_CM_N + 6;
 
     for (i = 0; i < m->nroutes; i++) {
         if (m->count[i] == 0) {
@@ -686,6 +737,39 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         p = ngx_sprintf(p, "linguamate_auth_failures_total{reason=\"%s\"} "
                         "%uA\n", ngx_http_linguamate_reason_names[i],
                         m->auth_failures[i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_client_logs_total Client log records accepted "
+        "by /api/ingest/logs, by level.\n"
+        "# TYPE linguamate_client_logs_total counter\n");
+
+    for (i = 0; i < 8; i++) {
+        p = ngx_sprintf(p, "linguamate_client_logs_total{level=\"%s\"} %uA\n",
+                        ngx_http_linguamate_client_levels[i],
+                        m->client[NGX_HTTP_LINGUAMATE_CM_LEVELS + i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_analytics_events_total Analytics events accepted "
+        "by /api/analytics/events.\n"
+        "# TYPE linguamate_analytics_events_total counter\n"
+        "linguamate_analytics_events_total %uA\n"
+        "# HELP linguamate_client_batches_rejected_total Client batches "
+        "refused, by endpoint and reason.\n"
+        "# TYPE linguamate_client_batches_rejected_total counter\n",
+        m->client[NGX_HTTP_LINGUAMATE_CM_ANALYTICS_N]);
+
+    for (i = 0; i < 2; i++) {
+        for (j = 0; j < NGX_HTTP_LINGUAMATE_CM_REASONS; j++) {
+            p = ngx_sprintf(p, "linguamate_client_batches_rejected_total"
+                            "{endpoint=\"%s\",reason=\"%s\"} %uA\n",
+                            ngx_http_linguamate_client_endpoints[i],
+                            ngx_http_linguamate_client_reasons[j],
+                            m->client[NGX_HTTP_LINGUAMATE_CM_REJECTED
+                                      + i * NGX_HTTP_LINGUAMATE_CM_REASONS
+                                      + j]);
+        }
     }
 
     p = ngx_sprintf(p,

@@ -38,6 +38,9 @@ static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
     { ngx_string("auth_logout"), NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT },
     { ngx_string("metrics"), NGX_HTTP_LINGUAMATE_EP_METRICS },
     { ngx_string("toolkit_health"), NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH },
+    { ngx_string("ingest_logs"), NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS },
+    { ngx_string("analytics_events"),
+      NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS },
     { ngx_null_string, 0 }
 };
 
@@ -75,6 +78,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_linguamate_main_conf_t, env_from_process),
+      NULL },
+
+    { ngx_string("linguamate_event_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_linguamate_event_log,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("linguamate"),

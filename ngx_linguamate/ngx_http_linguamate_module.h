@@ -57,6 +57,27 @@
 #define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
 #define NGX_HTTP_LINGUAMATE_EP_METRICS          13
 #define NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH   14
+#define NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS      15
+#define NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS 16
+
+/*
+ * The client telemetry counters of metrics.c: the log records by level
+ * (trace .. security), the analytics events, and the refused batches by
+ * endpoint and reason (REJECTED + endpoint * REASONS + reason).
+ */
+#define NGX_HTTP_LINGUAMATE_CM_LEVELS        0
+#define NGX_HTTP_LINGUAMATE_CM_ANALYTICS_N   8
+#define NGX_HTTP_LINGUAMATE_CM_REJECTED      9
+#define NGX_HTTP_LINGUAMATE_CM_N             17
+
+#define NGX_HTTP_LINGUAMATE_CM_INGEST        0
+#define NGX_HTTP_LINGUAMATE_CM_ANALYTICS     1
+
+#define NGX_HTTP_LINGUAMATE_CM_VALIDATION    0
+#define NGX_HTTP_LINGUAMATE_CM_SIGNATURE     1
+#define NGX_HTTP_LINGUAMATE_CM_SKEW          2
+#define NGX_HTTP_LINGUAMATE_CM_TOO_LARGE     3
+#define NGX_HTTP_LINGUAMATE_CM_REASONS       4
 
 /* the flags the operations API changes live, in the flags zone */
 #define NGX_HTTP_LINGUAMATE_F_MAINTENANCE        0
@@ -278,6 +299,10 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_array_t                 breakers;
                                     /* of ngx_http_linguamate_breaker_conf_t */
     ngx_array_t                 routes;     /* of ngx_str_t; index + 1 */
+
+    /* linguamate_event_log: the analytics events; NULL: the server log */
+    ngx_str_t                   event_log_path;
+    ngx_open_file_t            *event_log;
 
     ngx_str_t                   trpc_prefix;    /* "/api/trpc/" */
 
@@ -522,6 +547,8 @@ ngx_int_t ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf);
 ngx_int_t ngx_http_linguamate_metrics_handler(ngx_http_request_t *r);
 void ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
     ngx_uint_t reason);
+void ngx_http_linguamate_metrics_client(ngx_http_request_t *r,
+    ngx_uint_t counter, ngx_uint_t n);
 ngx_int_t ngx_http_linguamate_process_memory(uint64_t *rss);
 char *ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -609,6 +636,11 @@ ngx_int_t ngx_http_linguamate_app_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 void ngx_http_linguamate_lockout_scanned(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_uint_t failed, ngx_uint_t succeeded);
+
+/* ingest.c */
+char *ngx_http_linguamate_event_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_linguamate_ingest_handler(ngx_http_request_t *r);
 
 /* health.c */
 uint64_t ngx_http_linguamate_memory_limit(

@@ -2,8 +2,10 @@
  * Copyright (C) ngx_linguamate developers
  *
  * Pure parsers: dotenv files, booleans, integers, durations, correlation
- * ids.  Every function is bounded by the length it is given, never reads
- * past it and never allocates, so the fuzz harnesses can call them as is.
+ * ids, JSON member spans, secret-looking keys and values, ISO-8601
+ * times.  Every function is bounded by the length it is given, never
+ * reads past it and never allocates, so the fuzz harnesses can call them
+ * as is.
  */
 
 
@@ -16,6 +18,17 @@ static int ngx_http_linguamate_is_space(unsigned char c);
 static int ngx_http_linguamate_key_char(unsigned char c, int first);
 static int ngx_http_linguamate_lower_eq(const unsigned char *p, size_t len,
     const char *s);
+static int ngx_http_linguamate_ieq(const unsigned char *a,
+    const unsigned char *b, size_t len);
+static int ngx_http_linguamate_b64url_char(unsigned char c);
+static size_t ngx_http_linguamate_json_ws(const unsigned char *p, size_t len,
+    size_t i);
+static size_t ngx_http_linguamate_json_string_end(const unsigned char *p,
+    size_t len, size_t i);
+static size_t ngx_http_linguamate_json_value_end(const unsigned char *p,
+    size_t len, size_t i);
+static int ngx_http_linguamate_digits(const unsigned char *p, size_t n,
+    int *out);
 
 
 static int
@@ -640,4 +653,446 @@ ngx_http_linguamate_uuid4(const unsigned char rnd[16],
         out[o++] = (unsigned char) hex[b[i] >> 4];
         out[o++] = (unsigned char) hex[b[i] & 0x0f];
     }
+}
+
+
+static int
+ngx_http_linguamate_b64url_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+           || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+
+static size_t
+ngx_http_linguamate_json_ws(const unsigned char *p, size_t len, size_t i)
+{
+    while (i < len
+           && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+    {
+        i++;
+    }
+
+    return i;
+}
+
+
+/* the offset just past the string that starts (with its quote) at i */
+
+static size_t
+ngx_http_linguamate_json_string_end(const unsigned char *p, size_t len,
+    size_t i)
+{
+    for (i++; i < len; i++) {
+        if (p[i] == '\\') {
+            i++;
+
+        } else if (p[i] == '"') {
+            return i + 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The offset just past the value that starts at i, or 0.  Arrays and
+ * objects are skipped by counting brackets outside strings: no recursion,
+ * whatever the nesting.
+ */
+
+static size_t
+ngx_http_linguamate_json_value_end(const unsigned char *p, size_t len,
+    size_t i)
+{
+    size_t  depth, start;
+
+    if (i >= len) {
+        return 0;
+    }
+
+    if (p[i] == '"') {
+        return ngx_http_linguamate_json_string_end(p, len, i);
+    }
+
+    if (p[i] == '{' || p[i] == '[') {
+        depth = 0;
+
+        while (i < len) {
+            switch (p[i]) {
+
+            case '"':
+                i = ngx_http_linguamate_json_string_end(p, len, i);
+                if (i == 0) {
+                    return 0;
+                }
+                continue;
+
+            case '{':
+            case '[':
+                depth++;
+                break;
+
+            case '}':
+            case ']':
+                if (--depth == 0) {
+                    return i + 1;
+                }
+                break;
+            }
+
+            i++;
+        }
+
+        return 0;
+    }
+
+    /* a number or a literal */
+
+    start = i;
+
+    while (i < len && p[i] != ',' && p[i] != '}' && p[i] != ']'
+           && p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+    {
+        i++;
+    }
+
+    return i > start ? i : 0;
+}
+
+
+/*
+ * The raw bytes of a member's value, exactly as sent: "path" names a
+ * member of the top-level object, then a member of that value, and so
+ * on (NULL-terminated).  Keys are compared as written, escapes not
+ * decoded; the first match at each level counts.  span[] receives the
+ * offsets of the value's first byte and of the byte after it.  Meant for
+ * text a JSON parser accepted; on anything else it fails or finds
+ * nothing, and never reads past len.
+ */
+
+int
+ngx_http_linguamate_json_member_span(const unsigned char *p, size_t len,
+    const char *const *path, size_t span[2])
+{
+    size_t  i, k, kend, vstart, vend, klen;
+
+    if (path == NULL || path[0] == NULL) {
+        return -1;
+    }
+
+    i = ngx_http_linguamate_json_ws(p, len, 0);
+
+    for ( ;; ) {
+
+        if (i >= len || p[i] != '{') {
+            return -1;
+        }
+
+        i = ngx_http_linguamate_json_ws(p, len, i + 1);
+
+        for ( ;; ) {
+
+            if (i >= len || p[i] != '"') {
+                return -1;
+            }
+
+            k = i + 1;
+            kend = ngx_http_linguamate_json_string_end(p, len, i);
+            if (kend == 0) {
+                return -1;
+            }
+
+            klen = kend - 1 - k;
+
+            i = ngx_http_linguamate_json_ws(p, len, kend);
+            if (i >= len || p[i] != ':') {
+                return -1;
+            }
+
+            vstart = ngx_http_linguamate_json_ws(p, len, i + 1);
+            vend = ngx_http_linguamate_json_value_end(p, len, vstart);
+            if (vend == 0) {
+                return -1;
+            }
+
+            if (klen == strlen(path[0]) && memcmp(p + k, path[0], klen) == 0)
+            {
+                break;
+            }
+
+            i = ngx_http_linguamate_json_ws(p, len, vend);
+
+            if (i >= len || p[i] != ',') {
+                return -1;
+            }
+
+            i = ngx_http_linguamate_json_ws(p, len, i + 1);
+        }
+
+        if (path[1] == NULL) {
+            span[0] = vstart;
+            span[1] = vend;
+            return 0;
+        }
+
+        path++;
+        i = vstart;
+    }
+}
+
+
+/*
+ * Whether a key names a secret: it contains (case-insensitively, "_" and
+ * "-" ignored) one of the words below, or is "pin".
+ */
+
+int
+ngx_http_linguamate_secret_key(const unsigned char *p, size_t len)
+{
+    size_t              i, j, k, c;
+    const char         *w;
+    static const char  *words[] = {
+        "password", "passwd", "secret", "token", "authorization", "apikey",
+        "cookie", "jwt", "otp", "creditcard", "cardnumber", "privatekey",
+        NULL
+    };
+
+    /* "pin", "PIN", "p_i_n": exactly */
+
+    for (i = 0, j = 0; i < len; i++) {
+        if (p[i] == '_' || p[i] == '-') {
+            continue;
+        }
+
+        if (j == 3 || (p[i] | 0x20) != (unsigned char) "pin"[j]) {
+            break;
+        }
+
+        j++;
+    }
+
+    if (i == len && j == 3) {
+        return 1;
+    }
+
+    for (k = 0; words[k]; k++) {
+        w = words[k];
+
+        for (i = 0; i < len; i++) {
+
+            /* from p[i], separators skipped after the first letter */
+
+            for (j = 0, c = i; w[j] && c < len; c++) {
+                if (j && (p[c] == '_' || p[c] == '-')) {
+                    continue;
+                }
+
+                if ((p[c] | 0x20) != (unsigned char) w[j]) {
+                    break;
+                }
+
+                j++;
+            }
+
+            if (w[j] == '\0') {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Whether a string value carries a credential: a JWT (a run of three
+ * base64url segments, the first starting with "eyJ") or "Bearer " and 8
+ * or more token characters, anywhere in it, case-insensitively.
+ */
+
+int
+ngx_http_linguamate_secret_value(const unsigned char *p, size_t len)
+{
+    size_t  i, j, seg, n;
+
+    for (i = 0; i + 3 <= len; i++) {
+
+        if (i + 7 < len
+            && ngx_http_linguamate_ieq(p + i, (const unsigned char *) "bearer ",
+                                       7))
+        {
+            /* a credential: 8 or more token68 characters */
+
+            for (j = i + 7; j < len && j < i + 15; j++) {
+                if (!ngx_http_linguamate_b64url_char(p[j]) && p[j] != '.'
+                    && p[j] != '~' && p[j] != '+' && p[j] != '/')
+                {
+                    break;
+                }
+            }
+
+            if (j == i + 15) {
+                return 1;
+            }
+        }
+
+        if (p[i] != 'e' || p[i + 1] != 'y' || p[i + 2] != 'J'
+            || (i > 0 && ngx_http_linguamate_b64url_char(p[i - 1])))
+        {
+            continue;
+        }
+
+        /* "eyJ..." "." "..." "." */
+
+        seg = 0;
+        n = 0;
+
+        for (j = i; j < len && seg < 2; j++) {
+            if (p[j] == '.') {
+                if (n == 0) {
+                    break;
+                }
+
+                seg++;
+                n = 0;
+                continue;
+            }
+
+            if (!ngx_http_linguamate_b64url_char(p[j])) {
+                break;
+            }
+
+            n++;
+        }
+
+        if (seg == 2) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_linguamate_digits(const unsigned char *p, size_t n, int *out)
+{
+    size_t  i;
+    int     v;
+
+    v = 0;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        v = v * 10 + (p[i] - '0');
+    }
+
+    *out = v;
+    return 0;
+}
+
+
+/*
+ * ISO-8601 as JavaScript's Date.prototype.toISOString() writes it and
+ * RFC 3339 allows: "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)";
+ * the zone is required.  *ms receives milliseconds since the epoch.
+ */
+
+int
+ngx_http_linguamate_parse_iso8601(const unsigned char *p, size_t len,
+    int64_t *ms)
+{
+    int      year, mon, day, hour, min, sec, frac, oh, om, mdays, sign;
+    size_t   i, n;
+    int64_t  y, era, yoe, doy, doe, days;
+
+    static const int  mlen[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+                                 31 };
+
+    if (len < 20 || len > 40
+        || ngx_http_linguamate_digits(p, 4, &year) != 0 || p[4] != '-'
+        || ngx_http_linguamate_digits(p + 5, 2, &mon) != 0 || p[7] != '-'
+        || ngx_http_linguamate_digits(p + 8, 2, &day) != 0
+        || (p[10] != 'T' && p[10] != 't')
+        || ngx_http_linguamate_digits(p + 11, 2, &hour) != 0
+        || p[13] != ':'
+        || ngx_http_linguamate_digits(p + 14, 2, &min) != 0
+        || p[16] != ':'
+        || ngx_http_linguamate_digits(p + 17, 2, &sec) != 0)
+    {
+        return -1;
+    }
+
+    if (mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59
+        || sec > 60)
+    {
+        return -1;
+    }
+
+    mdays = mlen[mon - 1];
+
+    if (mon == 2 && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) {
+        mdays = 29;
+    }
+
+    if (day > mdays) {
+        return -1;
+    }
+
+    i = 19;
+    frac = 0;
+
+    if (p[i] == '.') {
+        for (i++, n = 0; i < len && p[i] >= '0' && p[i] <= '9'; i++, n++) {
+            if (n < 3) {
+                frac = frac * 10 + (p[i] - '0');
+            }
+        }
+
+        if (n == 0 || n > 9) {
+            return -1;
+        }
+
+        for ( /* void */ ; n < 3; n++) {
+            frac *= 10;
+        }
+    }
+
+    oh = 0;
+    om = 0;
+    sign = 0;
+
+    if (i + 1 == len && (p[i] == 'Z' || p[i] == 'z')) {
+        /* UTC */
+
+    } else if (i + 6 == len && (p[i] == '+' || p[i] == '-')
+               && ngx_http_linguamate_digits(p + i + 1, 2, &oh) == 0
+               && p[i + 3] == ':'
+               && ngx_http_linguamate_digits(p + i + 4, 2, &om) == 0
+               && oh <= 23 && om <= 59)
+    {
+        sign = (p[i] == '+') ? 1 : -1;
+
+    } else {
+        return -1;
+    }
+
+    /* days from the civil date (H. Hinnant's algorithm) */
+
+    y = year - (mon <= 2);
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (mon + (mon > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days = era * 146097 + doe - 719468;
+
+    *ms = ((days * 86400 + hour * 3600 + min * 60 + (sec == 60 ? 59 : sec)
+            - sign * (oh * 3600 + om * 60)) * 1000) + frac;
+
+    return 0;
 }

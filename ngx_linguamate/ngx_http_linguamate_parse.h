@@ -46,6 +46,12 @@ int ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
     unsigned max);
 int ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
     const unsigned char *org, size_t olen, int wildcards);
+int ngx_http_linguamate_json_member_span(const unsigned char *p, size_t len,
+    const char *const *path, size_t span[2]);
+int ngx_http_linguamate_secret_key(const unsigned char *p, size_t len);
+int ngx_http_linguamate_secret_value(const unsigned char *p, size_t len);
+int ngx_http_linguamate_parse_iso8601(const unsigned char *p, size_t len,
+    int64_t *ms);
 void ngx_http_linguamate_uuid4(const unsigned char rnd[16],
     unsigned char out[NGX_HTTP_LINGUAMATE_UUID_LEN]);
 

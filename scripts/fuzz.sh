@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make fuzz FUZZ_SECONDS=N: libFuzzer (clang, ASan + UBSan) over the pure
 # parsers (ngx_http_linguamate_parse.c: dotenv, durations, integers,
-# booleans, correlation ids, JWT segments, JSON nesting, CORS origins), starting from
+# booleans, correlation ids, JWT segments, JSON nesting, CORS origins, JSON
+# member spans, secret keys and values, ISO-8601 times), starting from
 # the seed corpus in fuzz/corpus/.  A crash leaves its input in the work
 # directory and fails the run.
 set -euo pipefail

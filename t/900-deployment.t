@@ -13,7 +13,8 @@ use JSON::PP;
 use IO::Socket::INET;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
-use POSIX qw(WNOHANG);
+use POSIX qw(WNOHANG strftime);
+use Digest::SHA qw(hmac_sha256_hex);
 use lib 't/lib';
 use Linguamate::Upstream;
 
@@ -38,6 +39,7 @@ my $toolkit = Linguamate::Upstream->new(sub {
         auth => $h->{authorization}, rid => $h->{'x-request-id'}, body => $body }));
 });
 my $env_file = "$tmp/app.env";
+my $log_key = 'e2e-log-signing-key-e2e-log-signing-0001';
 my $run_dir = "$tmp/run";
 
 # the environment "make start" sees: only what a user would set
@@ -62,6 +64,7 @@ sub write_env {
     my $tk = $toolkit->port;
     $text =~ s/^EXPO_PUBLIC_TOOLKIT_URL=.*$/EXPO_PUBLIC_TOOLKIT_URL=http:\/\/127.0.0.1:$tk/m;
     $text =~ s/^TOOLKIT_API_KEY=.*$/TOOLKIT_API_KEY=e2e-toolkit-key/m;
+    $text =~ s/^LOG_SIGNING_KEY=.*$/LOG_SIGNING_KEY=$log_key/m;
     $text .= $extra // '';
     open my $out, '>', "$env_file.tmp" or die $!;
     print $out $text;
@@ -193,6 +196,53 @@ is $tkr->{rid}, 'e2e-tk', 'and the correlation id';
 is $tkr->{body}, '{"prompt":"hola"}', 'and the body';
 like get('/api/toolkit/health')->{content}, qr/"breaker":"CLOSED"/, 'toolkit health';
 
+# --- the app's telemetry: signed log batches, analytics events -------------
+
+sub post_json {
+    my ($path, $body, %h) = @_;
+    return $http->post("http://127.0.0.1:$port$path", { content => $body,
+        headers => { 'Content-Type' => 'application/json', %h } });
+}
+
+my $now = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime);
+my $logs = qq([{"ts":"$now","lvl":"WARN","cat":"e2e","evt":"e2e_client",)
+           . qq("msg":"from the app","data":{"password":"e2e-pw-secret"}}]);
+my $sig = hmac_sha256_hex(qq({"items":$logs,"ts":"$now"}), $log_key);
+my $batch = qq({"logs":$logs,"sig":{"hmac":"$sig","algo":"HMAC-SHA256",)
+            . qq("ts":"$now"}});
+$r = post_json('/api/ingest/logs', $batch, 'X-Correlation-Id' => 'e2e-ingest');
+is $r->{status}, 200, 'a signed log batch is taken';
+is $r->{content}, qq({"success":true,"count":1}\n), 'and counted';
+my ($cl) = map { $json->decode($_) }
+           grep { /"correlationId":"e2e-ingest"/ && /"source":"client"/ }
+           log_lines();
+is $cl->{level}, 40, 'the record is a WARN line of the log stream';
+is $cl->{evt}, 'e2e_client', 'with its evt';
+is $cl->{data}{password}, '[REDACTED]', 'and its secrets redacted';
+ok !(grep { /e2e-pw-secret/ } log_lines()), 'the secret is nowhere in the log';
+$r = post_json('/api/ingest/logs', $batch =~ s/"hmac":"\w+"/"hmac":"@{['0' x 64]}"/r);
+is $r->{status}, 401, 'a batch with a wrong signature is 401';
+like $r->{content}, qr/"reason":"BAD_SIGNATURE"/, 'BAD_SIGNATURE';
+$r = post_json('/api/ingest/logs', 'x' x (1024 * 1024 + 1));
+is $r->{status}, 413, 'a body over 1 MB is 413';
+like $r->{content}, qr/"code":"PAYLOAD_TOO_LARGE"/, 'in the envelope';
+$r = $http->get("http://127.0.0.1:$port/api/ingest/logs");
+is $r->{status}, 405, 'GET on the ingest route is 405';
+
+$r = post_json('/api/analytics/events',
+               qq({"events":[{"name":"e2e_event","time":"$now"}]}),
+               'X-Correlation-Id' => 'e2e-analytics');
+is $r->{status}, 200, 'an analytics batch is taken';
+is $r->{content}, qq({"success":true,"count":1}\n), 'and counted';
+ok((grep { /"evt":"analytics_event"/ && /"correlationId":"e2e-analytics"/ }
+    log_lines()), 'the event is in the log stream (no event log configured)');
+$r = post_json('/api/analytics/events', '{"events":[{"name":"bad name"}]}');
+is $r->{status}, 400, 'an invalid event is 400';
+like $r->{content}, qr/"field":"events\[0\]\.name"/, 'with details';
+like get('/api/metrics')->{content},
+     qr/^linguamate_client_logs_total\{level="warn"\} 1$/m,
+     'the record is counted in the metrics';
+
 # --- a session, revoked through the operations API -----------------------
 
 my $token = `'$repo/scripts/jwt' sign --sub e2e-user --sid e2e-sess --iat @{[int(time) - 5]} --env '$env_file'`;
@@ -319,6 +369,12 @@ $r = $http->post("http://127.0.0.1:$port/api/toolkit/v1/text/llm",
                  { content => '{}', headers => { 'Content-Type' => 'application/json' } });
 is $r->{status}, 503, 'the LLM route is off';
 like $r->{content}, qr/"code":"FEATURE_DISABLED".*"feature":"chat"/s, '... FEATURE_DISABLED chat';
+$r = $http->post("http://127.0.0.1:$port/api/analytics/events",
+                 { content => '{"events":[{"name":"x","time":1}]}',
+                   headers => { 'Content-Type' => 'application/json' } });
+is $r->{status}, 503, 'the analytics route is off';
+like $r->{content}, qr/"code":"FEATURE_DISABLED".*"feature":"analytics"/s,
+     '... FEATURE_DISABLED analytics';
 ($rc, $out) = ctl('flags', 'not json');
 isnt $rc, 0, 'a bad flags body fails the command';
 like $out, qr/VALIDATION_ERROR/, '... and says why';
@@ -334,6 +390,9 @@ my $st = eval { $json->decode($out) } || {};
 is_deeply [ map { $st->{flags}{$_} ? 1 : 0 } qw(maintenance strictMode) ], [0, 1],
    'the state shows strict mode';
 is $st->{flags}{logLevel}, 'debug', '... and the log level';
+$r = $http->post("http://127.0.0.1:$port/api/ingest/logs",
+                 { content => '{}', headers => { 'Content-Type' => 'application/json' } });
+is $r->{status}, 401, 'strict mode: the ingest route requires a token';
 my $actions = poll(sub {
     (grep { /"evt":"admin_action"/ } log_lines()) - $actions_before >= 7 }, 5);
 ok $actions, 'every step is recorded as an admin_action line';
