@@ -38,6 +38,12 @@ my $toolkit = Linguamate::Upstream->new(sub {
     return (200, JSON::PP->new->canonical->encode({ uri => $uri,
         auth => $h->{authorization}, rid => $h->{'x-request-id'}, body => $body }));
 });
+# a stand-in for the app service behind /api/trpc: echoes what it got
+my $appsvc = Linguamate::Upstream->new(sub {
+    my ($method, $uri, $h, $body) = @_;
+    return (200, JSON::PP->new->canonical->encode({ result => { data => { json => {
+        uri => $uri, user => $h->{'x-user-id'} // '', corr => $h->{'x-correlation-id'} // '' } } } }));
+});
 my $env_file = "$tmp/app.env";
 my $log_key = 'e2e-log-signing-key-e2e-log-signing-0001';
 my $run_dir = "$tmp/run";
@@ -64,6 +70,8 @@ sub write_env {
     my $tk = $toolkit->port;
     $text =~ s/^EXPO_PUBLIC_TOOLKIT_URL=.*$/EXPO_PUBLIC_TOOLKIT_URL=http:\/\/127.0.0.1:$tk/m;
     $text =~ s/^TOOLKIT_API_KEY=.*$/TOOLKIT_API_KEY=e2e-toolkit-key/m;
+    my $ap = $appsvc->port;
+    $text =~ s/^APP_UPSTREAM_URL=.*$/APP_UPSTREAM_URL=http:\/\/127.0.0.1:$ap/m;
     $text =~ s/^LOG_SIGNING_KEY=.*$/LOG_SIGNING_KEY=$log_key/m;
     $text .= $extra // '';
     open my $out, '>', "$env_file.tmp" or die $!;
@@ -242,6 +250,23 @@ like $r->{content}, qr/"field":"events\[0\]\.name"/, 'with details';
 like get('/api/metrics')->{content},
      qr/^linguamate_client_logs_total\{level="warn"\} 1$/m,
      'the record is counted in the metrics';
+
+# --- the app's tRPC procedures ------------------------------------------------
+
+my $e2e_tok = `'$repo/scripts/jwt' sign --sub trpc-user --sid trpc-sess --env '$env_file'`;
+chomp $e2e_tok;
+$r = get('/api/trpc/user.me?input=%7B%7D', Authorization => "Bearer $e2e_tok",
+         'X-User-Id' => 'spoofed', 'X-Correlation-Id' => 'e2e-trpc');
+is $r->{status}, 200, 'a tRPC call reaches the app service';
+my $tr = eval { $json->decode($r->{content})->{result}{data}{json} } || {};
+is $tr->{uri}, '/api/trpc/user.me?input=%7B%7D', 'with its path and input as sent';
+is $tr->{user}, 'trpc-user', 'with the verified user, not the spoofed one';
+is $tr->{corr}, 'e2e-trpc', 'and the correlation id';
+$r = $http->post("http://127.0.0.1:$port/api/trpc/auth.login", {
+    content => 'x' x (1024 * 1024 + 1), headers => { 'Content-Type' => 'application/json' } });
+is $r->{status}, 413, 'a tRPC body over 1 MB';
+like $r->{content}, qr/^\{"error":\{"json":\{"message":.*"data":\{"code":"PAYLOAD_TOO_LARGE","httpStatus":413,"path":"auth\.login"/,
+     '... is a tRPC error';
 
 # --- a session, revoked through the operations API -----------------------
 
