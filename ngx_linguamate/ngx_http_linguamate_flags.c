@@ -36,6 +36,8 @@ typedef struct {
 struct ngx_http_linguamate_flags_s {
     ngx_http_linguamate_flag_t  f[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_atomic_t                generation;
+    /* a digest of each setting's value, to tell a reload what changed */
+    uint32_t                    settings[NGX_HTTP_LINGUAMATE_NSETTINGS];
 };
 
 typedef struct ngx_http_linguamate_flags_s  ngx_http_linguamate_flags_t;
@@ -81,6 +83,9 @@ static void ngx_http_linguamate_flags_dropped(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
     ngx_uint_t conf);
 static ngx_int_t ngx_http_linguamate_gate_handler(ngx_http_request_t *r);
+static void ngx_http_linguamate_settings_digest(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
+    ngx_uint_t log);
 static ngx_int_t ngx_http_linguamate_patch_parse(yajl_val root,
     ngx_int_t *set, ngx_uint_t *value, const char **field,
     const char **message);
@@ -204,6 +209,8 @@ ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
     zone->sh->data = fl;
     fz->lmcf->flags = fl;
 
+    ngx_http_linguamate_settings_digest(fz->lmcf, fl, 0);
+
     if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -260,11 +267,71 @@ ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    ngx_http_linguamate_settings_digest(fz->lmcf, fl, 1);
+
     if (dropped) {
         (void) ngx_http_linguamate_flags_save(zone, log);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * At a reload, a config_reloaded line names the settings whose value
+ * changed (never the values: secrets are among them), so that a secret
+ * rotation is in the audit trail too.  Runs in the master.
+ */
+
+static void
+ngx_http_linguamate_settings_digest(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_http_linguamate_flags_t *fl, ngx_uint_t log)
+{
+    u_char      buf[2048], *p, *last;
+    uint32_t    h;
+    ngx_str_t   msg, extra;
+    ngx_uint_t  i, n;
+
+    p = ngx_cpymem(buf, ",\"cat\":\"config\",\"changed\":[",
+                   sizeof(",\"cat\":\"config\",\"changed\":[") - 1);
+    last = buf + sizeof(buf) - 4;
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NSETTINGS; i++) {
+        h = lmcf->raw[i].set
+            ? ngx_crc32_long(lmcf->raw[i].value.data, lmcf->raw[i].value.len)
+              ^ 0x5a5a5a5a
+            : 0;
+
+        if (log && h != fl->settings[i]
+            && last - p > (ssize_t) ngx_http_linguamate_settings[i].env.len + 4)
+        {
+            p = ngx_sprintf(p, "%s\"%V\"", n++ ? "," : "",
+                            &ngx_http_linguamate_settings[i].env);
+        }
+
+        fl->settings[i] = h;
+    }
+
+    if (!log) {
+        return;
+    }
+
+    *p++ = ']';
+
+    extra.data = buf;
+    extra.len = p - buf;
+
+    if (n) {
+        ngx_str_set(&msg, "configuration reloaded; settings changed");
+
+    } else {
+        ngx_str_set(&msg, "configuration reloaded; no setting changed");
+    }
+
+    ngx_http_linguamate_log_event(lmcf,
+        NGX_HTTP_LINGUAMATE_LOG_INFO | NGX_HTTP_LINGUAMATE_LOG_AUDIT,
+        "config_reloaded", &msg, &extra);
 }
 
 

@@ -388,6 +388,9 @@ is $s->{flags}{features}{analytics}, JSON::PP::false,
 like $srv->slurp('logs/events.log'),
      qr/"evt":"flag_override_cleared"[^\n]*"flag":"cacheTtlSeconds","live":120,"configured":30/,
      'the drop is logged';
+like $srv->slurp('logs/events.log'),
+     qr/"evt":"config_reloaded"[^\n]*"changed":\["CACHE_TTL_SECONDS"\]/,
+     'the reload names the setting that changed (an audit line)';
 
 $srv->stop;
 conf("linguamate_cache_ttl_seconds 30;\n    linguamate_feature_analytics_enabled off;");
