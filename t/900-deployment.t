@@ -330,6 +330,9 @@ is $rc, 0, 'make reload succeeds' or diag $out;
 
 ok poll(sub { get('/api/info')->{content} =~ /"maxRequests":4242/ }, 10),
    'the reload re-read the env file';
+ok poll(sub { grep { /"evt":"config_reloaded".*"changed":\["RATE_LIMIT_MAX_REQUESTS"\]/ }
+              log_lines() }, 5),
+   'a config_reloaded line names the setting that changed';
 
 print $inflight "Connection: close\r\n\r\n";
 my $resp = do { local $/; <$inflight> } // '';
