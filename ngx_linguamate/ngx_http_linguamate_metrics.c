@@ -635,7 +635,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
 
     /* counters keep growing while we render: leave room for new series */
 
-    len = 4096 + (series + 64) * (160 + NGX_HTTP_LINGUAMATE_ROUTE_LEN)
+    len = 5120 + (series + 64) * (160 + NGX_HTTP_LINGUAMATE_ROUTE_LEN)
           + lmcf->env_name.len + lmcf->git_commit_sha.len
           + lmcf->breakers.nelts * 600;
 
@@ -830,6 +830,33 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         *ngx_stat_waiting, *ngx_stat_accepted, *ngx_stat_handled);
 
 #endif
+
+    /* the live flags, for dashboards and alerts ("maintenance for 1h") */
+
+    p = ngx_sprintf(p,
+        "# HELP linguamate_maintenance_mode 1 while maintenance mode is on.\n"
+        "# TYPE linguamate_maintenance_mode gauge\n"
+        "linguamate_maintenance_mode %ui\n"
+        "# HELP linguamate_feature_enabled 1 while a feature is on.\n"
+        "# TYPE linguamate_feature_enabled gauge\n"
+        "linguamate_feature_enabled{feature=\"chat\"} %ui\n"
+        "linguamate_feature_enabled{feature=\"analytics\"} %ui\n"
+        "# HELP linguamate_strict_mode 1 while strict mode is on.\n"
+        "# TYPE linguamate_strict_mode gauge\n"
+        "linguamate_strict_mode %ui\n"
+        "# HELP linguamate_log_level The log level in force (pino's "
+        "numbers).\n"
+        "# TYPE linguamate_log_level gauge\n"
+        "linguamate_log_level %ui\n"
+        "# HELP linguamate_cache_ttl_seconds The cache TTL in force.\n"
+        "# TYPE linguamate_cache_ttl_seconds gauge\n"
+        "linguamate_cache_ttl_seconds %ui\n",
+        ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_MAINTENANCE),
+        ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CHAT),
+        ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_ANALYTICS),
+        ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT),
+        ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_LOG_LEVEL),
+        ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CACHE_TTL));
 
     p = ngx_http_linguamate_breakers_metrics(lmcf, p, b->end - 2048);
 

@@ -197,6 +197,8 @@ for my $pid (sort keys %$seen) {
 is statuses(per_worker('/api/nope')), '503,503', 'an unknown route is 503 too';
 is statuses(per_worker('/api/health')), '200,200', 'health still answers';
 is statuses(per_worker('/api/metrics')), '200,200', 'metrics still answers';
+like req('GET', '/api/metrics')->{content}, qr/^linguamate_maintenance_mode 1$/m,
+     'linguamate_maintenance_mode is 1';
 $seen = per_worker('/api/health/ready');
 is statuses($seen), '503,503', 'ready is 503 on both workers';
 like((values %$seen)[0]{content}, qr/"status":"not ready","reason":"maintenance"/,
@@ -241,6 +243,8 @@ like $srv->slurp('logs/error.log'), qr/live flag changes restored/, 'the restore
 $r = patch('{"maintenance":null}');
 is $r->{status}, 200, 'PATCH {"maintenance":null} clears the live change';
 is statuses(per_worker('/api/thing')), '200,200', 'back in service on both workers';
+like req('GET', '/api/metrics')->{content}, qr/^linguamate_maintenance_mode 0$/m,
+     'linguamate_maintenance_mode is 0';
 is_deeply state()->{liveFlags}, {}, 'no live change left';
 unlike $srv->slurp('state/flags.state'), qr/maintenance/, 'and none in STATE_DIR';
 
