@@ -36,6 +36,7 @@ typedef struct {
 struct ngx_http_linguamate_flags_s {
     ngx_http_linguamate_flag_t  f[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_atomic_t                generation;
+    ngx_atomic_t                saved;      /* the generation on disk */
     /* a digest of each setting's value, to tell a reload what changed */
     uint32_t                    settings[NGX_HTTP_LINGUAMATE_NSETTINGS];
 };
@@ -83,6 +84,8 @@ static void ngx_http_linguamate_flags_dropped(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
     ngx_uint_t conf);
 static ngx_int_t ngx_http_linguamate_gate_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_linguamate_out_header(ngx_http_request_t *r,
+    ngx_str_t *name);
 static void ngx_http_linguamate_settings_digest(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
     ngx_uint_t log);
@@ -92,6 +95,8 @@ static ngx_int_t ngx_http_linguamate_patch_parse(yajl_val root,
 static ngx_int_t ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag,
     ngx_int_t *set, ngx_uint_t *value, const char **message);
 static const char *ngx_http_linguamate_api_level(ngx_uint_t level);
+static ngx_uint_t ngx_http_linguamate_flag_valid(ngx_uint_t flag,
+    ngx_int_t v);
 static u_char *ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag,
     ngx_uint_t value);
 
@@ -471,6 +476,16 @@ ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
             continue;
         }
 
+        if (!ngx_http_linguamate_flag_valid(i, v[0])
+            || !ngx_http_linguamate_flag_valid(i, v[1])
+            || v[2] > 4102444800)   /* 2100-01-01 */
+        {
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "linguamate: a bad value in \"%V\" is ignored",
+                          &fz->path);
+            continue;
+        }
+
         if ((ngx_uint_t) v[1] != ngx_http_linguamate_flag_conf(fz->lmcf, i)) {
             /* the configuration changed while stopped: it wins */
             ngx_http_linguamate_flags_dropped(fz->lmcf, i, v[0],
@@ -500,8 +515,9 @@ ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
 
 /*
  * Write the live changes: a temporary file renamed over the old one.  The
- * caller must not hold the zone mutex; this takes it so that two workers
- * saving at once write in the order of their changes.
+ * snapshot is taken under the zone mutex, written and synced without it,
+ * and renamed under it only if no newer snapshot is on disk yet, so that
+ * two workers saving at once leave the later change there.
  */
 
 static ngx_int_t
@@ -511,7 +527,7 @@ ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
     u_char                             buf[1024], tmp[NGX_MAX_PATH], *p;
     ngx_fd_t                           fd;
     ngx_int_t                          rc;
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, gen;
     ngx_http_linguamate_flags_t       *fl;
     ngx_http_linguamate_flags_zone_t  *fz;
 
@@ -524,10 +540,9 @@ ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
 
     ngx_sprintf(tmp, "%V.%P.tmp%Z", &fz->path, ngx_pid);
 
-    rc = NGX_ERROR;
-
     ngx_shmtx_lock(&zone->shpool->mutex);
 
+    gen = fl->generation;
     p = buf;
 
     for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
@@ -538,13 +553,15 @@ ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
         }
     }
 
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
     fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
 
     if (fd == NGX_INVALID_FILE) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "linguamate: cannot write \"%s\": live flag changes "
                       "will not survive a restart", tmp);
-        goto done;
+        return NGX_ERROR;
     }
 
     if (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1) {
@@ -553,22 +570,29 @@ ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
                       "will not survive a restart", tmp);
         (void) ngx_close_file(fd);
         (void) ngx_delete_file(tmp);
-        goto done;
+        return NGX_ERROR;
     }
 
     (void) ngx_close_file(fd);
 
-    if (ngx_rename_file(tmp, fz->path.data) == NGX_FILE_ERROR) {
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if ((ngx_atomic_int_t) (gen - fl->saved) < 0) {
+        /* a newer snapshot is already there */
+        (void) ngx_delete_file(tmp);
+
+    } else if (ngx_rename_file(tmp, fz->path.data) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "linguamate: cannot rename \"%s\" to \"%V\"", tmp,
                       &fz->path);
         (void) ngx_delete_file(tmp);
-        goto done;
+        rc = NGX_ERROR;
+
+    } else {
+        fl->saved = gen;
     }
-
-    rc = NGX_OK;
-
-done:
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -626,14 +650,21 @@ ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
             break;
 
         default:
-            extra.data = buf;
-            extra.len = ngx_sprintf(buf, ",\"retryAfter\":%T",
+            /* the header keeps pointing at it: the request's memory */
+
+            extra.data = ngx_pnalloc(r->pool, 64);
+            if (extra.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            extra.len = ngx_sprintf(extra.data, ",\"retryAfter\":%T",
                                     lmcf->maintenance_retry_after.seconds)
-                        - buf;
+                        - extra.data;
 
             if (ngx_http_linguamate_add_header(r, "Retry-After",
-                    sizeof("Retry-After") - 1, buf + sizeof(",\"retryAfter\":")
-                    - 1, extra.len - (sizeof(",\"retryAfter\":") - 1))
+                    sizeof("Retry-After") - 1,
+                    extra.data + sizeof(",\"retryAfter\":") - 1,
+                    extra.len - (sizeof(",\"retryAfter\":") - 1))
                 != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -733,6 +764,7 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
 {
     u_char                           *p;
     size_t                            len;
+    ngx_str_t                         set_cookie;
     ngx_uint_t                        ttl, private;
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
@@ -754,11 +786,25 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+#if (NGX_HTTP_CACHE)
+    /* the upstream said how long: it wins, for clients too */
+
+    if (r->upstream && r->upstream->headers_in.x_accel_expires) {
+        return NGX_OK;
+    }
+#endif
+
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
     ttl = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CACHE_TTL);
 
+    /* credentials in, or a cookie out: for this client only */
+
+    set_cookie.len = sizeof("Set-Cookie") - 1;
+    set_cookie.data = (u_char *) "Set-Cookie";
+
     private = (r->headers_in.authorization != NULL
-               || r->headers_in.cookies.nelts);
+               || r->headers_in.cookies.nelts
+               || ngx_http_linguamate_out_header(r, &set_cookie));
 
     if (ttl == 0) {
 #if (NGX_HTTP_CACHE)
@@ -799,6 +845,37 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
 
     return ngx_http_linguamate_add_header(r, "Cache-Control",
                                           sizeof("Cache-Control") - 1, p, len);
+}
+
+
+static ngx_uint_t
+ngx_http_linguamate_out_header(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash && h[i].key.len == name->len
+            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
 }
 
 
@@ -878,6 +955,23 @@ ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
         return ngx_sprintf(p, "%ui", value);
     default:
         return ngx_sprintf(p, "%s", value ? "true" : "false");
+    }
+}
+
+
+/* a value read back from STATE_DIR: what a PATCH could have set */
+
+static ngx_uint_t
+ngx_http_linguamate_flag_valid(ngx_uint_t flag, ngx_int_t v)
+{
+    switch (flag) {
+    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+        return (v >= 10 && v <= 60 && v % 10 == 0)
+               || v == NGX_HTTP_LINGUAMATE_LOG_SILENT;
+    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+        return v >= 0 && v <= NGX_HTTP_LINGUAMATE_CACHE_MAX;
+    default:
+        return v == 0 || v == 1;
     }
 }
 

@@ -934,6 +934,13 @@ ngx_http_linguamate_log_record(ngx_http_request_t *r,
     if (YAJL_IS_OBJECT(v)) {
         p = ngx_http_linguamate_put_member(p, end, "corr", v, &cut);
 
+    } else if (p >= end
+               || (size_t) (end - p)
+                  < sizeof(",\"corr\":{\"correlationId\":}") + 2)
+    {
+        /* no room left after a long user id: the correlation id is cut */
+        cut = 1;
+
     } else {
         q = ngx_cpymem(p, ",\"corr\":{\"correlationId\":",
                        sizeof(",\"corr\":{\"correlationId\":") - 1);

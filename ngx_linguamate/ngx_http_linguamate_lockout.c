@@ -1173,7 +1173,7 @@ ngx_http_linguamate_lockout_replay(ngx_http_linguamate_zone_t *zone,
     ngx_log_t *log)
 {
     u_char                              *buf, *line, *eol, *p, *dst, *src;
-    u_char                               kbuf[320];
+    u_char                               kbuf[3 * 320];
     off_t                                size;
     ssize_t                              n;
     uint64_t                             until;
@@ -1244,15 +1244,25 @@ ngx_http_linguamate_lockout_replay(ngx_http_linguamate_zone_t *zone,
             p++;
         }
 
-        if (i < 4 || f[0].len != 1 || f[3].len == 0 || f[3].len > 3 * 300) {
+        /* a key is at most 320 bytes, 960 characters escaped */
+
+        if (i < 4 || f[0].len != 1 || f[3].len == 0
+            || f[3].len > sizeof(kbuf))
+        {
             continue;
         }
 
+        /* unescaping never lengthens: 960 characters fit in kbuf's 960 */
+
         dst = kbuf;
         src = f[3].data;
-        ngx_unescape_uri(&dst, &src, ngx_min(f[3].len, sizeof(kbuf)), 0);
+        ngx_unescape_uri(&dst, &src, f[3].len, 0);
         key.data = kbuf;
         key.len = dst - kbuf;
+
+        if (key.len > 320) {
+            continue;
+        }
 
         if (f[0].data[0] == 'U') {
             (void) ngx_http_linguamate_lockout_forget(zone, &key);
@@ -1418,7 +1428,12 @@ ngx_http_linguamate_lockout_compact(ngx_http_linguamate_zone_t *zone,
         }
 
         key.data = ngx_http_linguamate_node_key(node);
-        key.len = ngx_min(node->len, 320);
+        key.len = node->len;
+
+        if (key.len > 320) {
+            /* never written by a worker either: not kept */
+            continue;
+        }
 
         until = (uint64_t) tp->sec * 1000 + tp->msec
                 + (lock->locked_until - ngx_current_msec);

@@ -403,6 +403,7 @@ typedef struct {
 
     /* a tRPC call: its procedures, from the request line */
     ngx_str_t                  *trpc_procs;
+    ngx_str_t                   trpc_path;      /* all of it */
     ngx_uint_t                  trpc_n;
     uint64_t                    trpc_auth;      /* bit per auth procedure */
     ngx_uint_t                  trpc_auth_n;
@@ -622,6 +623,7 @@ ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
     u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out);
 
 /* trpc.c */
+ngx_int_t ngx_http_linguamate_trpc_init(ngx_conf_t *cf);
 void ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 ngx_int_t ngx_http_linguamate_trpc_gate(ngx_http_request_t *r,

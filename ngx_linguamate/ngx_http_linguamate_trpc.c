@@ -77,6 +77,8 @@ typedef struct {
 } ngx_http_linguamate_trpc_scan_t;
 
 
+static ngx_int_t ngx_http_linguamate_trpc_post_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_trpc_log(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_trpc_is_auth(ngx_str_t *proc);
 static ngx_http_linguamate_trpc_code_t *ngx_http_linguamate_trpc_code(
     ngx_uint_t status);
@@ -111,19 +113,69 @@ static yajl_callbacks  ngx_http_linguamate_trpc_callbacks = {
 };
 
 
+ngx_int_t
+ngx_http_linguamate_trpc_init(ngx_conf_t *cf)
+{
+    if (ngx_http_linguamate_add_handler(cf, NGX_HTTP_POST_READ_PHASE,
+                                        ngx_http_linguamate_trpc_post_read)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_LOG_PHASE,
+                                           ngx_http_linguamate_trpc_log);
+}
+
+
 /*
- * Read the procedures of a call under the tRPC prefix, once per request.
- * The path is taken from the request line as sent, so that it is known
- * after an internal redirect to the error page too.
+ * POST_READ: a call under the prefix is read before anything can refuse
+ * it (a body over client_max_body_size is refused before any location
+ * handler runs), so that its error is tRPC-shaped whatever refuses it
+ */
+
+static ngx_int_t
+ngx_http_linguamate_trpc_post_read(ngx_http_request_t *r)
+{
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (r != r->main || lmcf->trpc_prefix.len == 0
+        || r->uri.len < lmcf->trpc_prefix.len
+        || ngx_strncmp(r->uri.data, lmcf->trpc_prefix.data,
+                       lmcf->trpc_prefix.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_linguamate_trpc_parse(r, ctx);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Read the procedures of a call under the tRPC prefix, once per request,
+ * from the URI as nginx normalised it (%-decoded, slashes merged), so that
+ * "/api//trpc/" or "%74rpc" is the same call as for the location match
+ * and the app.  The procedures are counted on every comma, batch or not;
+ * "batch" is read as the app reads it (decoded, exactly "1").
  */
 
 void
 ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx)
 {
-    u_char                           *p, *last, *q, *dst, *src, *start;
-    size_t                            len;
-    ngx_str_t                        *proc, name;
+    u_char                           *p, *last, *q, *dst, *src;
+    u_char                            arg[8];
+    ngx_str_t                        *proc, name, value;
     ngx_uint_t                        n;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
@@ -133,74 +185,55 @@ ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
 
     ctx->trpc_done = 1;
 
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    /* after an internal redirect the URI is not the call's any more */
 
-    if (lmcf->trpc_prefix.len == 0 || r->unparsed_uri.len == 0) {
+    if (r != r->main || r->internal) {
         return;
     }
 
-    p = r->unparsed_uri.data;
-    last = p + r->unparsed_uri.len;
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    q = ngx_strlchr(p, last, '?');
-    len = (q ? q : last) - p;
-
-    if (len < lmcf->trpc_prefix.len
-        || ngx_strncmp(p, lmcf->trpc_prefix.data, lmcf->trpc_prefix.len) != 0)
+    if (lmcf->trpc_prefix.len == 0
+        || r->uri.len < lmcf->trpc_prefix.len
+        || ngx_strncmp(r->uri.data, lmcf->trpc_prefix.data,
+                       lmcf->trpc_prefix.len) != 0)
     {
         return;
     }
 
     ctx->trpc = 1;
 
-    /* ?batch=1 among the arguments */
+    if (ngx_http_arg(r, (u_char *) "batch", 5, &value) == NGX_OK
+        && value.len <= sizeof(arg))
+    {
+        dst = arg;
+        src = value.data;
+        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
 
-    if (q) {
-        for (q++; q < last; q++) {
-            if ((size_t) (last - q) >= sizeof("batch=1") - 1
-                && ngx_strncmp(q, "batch=1", sizeof("batch=1") - 1) == 0
-                && (q + sizeof("batch=1") - 1 == last
-                    || q[sizeof("batch=1") - 1] == '&'))
-            {
-                ctx->trpc_batch = 1;
-                break;
-            }
-
-            q = ngx_strlchr(q, last, '&');
-            if (q == NULL) {
-                break;
-            }
+        if (dst - arg == 1 && arg[0] == '1') {
+            ctx->trpc_batch = 1;
         }
     }
 
-    /* the procedures, %-decoded (a client may encode the commas) */
-
-    len -= lmcf->trpc_prefix.len;
-
-    dst = ngx_pnalloc(r->pool, len + 1);
     proc = ngx_palloc(r->pool,
                       NGX_HTTP_LINGUAMATE_TRPC_MAX * sizeof(ngx_str_t));
-    if (dst == NULL || proc == NULL) {
+    if (proc == NULL) {
         ctx->trpc = 0;
         return;
     }
 
-    src = p + lmcf->trpc_prefix.len;
-    start = dst;
-    ngx_unescape_uri(&dst, &src, len, 0);
-    last = dst;
+    p = r->uri.data + lmcf->trpc_prefix.len;
+    last = r->uri.data + r->uri.len;
+
+    ctx->trpc_path.data = p;
+    ctx->trpc_path.len = ngx_min((size_t) (last - p), 1024);
 
     ctx->trpc_procs = proc;
     n = 0;
 
-    for (p = start; p <= last; p = q + 1) {
+    for ( /* void */ ; p <= last; p = q + 1) {
         q = ngx_strlchr(p, last, ',');
         if (q == NULL) {
-            q = last;
-        }
-
-        if (!ctx->trpc_batch && q != last) {
-            /* not a batch: the whole path is one (unknown) procedure */
             q = last;
         }
 
@@ -228,6 +261,28 @@ ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
     }
 
     ctx->trpc_n = n;
+}
+
+
+/*
+ * LOG phase: a 207 whose elements could not be read to the end (the
+ * client left, the answer went to a file or was too large) counts every
+ * auth procedure of the call as failed
+ */
+
+static ngx_int_t
+ngx_http_linguamate_trpc_log(ngx_http_request_t *r)
+{
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+
+    if (ctx && ctx->trpc_scanning) {
+        ctx->trpc_scanning = 0;
+        ngx_http_linguamate_lockout_scanned(r, ctx, ctx->trpc_auth_n, 0);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -373,7 +428,9 @@ ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
     mlen = ngx_strlen(message);
     elen = extra ? extra->len : 0;
 
-    n = ctx->trpc_n ? ctx->trpc_n : 1;
+    /* not a batch: one error, for the path as a whole */
+
+    n = ctx->trpc_batch ? ctx->trpc_n : 1;
     ngx_str_null(&none);
 
     one = sizeof("{\"error\":{\"json\":{\"message\":\"\",\"code\":-32600,"
@@ -391,6 +448,9 @@ ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
                                                    ctx->trpc_procs[i].len);
     }
 
+    len += ngx_http_linguamate_json_escape_len(ctx->trpc_path.data,
+                                               ctx->trpc_path.len);
+
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -401,7 +461,8 @@ ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
     }
 
     for (i = 0; i < n; i++) {
-        path = ctx->trpc_n ? &ctx->trpc_procs[i] : &none;
+        path = !ctx->trpc_batch ? &ctx->trpc_path
+               : ctx->trpc_n ? &ctx->trpc_procs[i] : &none;
 
         b->last = ngx_cpymem(b->last, "{\"error\":{\"json\":{\"message\":\"",
                          sizeof("{\"error\":{\"json\":{\"message\":\"") - 1);
@@ -524,7 +585,10 @@ ngx_http_linguamate_trpc_scan(ngx_http_request_t *r,
     }
 
     if (sc->broken || yajl_complete_parse(sc->yajl) != yajl_status_ok) {
-        return 0;
+        /* not read: every auth procedure counts as failed */
+        *failed = ctx->trpc_auth_n;
+        *succeeded = 0;
+        return 1;
     }
 
     f = sc->failed & ctx->trpc_auth;

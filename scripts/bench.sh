@@ -40,6 +40,8 @@ http {
     linguamate_jwt_secret bench-secret-bench-secret-bench-secret;
     linguamate_session_zone sessions size=1m;
     linguamate_breaker bench;
+    linguamate_breaker app;
+    linguamate_app_upstream_url http://127.0.0.1:$port2;
     upstream local_upstream { server 127.0.0.1:$port2; keepalive 32; }
     server {
         listen 127.0.0.1:$port2;
@@ -106,6 +108,28 @@ $routes
             linguamate_cors on;
             linguamate_endpoint health_live;
         }
+        # the live endpoint behind the maintenance / feature gate (live
+        # flags read from shared memory on every request)
+        location = /gated {
+            access_log off;
+            linguamate_metrics off;
+            linguamate_feature chat;
+            linguamate_endpoint health_live;
+        }
+        # a tRPC call proxied to the local upstream: procedures parsed,
+        # identity headers, the breaker "app"
+        location /api/trpc/ {
+            access_log off;
+            linguamate_metrics off;
+            linguamate_trpc on;
+            linguamate_auth public;
+            linguamate_circuit_breaker app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-User-Id \$linguamate_user_id;
+            proxy_set_header X-Session-Id \$linguamate_session_id;
+            proxy_pass http://local_upstream;
+        }
         location = /limited {
             linguamate off;
             access_log off;
@@ -126,7 +150,7 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare counted health live limited jwt cors proxied breaker"
+targets="bare counted health live gated limited jwt cors proxied breaker trpc"
 token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
         --secret bench-secret-bench-secret-bench-secret)
 url_bare="http://127.0.0.1:$port/bare"
@@ -138,6 +162,8 @@ url_breaker="http://127.0.0.1:$port/breaker"
 url_limited="http://127.0.0.1:$port/limited"
 url_jwt="http://127.0.0.1:$port/jwt"
 url_cors="http://127.0.0.1:$port/cors"
+url_gated="http://127.0.0.1:$port/gated"
+url_trpc="http://127.0.0.1:$port/api/trpc/user.me,lessons.list?batch=1"
 
 to_ms() {  # wrk latency "1.23ms" / "850.00us" / "1.02s" -> ms
     perl -e '$_=shift; /([\d.]+)(us|ms|s)/ or die; printf "%.3f", $2 eq "us" ? $1/1000 : $2 eq "s" ? $1*1000 : $1' "$1"
@@ -184,6 +210,10 @@ perl -e 'printf "breaker cost: breaker / proxied = %.1f%%\n", 100*$ARGV[0]/$ARGV
 perl -e 'printf "metrics cost: counted / bare = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$counted" "$base"
 perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
 perl -e 'printf "JWT cost: jwt / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$live"
+gated=$(echo "${rps[gated]}" | median)
+perl -e 'printf "module on with the flags gate: gated / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$gated" "$live"
+trpc=$(echo "${rps[trpc]}" | median)
+perl -e 'printf "tRPC edge (parse, identity, breaker, module on): trpc / proxied = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$trpc" "$proxied"
 cors=$(echo "${rps[cors]}" | median)
 perl -e 'printf "CORS cost: cors / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$cors" "$live"
 

@@ -32,9 +32,16 @@ sub trpc_result { return { result => { data => { json => $_[0] } } } }
 # identity the edge passed on; fail.* is a 500; slow.* takes 3 s
 my $app = Linguamate::Upstream->new(sub {
     my ($method, $uri, $h, $body) = @_;
-    my ($path, $query) = $uri =~ m{^/api/trpc/([^?]*)(?:\?(.*))?$};
+    # as a server decodes it: %-escapes, merged slashes
+    my ($rawpath, $query) = split /\?/, $uri, 2;
+    (my $dpath = $rawpath) =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+    $dpath =~ s{/+}{/}g;
+    my ($path) = $dpath =~ m{^/api/trpc/(.*)$};
     return (404, '{}') unless defined $path;
-    my $batch = ($query // '') =~ /(^|&)batch=1(&|$)/;
+    my %q = map { my ($k, $v) = split /=/, $_, 2; $v //= '';
+                  $v =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge; ($k => $v) }
+            split /&/, $query // '';
+    my $batch = ($q{batch} // '') eq '1';
     my @procs = $batch ? split(/,/, $path) : ($path);
     my $in = eval { $json->decode($body) } // {};
     my (@out, %st);
@@ -43,6 +50,7 @@ my $app = Linguamate::Upstream->new(sub {
         my $input = $batch ? $in->{$i}{json} : $in->{json};
         if ($p =~ /^fail\./) { return (500, '{"error":"boom"}') }
         if ($p =~ /^slow\./) { sleep 3; return (200, '[]') }
+        if ($p eq 'auth.login' && ($input->{email} // '') =~ /^slow/) { sleep 1 }
         if ($p eq 'auth.login') {
             if (($input->{password} // '') eq 'good') {
                 push @out, trpc_result({ token => 'app-token' }); $st{200}++;
@@ -105,7 +113,9 @@ _HTTP_
             proxy_set_header X-User-Id \$linguamate_user_id;
             proxy_set_header X-Session-Id \$linguamate_session_id;
             proxy_set_header X-Correlation-Id \$linguamate_correlation_id;
-            proxy_read_timeout 1s;
+            proxy_read_timeout 2s;
+            proxy_max_temp_file_size 0;
+            proxy_ignore_client_abort on;
         }
         location /api/admin/ {
             linguamate_limit off;
@@ -232,6 +242,53 @@ batch_login('dee@example.com', 'good');
 is admin('GET', '/api/admin/lockouts/dee@example.com')->{status}, 404,
    'a successful login inside a batch clears the account';
 unlock_all();
+
+# --- the edge reads a call as the app does ----------------------------------------------
+
+my $many = join ',', ('auth.login') x 5;
+my $body5 = $json->encode({ map { ($_ => { json => { email => 'fay@example.com', password => 'x' } }) } 0 .. 4 });
+$r = call('POST', "/api/trpc/$many?batch=%31", $body5);
+is $r->{status}, 401, '?batch=%31 is a batch, as for the app';
+is admin('GET', '/api/admin/lockouts/fay@example.com')->{json}{failures}, 5,
+   '... its five logins count five failures';
+$r = call('POST', "/api/trpc/$many?batch=%31", $body5);
+is $r->{status}, 401, 'five more failures lock';
+$r = call('POST', '/api/trpc//auth.login', '{"json":{"email":"fay@example.com","password":"good"}}');
+is $r->{status}, 429, 'the lock holds on /api/trpc//auth.login (slashes merged)';
+$r = call('POST', '/api/tr%70c/auth%2Elogin', '{"json":{"email":"fay@example.com","password":"good"}}');
+is $r->{status}, 429, '... and on a %-encoded path';
+is ref $r->{json}, 'HASH', '... a tRPC error';
+unlock_all('fay@example.com');
+
+$r = HTTP::Tiny->new->request('PATCH', $srv->url('/api/admin/flags'), {
+    headers => { Authorization => "Bearer $admin", 'Content-Type' => 'application/json' },
+    content => '{"features":{"chat":false}}' });
+$r = call('GET', '/api/trpc/user.me,chat.send');
+is $r->{status}, 503, 'a chat procedure behind a comma, not batched, is still chat';
+is $r->{json}{error}{json}{data}{path}, 'user.me,chat.send', '... one error for the whole path';
+$r = call('GET', '/api/trpc/user.me,chat.send?batch=%31');
+is $r->{status}, 503, '... and batched with batch=%31';
+HTTP::Tiny->new->request('PATCH', $srv->url('/api/admin/flags'), {
+    headers => { Authorization => "Bearer $admin", 'Content-Type' => 'application/json' },
+    content => '{"features":{"chat":null}}' });
+
+# --- a client that leaves before the answer has its login counted all the same -------
+
+use IO::Socket::INET;
+for my $path ('/api/trpc/auth.login', '/api/trpc/auth.login,user.get?batch=1') {
+    my $b = $path =~ /batch/
+        ? '{"0":{"json":{"email":"slow@example.com","password":"x"}},"1":{"json":null}}'
+        : '{"json":{"email":"slow@example.com","password":"x"}}';
+    my $s = IO::Socket::INET->new('127.0.0.1:' . $srv->port) or die;
+    print $s "POST $path HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           . "Content-Length: " . length($b) . "\r\n\r\n$b";
+    select undef, undef, undef, 0.2;
+    close $s;
+}
+ok $srv->poll(sub {
+    (admin('GET', '/api/admin/lockouts/slow@example.com')->{json}{failures} // 0) == 2 }, 5),
+   'two logins whose clients left (single and in a 207 batch) count as failures';
+unlock_all('slow@example.com');
 
 # --- a call without an auth procedure is not under the login limit or lockout ---------
 

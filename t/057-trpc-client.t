@@ -80,6 +80,8 @@ _HTTP_
             linguamate_circuit_breaker app;
             client_max_body_size 1m;
             client_body_buffer_size 1m;
+            proxy_max_temp_file_size 0;
+            proxy_ignore_client_abort on;
             proxy_pass $linguamate_app_upstream;
             proxy_set_header X-User-Id $linguamate_user_id;
             proxy_set_header X-Session-Id $linguamate_session_id;
