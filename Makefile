@@ -5,6 +5,8 @@
 #   make start | stop | reload | status
 #   make bench    wrk: the module's locations against a bare "return 200"
 #   make fuzz     libFuzzer over the pure parsers (FUZZ_SECONDS=60)
+#   make lint     static checks: gcc and clang -Werror builds, cppcheck,
+#                 clang-tidy (.clang-tidy), 80 columns (scripts/lint.sh)
 #
 # SANITIZE=1 builds with AddressSanitizer + UBSan (make test SANITIZE=1).
 # VALGRIND=1 runs the suite under valgrind memcheck (make test VALGRIND=1).
@@ -18,7 +20,7 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        fuzz clean
+        fuzz lint clean
 
 all: build
 
@@ -54,6 +56,9 @@ bench: test-deps
 
 fuzz: test-deps
 	@scripts/fuzz.sh
+
+lint: test-deps
+	@scripts/lint.sh
 
 clean:
 	rm -rf build t/servroot*

@@ -933,7 +933,8 @@ ngx_http_linguamate_breaker_reset(ngx_http_linguamate_main_conf_t *lmcf,
 
     for (i = 0; i < lmcf->breakers.nelts; i++) {
         if (name && (bc[i].name.len != name->len
-                     || ngx_strncmp(bc[i].name.data, name->data, name->len)))
+                     || ngx_strncmp(bc[i].name.data, name->data, name->len)
+                        != 0))
         {
             continue;
         }

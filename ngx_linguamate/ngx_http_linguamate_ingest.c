@@ -73,7 +73,7 @@ typedef struct {
 
 static void ngx_http_linguamate_ingest_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_ingest_read(ngx_http_request_t *r,
-    ngx_uint_t endpoint, yajl_val *root, ngx_str_t *body, ngx_int_t *rc);
+    ngx_uint_t ep, yajl_val *root, ngx_str_t *body, ngx_int_t *rc);
 static ngx_int_t ngx_http_linguamate_json_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_ingest_logs(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, yajl_val root, ngx_str_t *body,
@@ -114,7 +114,7 @@ static void ngx_http_linguamate_rejected(ngx_http_request_t *r,
 static ngx_int_t ngx_http_linguamate_reject(ngx_http_request_t *r,
     ngx_uint_t ep, ngx_uint_t reason, ngx_uint_t status);
 static ngx_int_t ngx_http_linguamate_send_problems(ngx_http_request_t *r,
-    ngx_uint_t endpoint, ngx_http_linguamate_problems_t *pb);
+    ngx_uint_t ep, ngx_http_linguamate_problems_t *pb);
 static ngx_int_t ngx_http_linguamate_send_count(ngx_http_request_t *r,
     ngx_uint_t count);
 static u_char *ngx_http_linguamate_put_string(u_char *p, u_char *end,

@@ -482,6 +482,7 @@ ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks)
     DIR           *dir;
     ssize_t        n;
     ngx_fd_t       fd;
+    ngx_int_t      id;
     ngx_pid_t      master, pid, ppid;
     ngx_uint_t     field;
     uint64_t       v[3];
@@ -504,7 +505,12 @@ ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks)
             continue;
         }
 
-        pid = atoi(de->d_name);
+        id = ngx_atoi((u_char *) de->d_name, ngx_strlen(de->d_name));
+        if (id == NGX_ERROR) {
+            continue;
+        }
+
+        pid = (ngx_pid_t) id;
 
         (void) ngx_snprintf((u_char *) path, sizeof(path), "/proc/%P/stat%Z",
                             pid);

@@ -587,8 +587,6 @@ ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
 
     /* "[scheme://]*.domain[:port]" */
 
-    p = pat;
-
     if (ps > 0) {
         if (ps < 3 || ps - 3 != os || pat[ps - 3] != ':'
             || pat[ps - 2] != '/' || pat[ps - 1] != '/'

@@ -95,7 +95,7 @@ ngx_http_linguamate_node_t *ngx_http_linguamate_node_alloc(
     ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len,
     size_t vlen, ngx_log_t *log);
 void ngx_http_linguamate_node_free(ngx_http_linguamate_zone_t *zone,
-    ngx_http_linguamate_node_t *node);
+    ngx_http_linguamate_node_t *ln);
 void ngx_http_linguamate_zone_expire(ngx_http_linguamate_zone_t *zone,
     ngx_msec_t now, ngx_uint_t n);
 size_t ngx_http_linguamate_node_size(size_t vlen, size_t len);

@@ -8,6 +8,7 @@
 #
 #   scripts/build.sh            -> build/release/objs/ngx_http_linguamate_module.so
 #   SANITIZE=1 scripts/build.sh -> build/asan/... (ASan + UBSan)
+#   CLANG=1 scripts/build.sh    -> build/clang/... (clang -Werror, for lint)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,12 +16,18 @@ src=${NGINX_SRC:-/usr/share/nginx/src}
 flavour=release
 cc_opt="-O2 -g -Wall -Wextra -Wno-unused-parameter -Werror"
 ld_opt=""
+cc=()
 
 if [ "${SANITIZE:-0}" = 1 ]; then
     flavour=asan
     cc_opt="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined"
     cc_opt="$cc_opt -fno-sanitize-recover=undefined -Wall -Wno-unused-parameter"
     ld_opt="-fsanitize=address,undefined"
+fi
+
+if [ "${CLANG:-0}" = 1 ]; then
+    flavour=clang
+    cc=(--with-cc=clang)
 fi
 
 build="$repo/build/$flavour"
@@ -34,13 +41,13 @@ fi
 . "$src/conf_flags"
 
 stamp="$build/.configured"
-want="$(cat "$src/conf_flags") $cc_opt $ld_opt $(cat "$repo/config" | md5sum)"
+want="$(cat "$src/conf_flags") ${cc[*]} $cc_opt $ld_opt $(cat "$repo/config" | md5sum)"
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     rm -rf "$build"
     mkdir -p "$build"
     cp -a "$src/." "$build/"
-    (cd "$build" && ./configure "${NGX_CONF_FLAGS[@]}" \
+    (cd "$build" && ./configure "${NGX_CONF_FLAGS[@]}" "${cc[@]}" \
         --with-cc-opt="$cc_opt" --with-ld-opt="$ld_opt" \
         --add-dynamic-module="$repo" > "$build/configure.log" 2>&1) || {
         tail -n 30 "$build/configure.log" >&2
