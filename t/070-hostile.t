@@ -58,6 +58,7 @@ $srv->configure(<<"_HTTP_", <<'_SERVER_');
     linguamate_limit_zone auth size=1m window=1s limit=10000;
     linguamate_lockout_zone auth_lockout size=1m window=1s lock=1s;
     linguamate_session_zone sessions size=1m;
+    linguamate_lockout_zone tiny_lockout size=32k;
     linguamate_breaker app;
     log_format linguamate escape=none '\$linguamate_log_line';
     access_log logs/access.log linguamate;
@@ -113,6 +114,11 @@ _HTTP_
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_read_timeout 5s;
+        }
+        location = /api/auth/tiny {
+            linguamate_route auth_tiny;
+            linguamate_lockout tiny_lockout;
+            linguamate_endpoint auth_refresh;
         }
         location /api/admin/ {
             linguamate_route admin;
@@ -541,6 +547,20 @@ is_deeply [ $srv->worker_pids ], \@workers, 'no worker died';
 close $_ for @idle;
 ok $srv->poll(sub { raw(request('GET', '/api/health'), 5)->{status} == 200 }, 10),
    'after they close: still answering';
+
+# --- a zone far too small: its "no room" line at most once a second ---------
+
+my $t1 = time;
+my %tiny;
+for my $i (1 .. 600) {
+    $tiny{ raw(request('POST', '/api/auth/tiny',
+                       body => qq({"email":"account-$i\@example.com","refreshToken":"x"})))->{status} }++;
+}
+my $secs = time - $t1;
+is_deeply [ keys %tiny ], [401], "600 failed logins for 600 accounts in a 32k lockout zone: all 401";
+my $nomem = () = $srv->slurp('logs/error.log') =~ /could not allocate node in zone "tiny_lockout"/g;
+cmp_ok $nomem, '<=', 2 * (int($secs) + 2),
+       "the zone's \"could not allocate\" lines are rate-limited ($nomem in ${\ sprintf '%.1f', $secs} s)";
 
 # --- after it all -------------------------------------------------------------
 
