@@ -5,6 +5,9 @@
 #   make start | stop | reload | status
 #   make bench    wrk: the module's locations against a bare "return 200"
 #   make fuzz     libFuzzer over the pure parsers (FUZZ_SECONDS=60)
+#   make faults   faults under load: reloads, kill -9, STATE_DIR full,
+#                 a flapping toolkit, tiny zones (FAULTS_SECONDS=30)
+#   make soak     wrk at high load, RSS and zones sampled (SOAK_SECONDS=600)
 #
 # SANITIZE=1 builds with AddressSanitizer + UBSan (make test SANITIZE=1).
 # VALGRIND=1 runs the suite under valgrind memcheck (make test VALGRIND=1).
@@ -18,7 +21,7 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        fuzz clean
+        fuzz faults soak clean
 
 all: build
 
@@ -54,6 +57,13 @@ bench: test-deps
 
 fuzz: test-deps
 	@scripts/fuzz.sh
+
+# not part of "make test": minutes of load (docs/reliability.md)
+faults: test-deps
+	@scripts/faults.sh
+
+soak: test-deps
+	@scripts/soak.sh
 
 clean:
 	rm -rf build t/servroot*
