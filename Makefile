@@ -7,6 +7,9 @@
 #   make fuzz     libFuzzer over the pure parsers (FUZZ_SECONDS=60)
 #   make lint     static checks: gcc and clang -Werror builds, cppcheck,
 #                 clang-tidy (.clang-tidy), 80 columns (scripts/lint.sh)
+#   make faults   faults under load: reloads, kill -9, STATE_DIR full,
+#                 a flapping toolkit, tiny zones (FAULTS_SECONDS=30)
+#   make soak     wrk at high load, RSS and zones sampled (SOAK_SECONDS=600)
 #
 # SANITIZE=1 builds with AddressSanitizer + UBSan (make test SANITIZE=1).
 # VALGRIND=1 runs the suite under valgrind memcheck (make test VALGRIND=1).
@@ -20,7 +23,7 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        fuzz lint clean
+        fuzz lint faults soak clean
 
 all: build
 
@@ -59,6 +62,12 @@ fuzz: test-deps
 
 lint: test-deps
 	@scripts/lint.sh
+# not part of "make test": minutes of load (docs/reliability.md)
+faults: test-deps
+	@scripts/faults.sh
+
+soak: test-deps
+	@scripts/soak.sh
 
 clean:
 	rm -rf build t/servroot*

@@ -11,8 +11,9 @@
  * reset_timeout has passed since the last failure.  HALF_OPEN: at most
  * "probes" calls across all workers go through, claimed under the zone's
  * lock; a probe that succeeds closes the breaker, one that fails re-opens
- * it; a probe that never reports (its worker died) is given up after
- * REQUEST_TIMEOUT_MS so the breaker cannot stick half-open.
+ * it; a probe that never reports (its worker died) is given up as soon
+ * as that worker is gone, or after the probe timeout, so the breaker
+ * cannot stick half-open.
  *
  * The gate runs in the ACCESS phase; the accounting in the LOG phase reads
  * r->upstream_states, so every attempt of a plain proxy_pass (nginx's own
@@ -48,6 +49,7 @@ typedef struct {
     ngx_msec_t                  last_failure_wall;  /* epoch ms, 0: none */
     ngx_uint_t                  probes;
     ngx_msec_t                  probe_since;
+    ngx_pid_t                   probe_pid;          /* the last probe's */
     uint64_t                    total;
     ngx_uint_t                  period;             /* half-open periods */
     uint64_t                    transitions[3];     /* to closed/open/half */
@@ -638,11 +640,18 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
 
     if (b->state == NGX_HTTP_LINGUAMATE_HALF_OPEN) {
 
-        /* a probe whose worker died never reports: give it up */
+        /*
+         * a probe whose worker died never reports: give it up at once
+         * when that worker is gone (kill -9, a crash), else after the
+         * probe timeout
+         */
 
         if (b->probes
-            && (ngx_msec_int_t) (now - b->probe_since)
-               > (ngx_msec_int_t) bc->probe_timeout)
+            && ((ngx_msec_int_t) (now - b->probe_since)
+                > (ngx_msec_int_t) bc->probe_timeout
+                || (b->probe_pid != ngx_pid
+                    && kill(b->probe_pid, 0) == -1
+                    && ngx_errno == NGX_ESRCH)))
         {
             b->probes = 0;
         }
@@ -650,6 +659,7 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
         if (b->probes < bc->probes) {
             b->probes++;
             b->probe_since = now;
+            b->probe_pid = ngx_pid;
             ctx->breaker_probe = 1;
             ctx->breaker_period = b->period;
 

@@ -1127,7 +1127,7 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
 {
     size_t      i, j;
     yajl_val    v, fv;
-    ngx_uint_t  flag, n;
+    ngx_uint_t  flag, n, features;
     const char  *key, *fkey;
 
     ngx_memzero(set, NGX_HTTP_LINGUAMATE_NFLAGS * sizeof(ngx_int_t));
@@ -1137,6 +1137,7 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
     }
 
     n = 0;
+    features = 0;
 
     for (i = 0; i < root->u.object.len; i++) {
         key = root->u.object.keys[i];
@@ -1144,6 +1145,11 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
         *field = key;
 
         if (ngx_strcmp(key, "features") == 0) {
+            if (features++) {
+                *message = "is duplicated";
+                return NGX_ERROR;
+            }
+
             if (!YAJL_IS_OBJECT(v)) {
                 *message = "must be an object of chat and analytics";
                 return NGX_ERROR;
@@ -1225,6 +1231,13 @@ ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
     ngx_uint_t *value, const char **message)
 {
     ngx_uint_t  i;
+
+    /* a key given twice: JSON.parse would take the last, yajl the first */
+
+    if (set[flag]) {
+        *message = "is duplicated";
+        return NGX_ERROR;
+    }
 
     if (YAJL_IS_NULL(v)) {
         set[flag] = 2;

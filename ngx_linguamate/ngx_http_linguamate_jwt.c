@@ -1179,12 +1179,12 @@ static ngx_int_t
 ngx_http_linguamate_refresh(ngx_http_request_t *r)
 {
     u_char                           *body, *p, rnd[16];
-    size_t                            len;
+    size_t                            len, i;
     ngx_int_t                         rc;
     ngx_buf_t                        *b;
     ngx_str_t                         token, jti, access, refresh;
     yajl_val                          root, node;
-    ngx_uint_t                        reason;
+    ngx_uint_t                        reason, n;
     ngx_chain_t                      *cl;
     ngx_http_linguamate_claims_t      claims;
     ngx_http_linguamate_main_conf_t  *lmcf;
@@ -1240,6 +1240,20 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
         yajl_tree_free(root);
         return ngx_http_linguamate_validation_error(r, "body",
                    "must be a JSON object");
+    }
+
+    /* a key given twice: JSON.parse would take the last, yajl the first */
+
+    for (i = 0, n = 0; i < root->u.object.len; i++) {
+        if (ngx_strcmp(root->u.object.keys[i], "refreshToken") == 0) {
+            n++;
+        }
+    }
+
+    if (n > 1) {
+        yajl_tree_free(root);
+        return ngx_http_linguamate_validation_error(r, "refreshToken",
+                   "is duplicated");
     }
 
     node = yajl_tree_get(root, path, yajl_t_string);

@@ -324,9 +324,21 @@ ngx_http_linguamate_node_alloc(ngx_http_linguamate_zone_t *zone,
     }
 
     if (node == NULL) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "linguamate: could not allocate node in zone \"%V\" "
-                      "(full, and nothing in it may be evicted)", &zone->name);
+        /* under a flood this is every request: one line a second */
+
+        zone->nomem++;
+
+        if (ngx_current_msec - zone->nomem_logged >= 1000) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "linguamate: could not allocate node in zone "
+                          "\"%V\" (full, and evicting %ui entries left no "
+                          "room for %uz bytes; %ui such in this worker "
+                          "since the last line)", &zone->name, evicted, size,
+                          zone->nomem);
+            zone->nomem_logged = ngx_current_msec;
+            zone->nomem = 0;
+        }
+
         return NULL;
     }
 

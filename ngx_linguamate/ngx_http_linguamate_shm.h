@@ -63,6 +63,10 @@ struct ngx_http_linguamate_zone_s {
     ngx_http_linguamate_shctx_t *sh;
     ngx_slab_pool_t             *shpool;
 
+    /* this worker's "could not allocate" lines: at most one a second */
+    ngx_msec_t                   nomem_logged;
+    ngx_uint_t                   nomem;
+
     /* what must not change across a reload, checked by init_zone */
     ngx_str_t                    signature;
 

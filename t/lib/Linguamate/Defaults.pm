@@ -14,8 +14,8 @@ use Test::Nginx::Socket ();
 
 our $ErrorPages = <<'_EOC_';
     linguamate on;
-    error_page 400 401 403 404 405 408 413 414 429 494 500 502 503 504
-               /_linguamate/error;
+    error_page 400 401 403 404 405 408 413 414 429 494 500 501 502 503
+               504 505 /_linguamate/error;
     location = /_linguamate/error {
         internal;
         linguamate_endpoint error;

@@ -23,6 +23,9 @@ sub new {
     my ($class, %args) = @_;
     my $self = bless {
         workers => $args{workers} // 2,
+        # worker_connections, and main-context lines (worker_rlimit_nofile)
+        connections => $args{connections} // 1024,
+        main    => $args{main} // '',
         port    => free_port(),
         dir     => tempdir('linguamate-srv-XXXXXX', TMPDIR => 1,
                            CLEANUP => !$ENV{TEST_NGINX_NO_CLEAN}),
@@ -50,7 +53,8 @@ master_process on;
 worker_processes $self->{workers};
 error_log logs/error.log info;
 pid logs/nginx.pid;
-events { worker_connections 1024; accept_mutex off; }
+$self->{main}
+events { worker_connections $self->{connections}; accept_mutex off; }
 http {
     access_log off;
     linguamate_env_from_process off;
