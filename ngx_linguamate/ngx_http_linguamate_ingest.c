@@ -330,10 +330,11 @@ static ngx_int_t
 ngx_http_linguamate_ingest_read(ngx_http_request_t *r, ngx_uint_t ep,
     yajl_val *root, ngx_str_t *body, ngx_int_t *rc)
 {
-    u_char              *p;
-    size_t               len;
-    ngx_chain_t         *cl;
-    ngx_pool_cleanup_t  *cln;
+    u_char                    *p;
+    size_t                     len;
+    ngx_chain_t               *cl;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_core_loc_conf_t  *clcf;
 
     if (r->request_body == NULL || r->request_body->temp_file) {
         *rc = ngx_http_linguamate_reject(r, ep,
@@ -348,7 +349,16 @@ ngx_http_linguamate_ingest_read(ngx_http_request_t *r, ngx_uint_t ep,
         len += ngx_buf_size(cl->buf);
     }
 
-    if (len > NGX_HTTP_LINGUAMATE_INGEST_BODY_MAX) {
+    /*
+     * the body is held in memory, up to client_body_buffer_size: a larger
+     * one is refused whether or not it happened to arrive with the header
+     */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (len > NGX_HTTP_LINGUAMATE_INGEST_BODY_MAX
+        || len > clcf->client_body_buffer_size)
+    {
         *rc = ngx_http_linguamate_reject(r, ep,
                                          NGX_HTTP_LINGUAMATE_CM_TOO_LARGE,
                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);

@@ -94,7 +94,7 @@ sub start {
     die "nginx did not start:\n" . $self->slurp('logs/stderr.log')
         . $self->slurp('logs/error.log') unless $ok;
     # the master listens before it forks: wait for every worker too
-    $self->poll(sub { scalar($self->worker_pids) >= $self->{workers} }, 10);
+    $self->poll(sub { my @w = $self->worker_pids; @w >= $self->{workers} }, 10);
     return $self;
 }
 
