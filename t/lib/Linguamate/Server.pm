@@ -39,6 +39,9 @@ sub new {
 }
 
 sub port { $_[0]{port} }
+
+# seconds to wait for nginx itself: much longer under valgrind
+sub slow { $ENV{TEST_NGINX_USE_VALGRIND} ? 10 * $_[1] : $_[1] }
 sub dir { $_[0]{dir} }
 sub url { "http://127.0.0.1:$_[0]{port}$_[1]" }
 
@@ -82,7 +85,17 @@ sub start {
     if ($pid == 0) {
         open STDOUT, '>>', "$self->{dir}/logs/stdout.log";
         open STDERR, '>>', "$self->{dir}/logs/stderr.log";
-        exec $bin, '-p', "$self->{dir}/", '-c', 'conf/nginx.conf',
+        # under "make test VALGRIND=1" as the Test::Nginx suites are:
+        # memcheck's errors go to logs/stderr.log, checked at stop
+        my @vg;
+        if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+            @vg = ('valgrind', '-q', '--tool=memcheck', '--leak-check=full',
+                   '--show-possibly-lost=no', '--num-callers=50',
+                   '--gen-suppressions=all');
+            push @vg, "--suppressions=$ENV{TEST_NGINX_VALGRIND_SUPP}"
+                if $ENV{TEST_NGINX_VALGRIND_SUPP};
+        }
+        exec @vg, $bin, '-p', "$self->{dir}/", '-c', 'conf/nginx.conf',
              '-e', 'logs/error.log';
         die "exec: $!";
     }
@@ -90,11 +103,11 @@ sub start {
     my $ok = $self->poll(sub {
         return 0 if waitpid($pid, WNOHANG) == $pid;
         IO::Socket::INET->new("127.0.0.1:$self->{port}") ? 1 : 0;
-    }, 10);
+    }, $self->slow(10));
     die "nginx did not start:\n" . $self->slurp('logs/stderr.log')
         . $self->slurp('logs/error.log') unless $ok;
     # the master listens before it forks: wait for every worker too
-    $self->poll(sub { my @w = $self->worker_pids; @w >= $self->{workers} }, 10);
+    $self->poll(sub { my @w = $self->worker_pids; @w >= $self->{workers} }, $self->slow(10));
     return $self;
 }
 
@@ -104,7 +117,8 @@ sub worker_pids {
     for my $stat (glob '/proc/[0-9]*/stat') {
         open my $fh, '<', $stat or next;
         my $line = <$fh> // next;
-        push @w, $1 if $line =~ /^(\d+) \(nginx\) \S+ $self->{pid} /;
+        # under valgrind the command is memcheck's
+        push @w, $1 if $line =~ /^(\d+) \((?:nginx|memcheck-amd64-)\) \S+ $self->{pid} /;
     }
     return sort @w;
 }
@@ -117,19 +131,26 @@ sub reload {
     return $self->poll(sub {
         my %now = map { $_ => 1 } $self->worker_pids;
         !grep { $now{$_} } @old;
-    }, 10);
+    }, $self->slow(10));
 }
 
 sub stop {
     my ($self) = @_;
     return unless $self->{pid} && $$ == $self->{owner};
     kill 'QUIT', $self->{pid};
-    my $gone = $self->poll(sub { waitpid($self->{pid}, WNOHANG) == $self->{pid} }, 10);
+    my $gone = $self->poll(sub { waitpid($self->{pid}, WNOHANG) == $self->{pid} },
+                           $self->slow(10));
     unless ($gone) {
         kill 'KILL', $self->{pid};
         waitpid $self->{pid}, 0;
     }
     delete $self->{pid};
+    if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+        my @errs = grep { /^==\d+== / } split /\n/, $self->slurp('logs/stderr.log');
+        Test::More::ok(!@errs, 'no valgrind report')
+            or Test::More::diag(join "\n", @errs[0 .. ($#errs < 60 ? $#errs : 60)]);
+        truncate "$self->{dir}/logs/stderr.log", 0;
+    }
 }
 
 # only the process that started nginx stops it (not a forked client)
