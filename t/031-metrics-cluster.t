@@ -62,7 +62,13 @@ ok $srv->reload, 'HUP reload';
 
 $srv->get('/api/a');
 $srv->get('/api/b') for 1 .. 3;
-$m = $srv->get('/api/metrics')->{content};
+# a request is counted in its LOG phase, which may end after the client
+# has the answer: poll for the count
+$srv->poll(sub {
+    $m = $srv->get('/api/metrics')->{content};
+    (prom_value($m, 'linguamate_http_requests_total{route="b",method="GET",status="200"}') // 0) >= 3
+    && (prom_value($m, 'linguamate_http_requests_total{route="a",method="GET",status="200"}') // 0) >= 1001
+}, 10);
 is prom_value($m, 'linguamate_http_requests_total{route="a",method="GET",status="200"}'),
    1001, 'route a kept its count across the reload';
 is prom_value($m, 'linguamate_http_requests_total{route="b",method="GET",status="200"}'),

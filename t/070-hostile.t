@@ -30,7 +30,9 @@ $SIG{PIPE} = 'IGNORE';
 my $repeat = $ENV{HOSTILE_REPEAT} // 200;
 # RSS growth allowed per hostile request repeated $repeat times, both
 # workers together, after a warm-up of 20: malloc may keep a few pages
-my $rss_bound_kb = $ENV{HOSTILE_RSS_BOUND_KB} // 1024;
+# under valgrind RSS is memcheck's, not nginx's: leaks are its own report
+my $rss_bound_kb = $ENV{HOSTILE_RSS_BOUND_KB}
+                   // ($ENV{TEST_NGINX_USE_VALGRIND} ? 1e9 : 1024);
 my $json = JSON::PP->new->utf8->canonical;
 my $admin = 'admin-token-admin-token-admin-token-0';
 my $key = 'log-signing-key-for-the-suite-0001';
@@ -573,7 +575,9 @@ my @bad = grep { !eval { $json->decode($_); 1 } }
 is scalar @bad, 0, 'every request log line is valid JSON';
 
 $srv->stop;
-unlike $srv->slurp('logs/error.log'), qr/\[(alert|emerg|crit)\]|exited on signal/,
-       'no alert, no crash';
+# (valgrind keeps file descriptors for itself: nginx's setrlimit fails)
+unlike join("\n", grep { !/setrlimit\(RLIMIT_NOFILE/ }
+                   split /\n/, $srv->slurp('logs/error.log')),
+       qr/\[(alert|emerg|crit)\]|exited on signal/, 'no alert, no crash';
 
 done_testing;

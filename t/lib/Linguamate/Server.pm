@@ -146,9 +146,12 @@ sub stop {
     }
     delete $self->{pid};
     if ($ENV{TEST_NGINX_USE_VALGRIND}) {
+        # a clean run adds no test (a suite may have said done_testing)
         my @errs = grep { /^==\d+== / } split /\n/, $self->slurp('logs/stderr.log');
-        Test::More::ok(!@errs, 'no valgrind report')
-            or Test::More::diag(join "\n", @errs[0 .. ($#errs < 60 ? $#errs : 60)]);
+        if (@errs) {
+            Test::More::fail('no valgrind report');
+            Test::More::diag(join "\n", @errs[0 .. ($#errs < 60 ? $#errs : 60)]);
+        }
         truncate "$self->{dir}/logs/stderr.log", 0;
     }
 }
