@@ -4,7 +4,8 @@
 #   make test     install what is missing, build, run the whole suite
 #   make start | stop | reload | status
 #   make bench    wrk: the module's locations against a bare "return 200"
-#   make fuzz     libFuzzer over the pure parsers (FUZZ_SECONDS=60)
+#   make fuzz     libFuzzer over every parser, FUZZ_SECONDS=60 per harness
+#   make fuzz-regress   replay fuzz/regressions/ only
 #
 # SANITIZE=1 builds with AddressSanitizer + UBSan (make test SANITIZE=1).
 # VALGRIND=1 runs the suite under valgrind memcheck (make test VALGRIND=1).
@@ -18,7 +19,7 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        fuzz clean
+        fuzz fuzz-regress clean
 
 all: build
 
@@ -54,6 +55,9 @@ bench: test-deps
 
 fuzz: test-deps
 	@scripts/fuzz.sh
+
+fuzz-regress: test-deps
+	@FUZZ_SECONDS=0 scripts/fuzz.sh
 
 clean:
 	rm -rf build t/servroot*

@@ -10,7 +10,7 @@ pkgs=(nginx nginx-dev libjwt-dev libyajl-dev libssl-dev libpcre2-dev
 if [ "${1:-}" = test ]; then
     pkgs+=(libtest-base-perl libtext-diff-perl libwww-perl liburi-perl
            libipc-run-perl libjson-pp-perl wrk prometheus
-           libclang-rt-14-dev clang valgrind)
+           libclang-rt-14-dev clang lld valgrind dpkg-dev)
     # the app's tRPC client in t/057 runs on Node.js with npm; a machine
     # that has them from elsewhere (not dpkg's nodejs) keeps its own
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1
