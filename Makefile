@@ -4,7 +4,8 @@
 #   make test     install what is missing, build, run the whole suite
 #   make start | stop | reload | status
 #   make bench    wrk: the module's locations against a bare "return 200"
-#   make fuzz     libFuzzer over the pure parsers (FUZZ_SECONDS=60)
+#   make fuzz     libFuzzer over every parser, FUZZ_SECONDS=60 per harness
+#   make fuzz-regress   replay fuzz/regressions/ only
 #   make lint     static checks: gcc and clang -Werror builds, cppcheck,
 #                 clang-tidy (.clang-tidy), 80 columns (scripts/lint.sh)
 #   make faults   faults under load: reloads, kill -9, STATE_DIR full,
@@ -23,7 +24,7 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        fuzz lint faults soak clean
+        fuzz fuzz-regress lint faults soak clean
 
 all: build
 
@@ -68,6 +69,8 @@ faults: test-deps
 
 soak: test-deps
 	@scripts/soak.sh
+fuzz-regress: test-deps
+	@FUZZ_SECONDS=0 scripts/fuzz.sh
 
 clean:
 	rm -rf build t/servroot*

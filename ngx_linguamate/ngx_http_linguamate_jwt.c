@@ -86,6 +86,9 @@ static ngx_int_t ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
 static void ngx_http_linguamate_yajl_cleanup(void *data);
 static void ngx_http_linguamate_refresh_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_refresh(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_refresh_token(ngx_pool_t *pool,
+    u_char *body, size_t len, ngx_str_t *token, const char **field,
+    const char **message);
 static char *ngx_http_linguamate_sign(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, const char *claims,
     const char *type, time_t lifetime, ngx_str_t *jti, ngx_str_t *out);
@@ -1175,20 +1178,89 @@ ngx_http_linguamate_validation_error(ngx_http_request_t *r,
 }
 
 
+/*
+ * The refresh token of a refresh body (len bytes, NUL-terminated), copied
+ * to the pool: NGX_OK, NGX_DECLINED with the field and the message of the
+ * validation error, NGX_ERROR when out of memory.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_refresh_token(ngx_pool_t *pool, u_char *body,
+    size_t len, ngx_str_t *token, const char **field, const char **message)
+{
+    size_t              i, n;
+    yajl_val            root, node;
+    static const char  *path[] = { "refreshToken", NULL };
+
+    *field = "body";
+    *message = "must be a JSON object";
+
+    if (len == 0 || ngx_strlen(body) != len
+        || !ngx_http_linguamate_json_depth_ok(body, len,
+                                          NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH))
+    {
+        return NGX_DECLINED;
+    }
+
+    root = yajl_tree_parse((const char *) body, NULL, 0);
+
+    if (root == NULL || !YAJL_IS_OBJECT(root)) {
+        yajl_tree_free(root);
+        return NGX_DECLINED;
+    }
+
+    /* a key given twice: JSON.parse would take the last, yajl the first */
+
+    for (i = 0, n = 0; i < root->u.object.len; i++) {
+        if (ngx_strcmp(root->u.object.keys[i], "refreshToken") == 0) {
+            n++;
+        }
+    }
+
+    if (n > 1) {
+        yajl_tree_free(root);
+        *field = "refreshToken";
+        *message = "is duplicated";
+        return NGX_DECLINED;
+    }
+
+    node = yajl_tree_get(root, path, yajl_t_string);
+
+    if (node == NULL || node->u.string == NULL || node->u.string[0] == '\0')
+    {
+        yajl_tree_free(root);
+        *field = "refreshToken";
+        *message = "is required and must be a string";
+        return NGX_DECLINED;
+    }
+
+    token->len = ngx_strlen(node->u.string);
+    token->data = ngx_pnalloc(pool, token->len);
+    if (token->data == NULL) {
+        yajl_tree_free(root);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(token->data, node->u.string, token->len);
+    yajl_tree_free(root);
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_linguamate_refresh(ngx_http_request_t *r)
 {
     u_char                           *body, *p, rnd[16];
-    size_t                            len, i;
+    size_t                            len;
     ngx_int_t                         rc;
     ngx_buf_t                        *b;
     ngx_str_t                         token, jti, access, refresh;
-    yajl_val                          root, node;
-    ngx_uint_t                        reason, n;
+    ngx_uint_t                        reason;
+    const char                       *field, *message;
     ngx_chain_t                      *cl;
     ngx_http_linguamate_claims_t      claims;
     ngx_http_linguamate_main_conf_t  *lmcf;
-    static const char                *path[] = { "refreshToken", NULL };
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
@@ -1226,54 +1298,16 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
     *p = '\0';
     len = p - body;
 
-    if (len == 0 || ngx_strlen(body) != len
-        || !ngx_http_linguamate_json_depth_ok(body, len,
-                                          NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH))
-    {
-        return ngx_http_linguamate_validation_error(r, "body",
-                   "must be a JSON object");
+    rc = ngx_http_linguamate_refresh_token(r->pool, body, len, &token,
+                                           &field, &message);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_linguamate_validation_error(r, field, message);
     }
 
-    root = yajl_tree_parse((const char *) body, NULL, 0);
-
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        return ngx_http_linguamate_validation_error(r, "body",
-                   "must be a JSON object");
-    }
-
-    /* a key given twice: JSON.parse would take the last, yajl the first */
-
-    for (i = 0, n = 0; i < root->u.object.len; i++) {
-        if (ngx_strcmp(root->u.object.keys[i], "refreshToken") == 0) {
-            n++;
-        }
-    }
-
-    if (n > 1) {
-        yajl_tree_free(root);
-        return ngx_http_linguamate_validation_error(r, "refreshToken",
-                   "is duplicated");
-    }
-
-    node = yajl_tree_get(root, path, yajl_t_string);
-
-    if (node == NULL || node->u.string == NULL || node->u.string[0] == '\0')
-    {
-        yajl_tree_free(root);
-        return ngx_http_linguamate_validation_error(r, "refreshToken",
-                   "is required and must be a string");
-    }
-
-    token.len = ngx_strlen(node->u.string);
-    token.data = ngx_pnalloc(r->pool, token.len);
-    if (token.data == NULL) {
-        yajl_tree_free(root);
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    ngx_memcpy(token.data, node->u.string, token.len);
-    yajl_tree_free(root);
 
     reason = ngx_http_linguamate_jwt_verify(r, &token, "refresh", &claims);
 

@@ -538,7 +538,11 @@ ngx_http_linguamate_email_place(ngx_http_linguamate_email_ctx_t *ec)
         return 1;
     }
 
-    if (d != 3 || ec->parent_len[2] == 0) {
+    /* only 8 bytes of a key are kept: a longer one is no batch index */
+
+    if (d != 3 || ec->parent_len[2] == 0
+        || ec->parent_len[2] > NGX_HTTP_LINGUAMATE_KEY_SHORT)
+    {
         return 0;
     }
 

@@ -10,12 +10,31 @@ pkgs=(nginx nginx-dev libjwt-dev libyajl-dev libssl-dev libpcre2-dev
 if [ "${1:-}" = test ]; then
     pkgs+=(libtest-base-perl libtext-diff-perl libwww-perl liburi-perl
            libipc-run-perl libjson-pp-perl wrk prometheus
-           libclang-rt-14-dev clang valgrind cppcheck clang-tidy)
+           libclang-rt-14-dev clang lld valgrind dpkg-dev cppcheck clang-tidy)
     # the app's tRPC client in t/057 runs on Node.js with npm; a machine
     # that has them from elsewhere (not dpkg's nodejs) keeps its own
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1
     then
         pkgs+=(nodejs npm)
+    fi
+fi
+
+# the fuzz harnesses build nginx 1.22.1's own core from Debian's source
+# archive ("apt-get source"): it needs a deb-src entry
+need_src=0
+if [ "${1:-}" = test ] && [ "$(id -u)" = 0 ] \
+        && ! grep -rqs '^Types:.*deb-src\|^deb-src ' /etc/apt/sources.list \
+                /etc/apt/sources.list.d/ \
+        ; then
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        sed 's/^Types: deb$/Types: deb-src/' \
+            /etc/apt/sources.list.d/debian.sources \
+            > /etc/apt/sources.list.d/linguamate-deb-src.sources
+        need_src=1
+    elif grep -qs '^deb ' /etc/apt/sources.list; then
+        sed -n 's/^deb /deb-src /p' /etc/apt/sources.list \
+            > /etc/apt/sources.list.d/linguamate-deb-src.list
+        need_src=1
     fi
 fi
 
@@ -27,7 +46,10 @@ for p in "${pkgs[@]}"; do
     fi
 done
 
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+    [ "$need_src" = 1 ] && apt-get update -q >&2
+    exit 0
+fi
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps: missing Debian packages: ${missing[*]}" >&2

@@ -1,0 +1,189 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * libFuzzer harness for the bearer tokens (ngx_http_linguamate_jwt.c),
+ * through the module's own functions with a fixed HS256 secret:
+ *
+ *   0: an Authorization header value: bearer(), then jwt_verify() of
+ *      the token (split, header, signature, libjwt, claims, times);
+ *   1: a POST /api/auth/refresh body: refresh_token(), then
+ *      jwt_verify() of the token as a refresh token;
+ *   2: a claims payload, signed here with the secret so that it passes
+ *      the signature and reaches libjwt and the claim checks (exp, nbf,
+ *      iat, type, sub, sid, jti) in jwt_verify();
+ *   3: a claims payload straight to jwt_store().
+ */
+
+#include "fuzz_ngx.h"
+
+#include "../ngx_linguamate/ngx_http_linguamate_jwt.c"
+
+
+#define FUZZ_SECRET  "fuzz-jwt-secret-0123456789abcdef"
+
+
+static ngx_http_linguamate_main_conf_t  fuzz_lmcf;
+
+
+/* flags.c is not linked: strict mode off */
+
+ngx_uint_t
+ngx_http_linguamate_flag(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_uint_t flag)
+{
+    return 0;
+}
+
+
+/* session.c is not linked: no session zone, never called */
+
+ngx_uint_t
+ngx_http_linguamate_session_generation(ngx_http_linguamate_zone_t *zone)
+{
+    abort();
+}
+
+
+ngx_int_t
+ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
+    ngx_pool_t *pool, ngx_str_t *sub, ngx_str_t *sid, time_t iat)
+{
+    abort();
+}
+
+
+static void
+fuzz_verify(ngx_http_request_t *r, ngx_str_t *token, const char *type)
+{
+    ngx_uint_t                    reason;
+    ngx_http_linguamate_claims_t  claims;
+
+    reason = ngx_http_linguamate_jwt_verify(r, token, type, &claims);
+
+    if (reason == NGX_HTTP_LINGUAMATE_AUTH_OK
+        && (claims.sub.len == 0 || claims.payload.data == NULL
+            || claims.payload.data[claims.payload.len] != '\0'))
+    {
+        abort();    /* a valid token names its subject */
+    }
+}
+
+
+static void
+fuzz_signed(ngx_http_request_t *r, const uint8_t *data, size_t size)
+{
+    u_char        mac[EVP_MAX_MD_SIZE];
+    unsigned int  mlen;
+    ngx_str_t     token, src, dst;
+    static u_char hdr[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+    token.data = ngx_pnalloc(r->pool, sizeof(hdr) + 2
+                                      + ngx_base64_encoded_length(size) + 64);
+    if (token.data == NULL) {
+        abort();
+    }
+
+    dst.data = ngx_cpymem(token.data, hdr, sizeof(hdr) - 1);
+    *dst.data++ = '.';
+    src.data = (u_char *) data;
+    src.len = size;
+    ngx_encode_base64url(&dst, &src);
+    token.len = dst.data + dst.len - token.data;
+
+    if (HMAC(EVP_sha256(), FUZZ_SECRET, sizeof(FUZZ_SECRET) - 1, token.data,
+             token.len, mac, &mlen) == NULL)
+    {
+        abort();
+    }
+
+    dst.data = token.data + token.len;
+    *dst.data++ = '.';
+    src.data = mac;
+    src.len = mlen;
+    ngx_encode_base64url(&dst, &src);
+    token.len = dst.data + dst.len - token.data;
+
+    fuzz_verify(r, &token, (size && data[0] & 1) ? "refresh" : "access");
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    u_char                           *s;
+    ngx_str_t                         token;
+    ngx_int_t                         rc;
+    const char                       *field, *message;
+    ngx_table_elt_t                   h;
+    ngx_http_request_t               *r;
+    ngx_http_linguamate_jwt_entry_t   e;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    ngx_str_set(&fuzz_lmcf.jwt_secret, FUZZ_SECRET);
+    ngx_str_set(&fuzz_lmcf.jwt_secret_previous, "fuzz-previous");
+    fuzz_lmcf.jwt_leeway = 30;
+
+    r = fuzz_ngx_request(&fuzz_lmcf);
+    s = fuzz_ngx_strdup(data + 1, size - 1);
+
+    switch (data[0] % 4) {
+
+    case 0:
+        ngx_memzero(&h, sizeof(ngx_table_elt_t));
+        h.value.data = s;
+        h.value.len = size - 1;
+        r->headers_in.authorization = &h;
+
+        if (ngx_http_linguamate_bearer(r, &token) == NGX_OK) {
+            if (token.len == 0 || token.data < s
+                || token.data + token.len > s + size - 1)
+            {
+                abort();
+            }
+
+            fuzz_verify(r, &token, "access");
+        }
+
+        break;
+
+    case 1:
+        rc = ngx_http_linguamate_refresh_token(r->pool, s, size - 1, &token,
+                                               &field, &message);
+        if (rc == NGX_OK) {
+            fuzz_verify(r, &token, "refresh");
+
+        } else if (rc == NGX_DECLINED && (field == NULL || message == NULL)) {
+            abort();
+        }
+
+        break;
+
+    case 2:
+        fuzz_signed(r, data + 1, size - 1);
+        break;
+
+    default:
+        ngx_memzero(&e, sizeof(e));
+        token.data = s;
+        token.len = size - 1;
+
+        if (ngx_strlen(s) == size - 1
+            && ngx_http_linguamate_json_depth_ok(s, size - 1,
+                                          NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH))
+        {
+            (void) ngx_http_linguamate_jwt_store(&e, &token, NULL,
+                                                 (char *) s,
+                                                 r->connection->log);
+        }
+
+        ngx_free(e.mem);
+    }
+
+    free(s);
+    fuzz_ngx_request_free(r);
+
+    return 0;
+}

@@ -1,0 +1,102 @@
+/*
+ * Copyright (C) ngx_linguamate developers
+ *
+ * libFuzzer harness for tRPC calls (ngx_http_linguamate_trpc.c): the
+ * input is a cut size byte, then "URI[?ARGS]\nANSWER".  trpc_parse()
+ * splits the URI under /api/trpc/ into procedures (batch=1, auth, chat,
+ * analytics); the answer is then fed in pieces of the cut size to
+ * trpc_scan(), the streaming yajl scan of a 207 batch answer that counts
+ * the auth procedures that failed and succeeded.
+ */
+
+#include "fuzz_ngx.h"
+
+#include "../ngx_linguamate/ngx_http_linguamate_trpc.c"
+
+
+static ngx_http_linguamate_main_conf_t  fuzz_lmcf;
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    u_char                     *s, *nl, *q;
+    size_t                      len;
+    ngx_uint_t                  failed, succeeded, i;
+    ngx_chain_t                *in;
+    ngx_http_request_t         *r;
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    ngx_str_set(&fuzz_lmcf.trpc_prefix, "/api/trpc/");
+
+    r = fuzz_ngx_request(&fuzz_lmcf);
+    r->main = r;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_linguamate_ctx_t));
+    if (ctx == NULL) {
+        abort();
+    }
+
+    len = size - 1;
+    nl = memchr(data + 1, '\n', len);
+    if (nl != NULL) {
+        len = nl - (data + 1);
+    }
+
+    /* the URI and its arguments in exact-size pieces of the pool */
+
+    s = ngx_pnalloc(r->pool, len ? len : 1);
+    if (s == NULL) {
+        abort();
+    }
+
+    ngx_memcpy(s, data + 1, len);
+    q = ngx_strlchr(s, s + len, '?');
+
+    r->uri.data = s;
+    r->uri.len = q ? (size_t) (q - s) : len;
+
+    if (q) {
+        r->args.data = q + 1;
+        r->args.len = s + len - q - 1;
+    }
+
+    ngx_http_linguamate_trpc_parse(r, ctx);
+
+    if (ctx->trpc) {
+        if (ctx->trpc_n > NGX_HTTP_LINGUAMATE_TRPC_MAX
+            || ctx->trpc_auth_n > ctx->trpc_n)
+        {
+            abort();
+        }
+
+        for (i = 0; i < ctx->trpc_n; i++) {
+            if (ctx->trpc_procs[i].data < s
+                || ctx->trpc_procs[i].data + ctx->trpc_procs[i].len
+                   > s + len)
+            {
+                abort();
+            }
+        }
+    }
+
+    if (nl != NULL) {
+        in = fuzz_ngx_chain(r->pool, nl + 1, data + size - nl - 1,
+                            data[0] % 64);
+
+        if (ngx_http_linguamate_trpc_scan(r, ctx, in, &failed, &succeeded)
+            == 1
+            && failed + succeeded > ctx->trpc_auth_n)
+        {
+            abort();    /* more outcomes than auth procedures */
+        }
+    }
+
+    fuzz_ngx_request_free(r);
+
+    return 0;
+}
