@@ -34,6 +34,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* void */
     }
 
+    if (n == 0) {
+        return 0;
+    }
+
     s = &ngx_http_linguamate_settings[data[0] % n];
 
     r = fuzz_ngx_request(&fuzz_lmcf);
