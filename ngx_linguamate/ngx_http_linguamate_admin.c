@@ -452,12 +452,11 @@ ngx_http_linguamate_admin_flags(ngx_http_request_t *r,
 static void
 ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r)
 {
-    u_char                            *body, *p;
+    u_char                            *p;
     size_t                             len;
     ngx_int_t                          rc;
     ngx_buf_t                         *b;
-    ngx_str_t                          changes, extra;
-    ngx_chain_t                       *cl;
+    ngx_str_t                          in, changes, extra;
     const char                        *field;
     ngx_http_linguamate_main_conf_t   *lmcf;
     ngx_http_linguamate_admin_call_t   c;
@@ -468,40 +467,21 @@ ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r)
     c.method = r->method_name;
     ngx_str_set(&c.action, "flags");
 
-    len = 0;
+    rc = ngx_http_linguamate_body(r, 4096, &in);
 
-    if (r->request_body && !r->request_body->temp_file) {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
-            len += ngx_buf_size(cl->buf);
-        }
-    }
-
-    if (r->request_body == NULL || r->request_body->temp_file
-        || len > 4096)
-    {
+    if (rc == NGX_DECLINED) {
         ngx_http_finalize_request(r, ngx_http_linguamate_admin_error(r, lmcf,
                                   &c, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                   "PAYLOAD_TOO_LARGE", "Payload too large"));
         return;
     }
 
-    body = ngx_pnalloc(r->pool, len + 1);
-    if (body == NULL) {
+    if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    p = body;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (cl->buf->last > cl->buf->pos) {
-            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-        }
-    }
-
-    *p = '\0';
-
-    rc = ngx_http_linguamate_flags_patch(r, body, p - body, &changes, &b);
+    rc = ngx_http_linguamate_flags_patch(r, in.data, in.len, &changes, &b);
 
     if (rc == NGX_DECLINED) {
         /* "changes" holds the field, a NUL, and the message */

@@ -84,8 +84,6 @@ static void ngx_http_linguamate_flags_dropped(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
     ngx_uint_t conf);
 static ngx_int_t ngx_http_linguamate_gate_handler(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_linguamate_out_header(ngx_http_request_t *r,
-    ngx_str_t *name);
 static void ngx_http_linguamate_settings_digest(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
     ngx_uint_t log);
@@ -804,7 +802,8 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
 
     private = (r->headers_in.authorization != NULL
                || r->headers_in.cookies.nelts
-               || ngx_http_linguamate_out_header(r, &set_cookie));
+               || ngx_http_linguamate_list_header(&r->headers_out.headers,
+                                                  &set_cookie));
 
     if (ttl == 0) {
 #if (NGX_HTTP_CACHE)
@@ -845,37 +844,6 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
 
     return ngx_http_linguamate_add_header(r, "Cache-Control",
                                           sizeof("Cache-Control") - 1, p, len);
-}
-
-
-static ngx_uint_t
-ngx_http_linguamate_out_header(ngx_http_request_t *r, ngx_str_t *name)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash && h[i].key.len == name->len
-            && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
-        {
-            return 1;
-        }
-    }
 }
 
 

@@ -330,24 +330,8 @@ static ngx_int_t
 ngx_http_linguamate_ingest_read(ngx_http_request_t *r, ngx_uint_t ep,
     yajl_val *root, ngx_str_t *body, ngx_int_t *rc)
 {
-    u_char                    *p;
-    size_t                     len;
-    ngx_chain_t               *cl;
     ngx_pool_cleanup_t        *cln;
     ngx_http_core_loc_conf_t  *clcf;
-
-    if (r->request_body == NULL || r->request_body->temp_file) {
-        *rc = ngx_http_linguamate_reject(r, ep,
-                                         NGX_HTTP_LINGUAMATE_CM_TOO_LARGE,
-                                         NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
-        return NGX_DECLINED;
-    }
-
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
 
     /*
      * the body is held in memory, up to client_body_buffer_size: a larger
@@ -356,33 +340,23 @@ ngx_http_linguamate_ingest_read(ngx_http_request_t *r, ngx_uint_t ep,
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    if (len > NGX_HTTP_LINGUAMATE_INGEST_BODY_MAX
-        || len > clcf->client_body_buffer_size)
+    switch (ngx_http_linguamate_body(r,
+                ngx_min(NGX_HTTP_LINGUAMATE_INGEST_BODY_MAX,
+                        clcf->client_body_buffer_size), body))
     {
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
         *rc = ngx_http_linguamate_reject(r, ep,
                                          NGX_HTTP_LINGUAMATE_CM_TOO_LARGE,
                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
         return NGX_DECLINED;
-    }
 
-    body->data = ngx_pnalloc(r->pool, len + 1);
-    if (body->data == NULL) {
+    default:
         *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
         return NGX_DECLINED;
     }
-
-    p = body->data;
-
-    /* an empty body comes as a buffer without memory */
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (!cl->buf->in_file && cl->buf->last > cl->buf->pos) {
-            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-        }
-    }
-
-    *p = '\0';
-    body->len = p - body->data;
 
     /* the tree is freed with the request, whatever happens next */
 

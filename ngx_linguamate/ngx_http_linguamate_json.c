@@ -343,3 +343,52 @@ ngx_http_linguamate_send_not_allowed(ngx_http_request_t *r, const char *allow)
                                           "METHOD_NOT_ALLOWED",
                                           "Method not allowed", NULL);
 }
+
+
+/*
+ * The request body, read in memory, as one NUL-terminated buffer of at
+ * most "max" bytes.  NGX_DECLINED: too large (more than "max", or written
+ * to a temporary file); NGX_ERROR: no memory.
+ */
+
+ngx_int_t
+ngx_http_linguamate_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->temp_file) {
+        return NGX_DECLINED;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > max) {
+        return NGX_DECLINED;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len + 1);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    /* an empty body comes as a buffer without memory */
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        if (!cl->buf->in_file && cl->buf->last > cl->buf->pos) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
+    }
+
+    *p = '\0';
+    body->len = p - body->data;
+
+    return NGX_OK;
+}

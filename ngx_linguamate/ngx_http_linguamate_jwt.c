@@ -1251,54 +1251,30 @@ ngx_http_linguamate_refresh_token(ngx_pool_t *pool, u_char *body,
 static ngx_int_t
 ngx_http_linguamate_refresh(ngx_http_request_t *r)
 {
-    u_char                           *body, *p, rnd[16];
-    size_t                            len;
+    u_char                            rnd[16];
     ngx_int_t                         rc;
     ngx_buf_t                        *b;
-    ngx_str_t                         token, jti, access, refresh;
+    ngx_str_t                         in, token, jti, access, refresh;
     ngx_uint_t                        reason;
     const char                       *field, *message;
-    ngx_chain_t                      *cl;
     ngx_http_linguamate_claims_t      claims;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (r->request_body == NULL || r->request_body->temp_file) {
+    rc = ngx_http_linguamate_body(r, 16384, &in);
+
+    if (rc == NGX_DECLINED) {
         return ngx_http_linguamate_send_error(r,
                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
                    "Payload too large", NULL);
     }
 
-    len = 0;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        len += ngx_buf_size(cl->buf);
-    }
-
-    if (len > 16384) {
-        return ngx_http_linguamate_send_error(r,
-                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "PAYLOAD_TOO_LARGE",
-                   "Payload too large", NULL);
-    }
-
-    body = ngx_pnalloc(r->pool, len + 1);
-    if (body == NULL) {
+    if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = body;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        if (!cl->buf->in_file && cl->buf->last > cl->buf->pos) {
-            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
-        }
-    }
-
-    *p = '\0';
-    len = p - body;
-
-    rc = ngx_http_linguamate_refresh_token(r->pool, body, len, &token,
+    rc = ngx_http_linguamate_refresh_token(r->pool, in.data, in.len, &token,
                                            &field, &message);
 
     if (rc == NGX_DECLINED) {

@@ -446,6 +446,8 @@ u_char *ngx_http_linguamate_iso_time(u_char *buf, time_t sec,
     ngx_msec_t msec);
 ngx_int_t ngx_http_linguamate_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b);
+ngx_int_t ngx_http_linguamate_body(ngx_http_request_t *r, size_t max,
+    ngx_str_t *body);
 ngx_int_t ngx_http_linguamate_send_not_allowed(ngx_http_request_t *r,
     const char *allow);
 ngx_int_t ngx_http_linguamate_send_error(ngx_http_request_t *r,
@@ -491,6 +493,8 @@ ngx_int_t ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key);
 
 /* request.c */
+ngx_table_elt_t *ngx_http_linguamate_list_header(ngx_list_t *list,
+    ngx_str_t *name);
 ngx_table_elt_t *ngx_http_linguamate_find_header(ngx_http_request_t *r,
     ngx_str_t *name);
 

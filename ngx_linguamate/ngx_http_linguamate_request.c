@@ -236,11 +236,20 @@ ngx_http_linguamate_random(u_char *buf, size_t len)
 ngx_table_elt_t *
 ngx_http_linguamate_find_header(ngx_http_request_t *r, ngx_str_t *name)
 {
+    return ngx_http_linguamate_list_header(&r->headers_in.headers, name);
+}
+
+
+/* a header of a list (a removed output header has hash 0: skipped) */
+
+ngx_table_elt_t *
+ngx_http_linguamate_list_header(ngx_list_t *list, ngx_str_t *name)
+{
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
+    part = &list->part;
     h = part->elts;
 
     for (i = 0; /* void */ ; i++) {
@@ -255,7 +264,7 @@ ngx_http_linguamate_find_header(ngx_http_request_t *r, ngx_str_t *name)
             i = 0;
         }
 
-        if (h[i].key.len == name->len
+        if (h[i].hash && h[i].key.len == name->len
             && ngx_strncasecmp(h[i].key.data, name->data, name->len) == 0)
         {
             return &h[i];

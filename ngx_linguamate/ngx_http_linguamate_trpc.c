@@ -321,9 +321,7 @@ ngx_http_linguamate_trpc_gate(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx)
 {
     u_char                           *p;
-    size_t                            len;
-    ngx_str_t                         extra;
-    ngx_uint_t                        i;
+    ngx_str_t                         extra, *name;
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
@@ -337,23 +335,17 @@ ngx_http_linguamate_trpc_gate(ngx_http_request_t *r,
     }
 
     if (llcf->trpc == 1 && lmcf->app_upstream_url.len == 0) {
-        len = 64;
+        /* tRPC's own message, for the first procedure */
 
-        for (i = 0; i < ctx->trpc_n; i++) {
-            len += ctx->trpc_procs[i].len;
-        }
+        name = ctx->trpc_n ? &ctx->trpc_procs[0] : &lmcf->trpc_prefix;
 
-        p = ngx_pnalloc(r->pool, len);
+        p = ngx_pnalloc(r->pool, sizeof("No procedure found on path \"\"")
+                                 + name->len);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        /* tRPC's own message, for the first procedure */
-
-        len = ngx_sprintf(p, "No procedure found on path \"%V\"%Z",
-                          ctx->trpc_n ? &ctx->trpc_procs[0]
-                                      : &lmcf->trpc_prefix) - p;
-        (void) len;
+        ngx_sprintf(p, "No procedure found on path \"%V\"%Z", name);
 
         return ngx_http_linguamate_phase_error(r, NGX_HTTP_NOT_FOUND,
                                                "NOT_FOUND", (char *) p, NULL);
@@ -553,8 +545,8 @@ ngx_http_linguamate_trpc_scan(ngx_http_request_t *r,
     last = 0;
 
     for (cl = in; cl; cl = cl->next) {
-        if (cl->buf->last_buf || cl->buf->last_in_chain) {
-            last = cl->buf->last_buf;
+        if (cl->buf->last_buf) {
+            last = 1;
         }
 
         if (sc->broken) {
