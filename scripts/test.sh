@@ -5,7 +5,7 @@
 #   SANITIZE=1  module built with ASan+UBSan, runtime preloaded into nginx;
 #               any sanitizer report fails the run
 #   VALGRIND=1  nginx under valgrind memcheck (slow)
-#   TEST_NGINX_UPSTREAM=1  use an installed upstream Test::Nginx instead
+#   (upstream Test::Nginx instead of the repo's runner: test-upstream.sh)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,9 +38,6 @@ if [ "${VALGRIND:-0}" = 1 ]; then
 fi
 
 inc=(-I "$repo/t/lib")
-if [ "${TEST_NGINX_UPSTREAM:-0}" = 1 ]; then
-    inc=()
-fi
 
 [ $# -gt 0 ] || set -- t/
 rc=0

@@ -6,6 +6,8 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 
+# upstream Test::Nginx reads $TEST_NGINX_HTML_DIR from the environment
+$ENV{TEST_NGINX_HTML_DIR} //= html_dir();
 $ENV{RATE_LIMIT_MAX_REQUESTS} = 77;
 $ENV{JWT_EXPIRES_IN} = '12h';
 

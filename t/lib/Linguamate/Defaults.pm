@@ -23,6 +23,10 @@ our $ErrorPages = <<'_EOC_';
 _EOC_
 
 sub import {
+    # upstream Test::Nginx expands $TEST_NGINX_HTML_DIR from the environment
+    # only (the repo's runner sets it itself); "eval" sections read it too
+    $ENV{TEST_NGINX_HTML_DIR} //= Test::Nginx::Socket::html_dir();
+
     # the suites route "location /" themselves
     Test::Nginx::Socket::no_root_location();
 
