@@ -183,6 +183,16 @@ for my $round (1 .. 3) {
 }
 ok !session_ok($a, $tok_b), 'the first secret is long gone';
 
+my $leaked = env_value($a, 'JWT_SECRET');
+my $tok_leaked = sign($leaked, 'leaked');
+ok session_ok($a, $tok_leaked), 'a token of the current secret';
+($rc, $out) = $a->ctl({}, 'rotate-secret', '--now');
+is $rc, 0, 'rotate-secret --now (the secret leaked)' or diag $out;
+isnt env_value($a, 'JWT_SECRET'), $leaked, '... a new secret';
+is env_value($a, 'JWT_SECRET_PREVIOUS'), '', '... and no previous one';
+ok poll(sub { !session_ok($a, $tok_leaked) }, 10),
+   '... the leaked secret\'s tokens are refused at once';
+
 ($rc, $out) = $a->ctl({ JWT_SECRET => $secret_c }, 'rotate-secret');
 isnt $rc, 0, 'rotate-secret with JWT_SECRET in the environment is refused';
 like $out, qr/JWT_SECRET is set in the environment/, '... says why';
