@@ -277,6 +277,12 @@ close $fh;
 open $fh, '>', "$c_dir/local/probe.server.conf" or die;
 print $fh "location = /local-probe { return 200 \"\$local_probe\\n\"; }\n";
 close $fh;
+# an app service that takes 3 s to answer
+my $slow = Linguamate::Upstream->new(sub {
+    select(undef, undef, undef, 3);
+    return (200, '{"result":{"data":{"json":"late"}}}');
+});
+my $sp = $slow->port;
 my $c = Linguamate::Deployment->new(dir => $c_dir, env => <<"EOF");
 LISTEN_ADDRESS=127.0.0.1
 TLS_CERTIFICATE=$c_dir/cert.pem
@@ -285,7 +291,8 @@ WORKER_CONNECTIONS=256
 KEEPALIVE_TIMEOUT=10s
 KEEPALIVE_REQUESTS=3
 UPSTREAM_CONNECT_TIMEOUT=2s
-UPSTREAM_READ_TIMEOUT=10s
+UPSTREAM_READ_TIMEOUT=1s
+APP_UPSTREAM_URL=http://127.0.0.1:$sp
 NGINX_OVERRIDE_DIR=$c_dir/local
 ADMIN_TOKEN=$admin_file
 EOF
@@ -307,6 +314,9 @@ like `cat '@{[$c->run_dir]}/conf/nginx.conf'`, qr/worker_connections 256;/,
      'WORKER_CONNECTIONS is the events block\'s';
 ($rc, $out) = $c->ctl({}, 'state');
 is $rc, 0, 'scripts/linguamate reaches it over TLS' or diag $out;
+$v = `curl -ks -w ' %{http_code}' $https/api/trpc/slow.call`;
+like $v, qr/"edgeCode":"UPSTREAM_TIMEOUT".*\s504$/s,
+     'UPSTREAM_READ_TIMEOUT=1s: a 3 s app call is a 504';
 
 ($rc, $out) = $c->ctl({ KEEPALIVE_TIMEOUT => 'forever' }, 'reload');
 isnt $rc, 0, 'a bad KEEPALIVE_TIMEOUT fails the reload';
@@ -334,4 +344,5 @@ like $out, qr/TLS_CERTIFICATE is set without TLS_CERTIFICATE_KEY/,
      'a certificate without its key is refused';
 
 $toolkit->stop;
+$slow->stop;
 done_testing();
