@@ -323,6 +323,15 @@ isnt $rc, 0, 'a bad KEEPALIVE_TIMEOUT fails the reload';
 like $out, qr/invalid value "forever" for KEEPALIVE_TIMEOUT/, '... naming it';
 $v = `curl -ks -o /dev/null -w '%{http_code}' $https/api/health`;
 is $v, '200', '... and the old configuration serves';
+my $env_conf = do { local (@ARGV, $/) = ($c->run_dir . '/conf/environment.conf'); <> };
+($rc, $out) = $c->ctl({ PORT => free_port(), ADMIN_TOKEN => 'x' x 40,
+                        WORKER_CONNECTIONS => 'lots' }, 'reload');
+isnt $rc, 0, 'a refused reload with another PORT and ADMIN_TOKEN';
+($rc, $out) = $c->ctl({}, 'state');
+is $rc, 0, '... leaves the files of the running configuration in place'
+    or diag $out;
+is do { local (@ARGV, $/) = ($c->run_dir . '/conf/environment.conf'); <> },
+   $env_conf, '... its environment.conf too';
 ($rc, $out) = $c->ctl({ LISTEN_ADDRESS => '0.0.0.0; include /etc/passwd' },
                       'reload');
 like $out, qr/invalid value .* for LISTEN_ADDRESS/,
