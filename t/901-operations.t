@@ -268,6 +268,7 @@ $a->ctl({}, 'stop');
 my $c_dir = "$tmp/c";
 mkdir $c_dir;
 system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+       . " -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
        . " -keyout '$c_dir/key.pem' -out '$c_dir/cert.pem' 2>/dev/null") == 0
     or die 'openssl failed';
 mkdir "$c_dir/local";
@@ -314,6 +315,12 @@ like `cat '@{[$c->run_dir]}/conf/nginx.conf'`, qr/worker_connections 256;/,
      'WORKER_CONNECTIONS is the events block\'s';
 ($rc, $out) = $c->ctl({}, 'state');
 is $rc, 0, 'scripts/linguamate reaches it over TLS' or diag $out;
+my $tls_host = 'https://localhost:' . $c->port;
+($rc, $out) = $c->ctl({}, '--hosts', $tls_host, 'state');
+isnt $rc, 0, '--hosts verifies a host\'s certificate: unknown CA, FAILED';
+($rc, $out) = $c->ctl({ LINGUAMATE_CACERT => "$c_dir/cert.pem" },
+                      '--hosts', $tls_host, 'state');
+is $rc, 0, '... with LINGUAMATE_CACERT naming its CA, ok' or diag $out;
 $v = `curl -ks -w ' %{http_code}' $https/api/trpc/slow.call`;
 like $v, qr/"edgeCode":"UPSTREAM_TIMEOUT".*\s504$/s,
      'UPSTREAM_READ_TIMEOUT=1s: a 3 s app call is a 504';
