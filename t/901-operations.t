@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use HTTP::Tiny;
 use File::Temp qw(tempdir);
 use lib 't/lib';
 use Linguamate::Deployment qw(free_port poll);
@@ -261,6 +262,20 @@ like $out, qr/^== 127\.0\.0\.1:@{[$b->port]}: FAILED$/m, '... that one FAILED';
                       '--hosts', '127.0.0.1:' . $a->port, 'state');
 isnt $rc, 0, 'a refused call fails too';
 like $out, qr/HTTP 401/, '... with its status';
+
+# PORT can change on reload: nginx opens the new listener
+my $other = free_port();
+($rc, $out) = $a->ctl({ PORT => $other }, 'reload');
+is $rc, 0, 'PORT=<another> reload' or diag $out;
+ok poll(sub { (HTTP::Tiny->new(timeout => 2)
+               ->get("http://127.0.0.1:$other/api/health/live")->{status}
+               // 0) == 200 }, 10), '... serves on the new port';
+($rc, $out) = $a->ctl({}, 'state');
+is $rc, 0, '... where scripts/linguamate finds it' or diag $out;
+($rc, $out) = $a->ctl({}, 'reload');
+is $rc, 0, 'a reload without PORT in the environment' or diag $out;
+ok poll(sub { ($a->get('/api/health/live')->{status} // 0) == 200 }, 10),
+   '... serves on the env file\'s port again';
 $a->ctl({}, 'stop');
 
 # --- tuning: TLS, HTTP/2, listen address, keepalive, overrides (16.4) ---------
