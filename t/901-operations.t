@@ -363,7 +363,8 @@ isnt $rc, 0, 'a missing key file fails nginx -t';
 like $out, qr/nope\.pem/, '... naming the file';
 $c->ctl({}, 'stop');
 for my $bad (['WORKER_CONNECTIONS', 'lots'], ['KEEPALIVE_REQUESTS', '0'],
-             ['UPSTREAM_READ_TIMEOUT', '30 s'], ['LISTEN_ADDRESS', 'a b'])
+             ['UPSTREAM_READ_TIMEOUT', '30 s'], ['UPSTREAM_CONNECT_TIMEOUT', '0'],
+             ['LISTEN_ADDRESS', 'a b'])
 {
     ($rc, $out) = $c->ctl({ $bad->[0] => $bad->[1] }, 'start');
     isnt $rc, 0, "$bad->[0]=$bad->[1]: start fails";
