@@ -12,6 +12,8 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use HTTP::Tiny;
+use POSIX qw(strftime);
+use Digest::SHA qw(hmac_sha256_hex);
 use File::Temp qw(tempdir);
 use lib 't/lib';
 use Linguamate::Deployment qw(free_port poll);
@@ -36,6 +38,19 @@ sub session_ok {
     my ($d, $token) = @_;
     return ($d->get('/api/auth/session',
                     Authorization => "Bearer $token")->{status} // 0) == 200;
+}
+
+# POST /api/ingest/logs, one record signed with $key: the status
+sub ingest_status {
+    my ($d, $key) = @_;
+    my $now = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime);
+    my $logs = qq([{"ts":"$now","lvl":"INFO","cat":"t","evt":"t901","msg":"m"}]);
+    my $sig = hmac_sha256_hex(qq({"items":$logs,"ts":"$now"}), $key);
+    my $r = $d->{http}->post($d->url . '/api/ingest/logs', {
+        content => qq({"logs":$logs,"sig":{"hmac":"$sig",)
+                   . qq("algo":"HMAC-SHA256","ts":"$now"}}),
+        headers => { 'Content-Type' => 'application/json' } });
+    return $r->{status};
 }
 
 sub mode { sprintf '%04o', (stat $_[0])[2] & 07777 }
@@ -116,6 +131,8 @@ is $rc, 0, 'JWT_SECRET=A ADMIN_TOKEN=... scripts/linguamate start' or diag $out;
 ok session_ok($a, sign($secret_a, 'u')), 'a token signed with A is accepted';
 ok !session_ok($a, sign($secret_x, 'u')), 'the env file\'s secret is not';
 is toolkit_key($a), 'Bearer env-toolkit-key', 'the environment\'s toolkit key';
+is ingest_status($a, 'file-log-signing-key'), 200,
+   'log batches signed with the env file\'s LOG_SIGNING_KEY are taken';
 is $a->get('/api/admin/state', Authorization => "Bearer $admin_env")->{status},
    200, 'the environment\'s admin token';
 
@@ -130,6 +147,10 @@ ok !session_ok($a, sign($secret_a, 'u')), 'A (the start\'s) is refused';
 ok !session_ok($a, sign($secret_b, 'u')), 'B (the env file\'s) is refused';
 is toolkit_key($a), 'Bearer file-toolkit-key',
    'the start\'s toolkit key is not held back: the env file\'s applies';
+is ingest_status($a, 'env-log-signing-key'), 200,
+   'the reload\'s LOG_SIGNING_KEY applies';
+is ingest_status($a, 'file-log-signing-key'), 401,
+   '... and the env file\'s no longer verifies';
 is $a->get('/api/admin/state', Authorization => "Bearer $admin_env")->{status},
    401, 'the start\'s admin token is refused';
 is $a->get('/api/admin/state', Authorization => "Bearer $admin_file")->{status},
