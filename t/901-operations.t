@@ -234,6 +234,16 @@ ok poll(sub { ($a->ctl({}, 'rotate-secret', '--finish'))[0] == 0 }, 10),
    '--finish succeeds once the lifetime has passed';
 is env_value($a, 'JWT_SECRET_PREVIOUS'), '', '... the previous secret is gone';
 
+# any value into .env, with no sed to trip on '/', '&' or '|'
+($rc, $out) = $a->ctl({}, 'set', 'GIT_COMMIT_SHA=a/b+c=d&e|f');
+is $rc, 0, 'scripts/linguamate set NAME=VALUE' or diag $out;
+is env_value($a, 'GIT_COMMIT_SHA'), 'a/b+c=d&e|f', '... writes .env';
+ok poll(sub { ($a->get('/api/health')->{content} // '')
+              =~ m{"version":"a/b\+c=d&e\|f"} }, 10),
+   '... and reloads';
+($rc, $out) = $a->ctl({}, 'set', 'NO_SUCH_SETTING=1');
+isnt $rc, 0, 'set refuses a name that is not a setting';
+
 # --- log rotation (issue 16.2) -----------------------------------------------
 
 my $logs = $a->run_dir . '/logs';
