@@ -112,6 +112,19 @@ like $out, qr/warning: \S+app\.env \(mode 644\) is readable by other users/,
      '... warns';
 $p->ctl({}, 'stop');
 
+# "set" on a stopped deployment: only .env, whatever its quoting
+{
+    open my $e, '>>', $p->env_file or die;
+    print $e qq(LOG_SIGNING_KEY="two\nlines"\nGIT_COMMIT_SHA=kept\n);
+    close $e;
+}
+($rc, $out) = $p->ctl({}, 'set', 'LOG_SIGNING_KEY=one/line', 'GIT_COMMIT_SHA=');
+is $rc, 0, 'set on a stopped deployment' or diag $out;
+is env_value($p, 'LOG_SIGNING_KEY'), 'one/line',
+   '... replaces a quoted value of two lines whole';
+is env_value($p, 'GIT_COMMIT_SHA'), '', '... empties one';
+is mode($p->env_file), '0644', '... and keeps the file\'s mode';
+
 # --- a reload applies what it is given (issue 13.4) --------------------------
 
 my $tk = $toolkit->port;
