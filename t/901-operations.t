@@ -384,6 +384,13 @@ $v = `curl -ks -w ' %{http_code}' $https/api/trpc/slow.call`;
 like $v, qr/"edgeCode":"UPSTREAM_TIMEOUT".*\s504$/s,
      'UPSTREAM_READ_TIMEOUT=1s: a 3 s app call is a 504';
 
+($rc, $out) = $c->ctl({ KEEPALIVE_REQUESTS => 5 }, 'reload');
+is $rc, 0, 'KEEPALIVE_REQUESTS=5 reload' or diag $out;
+($rc, $out) = $c->ctl({}, 'rotate-secret');
+is $rc, 0, 'rotate-secret' or diag $out;
+like `cat '@{[$c->run_dir]}/conf/deployment-http.conf'`,
+     qr/^keepalive_requests 5;$/m,
+     '... keeps the running deployment settings, given in the environment';
 ($rc, $out) = $c->ctl({ KEEPALIVE_TIMEOUT => 'forever' }, 'reload');
 isnt $rc, 0, 'a bad KEEPALIVE_TIMEOUT fails the reload';
 like $out, qr/invalid value "forever" for KEEPALIVE_TIMEOUT/, '... naming it';
