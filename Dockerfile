@@ -14,7 +14,7 @@ COPY conf/ conf/
 
 RUN scripts/install-deps.sh \
     && scripts/build.sh > /dev/null \
-    && cp .env.example .env \
+    && install -m 600 .env.example .env \
     && rm -rf /var/lib/apt/lists/*
 
 ENV LINGUAMATE_RUN_DIR=/var/run/linguamate \

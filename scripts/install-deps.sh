@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(nginx nginx-dev libjwt-dev libyajl-dev libssl-dev libpcre2-dev
-      zlib1g-dev gcc make perl curl ca-certificates)
+      zlib1g-dev gcc make perl curl ca-certificates openssl)
 
 if [ "${1:-}" = test ]; then
     pkgs+=(libtest-base-perl libtext-diff-perl libwww-perl liburi-perl

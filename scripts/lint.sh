@@ -12,6 +12,9 @@
 #   tidy      clang-tidy with the checked-in .clang-tidy over the same files
 #   style     80 columns, no tabs, no trailing white space, no CR in
 #             ngx_linguamate/*.[ch] and fuzz/*.c
+#   docs      the settings tables of docs/configuration.md and
+#             .env.example against the code's settings lists
+#             (scripts/check-settings-doc)
 #
 # Any finding fails the run.  Needs the Debian packages cppcheck and
 # clang-tidy (scripts/install-deps.sh test).
@@ -24,7 +27,7 @@ cd "$repo"
 unset SANITIZE CLANG
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(build cppcheck tidy style)
+[ ${#steps[@]} -eq 0 ] && steps=(build cppcheck tidy style docs)
 
 jobs=$(nproc 2>/dev/null || echo 2)
 srcs=(ngx_linguamate/*.c fuzz/*.c)
@@ -114,9 +117,14 @@ lint_style() {
 }
 
 
+lint_docs() {
+    scripts/check-settings-doc
+}
+
+
 for step in "${steps[@]}"; do
     case "$step" in
-        build|cppcheck|tidy|style) ;;
+        build|cppcheck|tidy|style|docs) ;;
         *) echo "lint: unknown step: $step" >&2; exit 2 ;;
     esac
 

@@ -17,18 +17,13 @@ use POSIX qw(WNOHANG strftime);
 use Digest::SHA qw(hmac_sha256_hex);
 use lib 't/lib';
 use Linguamate::Upstream;
+use Linguamate::Deployment qw(free_port poll);
 
 my $repo = $ENV{LINGUAMATE_REPO} // do { require Cwd; Cwd::getcwd() };
 my $tmp = tempdir('linguamate-e2e-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $tmp;
 my $json = JSON::PP->new;
 my $http = HTTP::Tiny->new(timeout => 5);
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0')
-        or die "no port: $!";
-    return $s->sockport;
-}
 
 my $port = free_port();
 
@@ -93,19 +88,8 @@ sub get {
     return $http->get("http://127.0.0.1:$port$path", { headers => \%h });
 }
 
-sub poll {
-    my ($cond, $secs) = @_;
-    my $end = time + $secs;
-    while (time < $end) {
-        my $v = $cond->();
-        return $v if $v;
-        sleep 0.05;
-    }
-    return $cond->();
-}
-
 sub log_lines {
-    open my $fh, '<', "$run_dir/logs/stdout.log" or return ();
+    open my $fh, "<", "$run_dir/logs/linguamate.log" or return ();
     return <$fh>;
 }
 
