@@ -376,6 +376,7 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed)
 {
     size_t                        len;
+    ngx_str_t                     version;
     uint64_t                      rss, limit, pct, zpct, used;
     ngx_buf_t                    *b;
     ngx_time_t                   *tp;
@@ -387,10 +388,21 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
 
     tp = ngx_timeofday();
 
+    /* GIT_COMMIT_SHA when it is set, else the commit compiled in */
+
+    version = lmcf->git_commit_sha;
+
+    if (version.len == 0
+        || (version.len == sizeof("unknown") - 1
+            && ngx_strncmp(version.data, "unknown", version.len) == 0))
+    {
+        ngx_str_set(&version, NGX_HTTP_LINGUAMATE_BUILD_COMMIT);
+    }
+
     len = sizeof("{\"status\":\"ok\",\"timestamp\":\"\",\"uptime\":,"
                  "\"env\":\"\",\"version\":\"\"}\n")
           + NGX_HTTP_LINGUAMATE_ISO_LEN + NGX_INT_T_LEN
-          + lmcf->env_name.len + lmcf->git_commit_sha.len;
+          + lmcf->env_name.len + version.len;
 
     if (detailed) {
         len += 1024 + NGX_INT_T_LEN * 8 + lmcf->not_ready.len * 6
@@ -497,7 +509,7 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     b->last = ngx_sprintf(b->last, "\",\"uptime\":%ui,\"env\":\"%V\","
                           "\"version\":\"%V\"",
                           ngx_http_linguamate_uptime(lmcf), &lmcf->env_name,
-                          &lmcf->git_commit_sha);
+                          &version);
 
     if (detailed) {
         b->last = ngx_sprintf(b->last, ",\"checks\":{\"memory\":{"
@@ -576,6 +588,9 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
         "{\"name\":\"" NGX_HTTP_LINGUAMATE_NAME "\","
         "\"version\":\"" NGX_HTTP_LINGUAMATE_VERSION "\","
         "\"env\":\"%V\","
+        "\"build\":{\"version\":\"" NGX_HTTP_LINGUAMATE_BUILD_VERSION "\","
+        "\"commit\":\"" NGX_HTTP_LINGUAMATE_BUILD_COMMIT "\","
+        "\"nginx\":\"" NGINX_VERSION "\"},"
         "\"endpoints\":{\"trpc\":\"/api/trpc\",\"health\":\"/api\","
         "\"healthCheck\":\"/api/health\","
         "\"healthDetailed\":\"/api/health/detailed\","

@@ -15,6 +15,9 @@
 #include "ngx_http_linguamate_parse.h"
 #include "ngx_http_linguamate_shm.h"
 
+/* NGX_HTTP_LINGUAMATE_BUILD_VERSION and _COMMIT (scripts/build-info.sh) */
+#include <ngx_linguamate_build.h>
+
 
 #define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
 #define NGX_HTTP_LINGUAMATE_NAME         "Language Learning Backend"
