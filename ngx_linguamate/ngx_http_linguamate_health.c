@@ -396,7 +396,7 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
         || (version.len == sizeof("unknown") - 1
             && ngx_strncmp(version.data, "unknown", version.len) == 0))
     {
-        ngx_str_set(&version, NGX_HTTP_LINGUAMATE_BUILD_COMMIT);
+        version = ngx_http_linguamate_build_commit;
     }
 
     len = sizeof("{\"status\":\"ok\",\"timestamp\":\"\",\"uptime\":,"
@@ -578,6 +578,7 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
     ngx_buf_t  *b;
 
     b = ngx_create_temp_buf(r->pool, 1024 + lmcf->env_name.len
+                            + ngx_http_linguamate_build_json.len
                             + lmcf->jwt_expires_in.text.len
                             + lmcf->jwt_refresh_expires_in.text.len);
     if (b == NULL) {
@@ -588,9 +589,7 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
         "{\"name\":\"" NGX_HTTP_LINGUAMATE_NAME "\","
         "\"version\":\"" NGX_HTTP_LINGUAMATE_VERSION "\","
         "\"env\":\"%V\","
-        "\"build\":{\"version\":\"" NGX_HTTP_LINGUAMATE_BUILD_VERSION "\","
-        "\"commit\":\"" NGX_HTTP_LINGUAMATE_BUILD_COMMIT "\","
-        "\"nginx\":\"" NGINX_VERSION "\"},"
+        "%V,"
         "\"endpoints\":{\"trpc\":\"/api/trpc\",\"health\":\"/api\","
         "\"healthCheck\":\"/api/health\","
         "\"healthDetailed\":\"/api/health/detailed\","
@@ -606,7 +605,7 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
         "\"leewaySeconds\":%ui},"
         "\"rateLimit\":{\"windowMs\":%ui,\"maxRequests\":%ui,"
         "\"maxLoginAttempts\":%ui}}\n",
-        &lmcf->env_name,
+        &lmcf->env_name, &ngx_http_linguamate_build_json,
         &lmcf->jwt_expires_in.text, &lmcf->jwt_refresh_expires_in.text,
         lmcf->jwt_expires_in.seconds, lmcf->jwt_refresh_expires_in.seconds,
         lmcf->jwt_leeway,

@@ -642,7 +642,8 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     /* counters keep growing while we render: leave room for new series */
 
     len = 5120 + (series + 64) * (160 + NGX_HTTP_LINGUAMATE_ROUTE_LEN)
-          + lmcf->env_name.len + lmcf->breakers.nelts * 600;
+          + lmcf->env_name.len + ngx_http_linguamate_build_version.len
+          + ngx_http_linguamate_build_commit.len + lmcf->breakers.nelts * 600;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -895,12 +896,12 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         "# HELP linguamate_build_info The loaded module's package version "
         "and commit, NODE_ENV and nginx's version.\n"
         "# TYPE linguamate_build_info gauge\n"
-        "linguamate_build_info{version=\"" NGX_HTTP_LINGUAMATE_BUILD_VERSION
-        "\",env=\"%V\",nginx=\"" NGINX_VERSION "\",commit=\""
-        NGX_HTTP_LINGUAMATE_BUILD_COMMIT "\"} 1\n",
+        "linguamate_build_info{version=\"%V\",env=\"%V\",nginx=\""
+        NGINX_VERSION "\",commit=\"%V\"} 1\n",
         rss, ticks / hz, (ticks % hz) * 100 / hz,
         lmcf->master_start / 1000, lmcf->master_start % 1000,
-        &lmcf->env_name);
+        &ngx_http_linguamate_build_version, &lmcf->env_name,
+        &ngx_http_linguamate_build_commit);
 
 #undef LM_ROOM
 

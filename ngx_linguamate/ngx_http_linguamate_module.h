@@ -15,12 +15,14 @@
 #include "ngx_http_linguamate_parse.h"
 #include "ngx_http_linguamate_shm.h"
 
-/* NGX_HTTP_LINGUAMATE_BUILD_VERSION and _COMMIT (scripts/build-info.sh) */
-#include <ngx_linguamate_build.h>
-
 
 #define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
 #define NGX_HTTP_LINGUAMATE_NAME         "Language Learning Backend"
+
+/* the package version and commit compiled in (scripts/build-info.sh) */
+extern ngx_str_t  ngx_http_linguamate_build_version;
+extern ngx_str_t  ngx_http_linguamate_build_commit;
+extern ngx_str_t  ngx_http_linguamate_build_json;
 
 #define NGX_HTTP_LINGUAMATE_ENV_DEVELOPMENT  0
 #define NGX_HTTP_LINGUAMATE_ENV_TEST         1

@@ -57,7 +57,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # the package version and commit compiled in; rewritten only when changed
-"$repo/scripts/build-info.sh" "$build/objs/ngx_linguamate_build.h"
+"$repo/scripts/build-info.sh" "$build/objs/ngx_http_linguamate_build.c"
 
 make -s -C "$build" -f objs/Makefile modules >&2
 

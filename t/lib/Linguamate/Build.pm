@@ -1,6 +1,6 @@
 package Linguamate::Build;
 
-# What the module under test was built with: the header that
+# What the module under test was built with: the source that
 # scripts/build-info.sh wrote next to the .so in TEST_NGINX_LOAD_MODULES
 # (upstream Test::Nginx's variable).  version() and commit().
 
@@ -14,11 +14,11 @@ sub load {
     return if %info;
     my $so = (split ' ', $ENV{TEST_NGINX_LOAD_MODULES} // '')[0]
         or die "TEST_NGINX_LOAD_MODULES is not set\n";
-    my $h = dirname($so) . '/ngx_linguamate_build.h';
+    my $h = dirname($so) . '/ngx_http_linguamate_build.c';
     open my $fh, '<', $h or die "$h: $!\n";
     while (<$fh>) {
         $info{lc $1} = $2
-            if /^#define NGX_HTTP_LINGUAMATE_BUILD_(VERSION|COMMIT)\s+"(.*)"/;
+            if /^ngx_str_t\s+ngx_http_linguamate_build_(version|commit)\s*=\s*ngx_string\("(.*)"\);/;
     }
     die "$h: no build information\n" unless $info{version} && $info{commit};
 }
