@@ -16,9 +16,10 @@
 # The gate: the new configuration listens on one more, loopback-only port,
 # which only the new workers have; on it /api/health/ready must answer
 # 200, /api/health/detailed must not be unhealthy, /api and /api/health
-# must answer 200 and /api/info must name the build being loaded.  If any
-# of it fails within UPGRADE_TIMEOUT seconds (default 20), the new master
-# is stopped (QUIT) and the old one, never touched, serves on.
+# must answer 200 and /api/info must name the build being loaded.  If
+# ready fails for UPGRADE_GATE_TIMEOUT seconds (default 10), or any other
+# check fails, the new master is stopped (QUIT) and the old one, never
+# touched, serves on.  UPGRADE_TIMEOUT (30) bounds each other wait.
 #
 # Environment: as scripts/linguamate (LINGUAMATE_RUN_DIR, NGINX, ...);
 # LINGUAMATE_CTL (scripts/linguamate) renders the configuration.
@@ -28,7 +29,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${LINGUAMATE_RUN_DIR:-$repo/.run}
 nginx=${NGINX:-/usr/sbin/nginx}
 ctl=${LINGUAMATE_CTL:-$repo/scripts/linguamate}
-timeout=${UPGRADE_TIMEOUT:-20}
+timeout=${UPGRADE_TIMEOUT:-30}
+gate_timeout=${UPGRADE_GATE_TIMEOUT:-10}
 
 say() { echo "upgrade: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -92,9 +94,9 @@ ready() { [ "$(get /api/health/ready)" = 200 ]; }
 
 gate() {
     local code want
-    if ! until_true ready; then
+    if ! timeout=$gate_timeout until_true ready; then
         say "gate: /api/health/ready on the new workers did not answer 200" \
-            "within ${timeout}s: $(head -c 300 "$tmp/body" 2>/dev/null)"
+            "within ${gate_timeout}s: $(head -c 300 "$tmp/body" 2>/dev/null)"
         return 1
     fi
     code=$(get /api/health/detailed)
@@ -176,14 +178,14 @@ upgrade_to() {
         die "upgrade to $new_so failed its gate; rolled back to $cur"
     fi
 
+    # WINCH: the old workers stop accepting and finish (a master run with
+    # "daemon off", as by make start, ignores it); QUIT: the old master
+    # waits for its workers' requests to finish, then exits
     say "WINCH and QUIT old master $old"
     kill -WINCH "$old"
-    # the old master's children but the new master
-    no_workers() { [ -z "$(pgrep -P "$old" | grep -vx "$new" || true)" ]; }
-    until_true no_workers || say "old workers still finishing requests"
     kill -QUIT "$old"
     gone() { ! alive "$old"; }
-    until_true gone || say "old master $old still running"
+    until_true gone || say "old master $old still finishing requests"
 
     echo "$cur" > "$run_dir/module.previous"
     echo "$new_so" > "$run_dir/module.current"
