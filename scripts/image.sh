@@ -15,6 +15,11 @@ base=localhost/linguamate-base:bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 version=$(sed -n '1s/^[^ ]* (\([^)]*\)).*/\1/p' debian/changelog)
 
+# where overlay storage cannot work (overlay on overlay), buildah's vfs
+if [ -z "${STORAGE_DRIVER:-}" ] && ! buildah info > /dev/null 2>&1; then
+    export STORAGE_DRIVER=vfs
+fi
+
 ls build/deb/libnginx-mod-http-linguamate_*.deb > /dev/null 2>&1 \
     || scripts/deb.sh > /dev/null
 

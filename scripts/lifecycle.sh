@@ -15,6 +15,11 @@ checks=${LIFECYCLE:-upgrade logrotate package image}
 failed=()
 
 scripts/build.sh > /dev/null || exit 1
+# as scripts/image.sh: buildah's vfs storage where overlay cannot work
+if [ -z "${STORAGE_DRIVER:-}" ] && command -v buildah > /dev/null \
+        && ! buildah info > /dev/null 2>&1; then
+    export STORAGE_DRIVER=vfs
+fi
 for c in $checks; do
     case "$c" in
     package)
