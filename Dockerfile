@@ -1,32 +1,45 @@
-# ngx_linguamate on Debian 12: Debian's nginx with the module loaded.
-# The image runs the same scripts as `make start` (scripts/linguamate),
-# in the foreground, on PORT (default 3000).
+# ngx_linguamate's default deployment as a container image: Debian 12,
+# Debian's nginx, and the two packages of "make deb" (docs/deployment.md).
 #
-#   docker build -t linguamate/edge .
-#   docker run -p 3000:3000 --env-file .env.production linguamate/edge
-FROM debian:12-slim
+#   make image     (make deb, a bookworm base from debootstrap, then
+#                   buildah bud --isolation chroot; no registry needed)
+#   or, with a registry:  make deb && docker build -t linguamate/edge .
+#
+#   docker run -p 3000:3000 -v linguamate-state:/var/lib/linguamate \
+#       -e JWT_SECRET=... -e CORS_ALLOWED_ORIGINS=https://app.example.com \
+#       linguamate/edge
+#
+# Settings: /etc/linguamate/app.env (production defaults), under the
+# process environment, which wins. The master runs as root to bind the
+# port; the workers run as www-data.
+ARG BASE=debian:12-slim
+FROM ${BASE}
 
-WORKDIR /opt/linguamate
-COPY config Makefile .env.example ./
-COPY ngx_linguamate/ ngx_linguamate/
-COPY scripts/ scripts/
-COPY conf/ conf/
+COPY build/deb/libnginx-mod-http-linguamate_*.deb \
+     build/deb/linguamate-edge_*.deb /tmp/debs/
 
-RUN scripts/install-deps.sh \
-    && scripts/build.sh > /dev/null \
-    && install -m 600 .env.example .env \
-    && rm -rf /var/lib/apt/lists/*
+# no init system here: nothing is started while installing
+RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d \
+    && chmod +x /usr/sbin/policy-rc.d \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        /tmp/debs/*.deb \
+    && rm -rf /tmp/debs /var/lib/apt/lists/* /usr/sbin/policy-rc.d \
+    && ln -sf /dev/stderr /var/log/linguamate/error.log
 
-ENV LINGUAMATE_RUN_DIR=/var/run/linguamate \
-    STATE_DIR=/var/lib/linguamate/state \
-    PORT=3000
+# logs on stdout: one JSON line per request; nginx's errors on stderr
+ENV PORT=3000 \
+    LOG_FILE=stdout \
+    STATE_DIR=/var/lib/linguamate
 
-VOLUME ["/var/lib/linguamate/state"]
+# revocations, lockouts and live flags: keep them across containers
+VOLUME ["/var/lib/linguamate"]
 EXPOSE 3000
 
-HEALTHCHECK --interval=10s --timeout=2s \
-    CMD curl -fs http://127.0.0.1:${PORT}/api/health/live || exit 1
+HEALTHCHECK --interval=10s --timeout=2s --start-period=5s \
+    CMD curl -fs "http://127.0.0.1:${PORT}/api/health/live" || exit 1
 
 # SIGQUIT: nginx's graceful shutdown (in-flight requests finish)
 STOPSIGNAL SIGQUIT
-CMD ["scripts/linguamate", "run"]
+ENTRYPOINT ["/usr/sbin/linguamate-edge"]
+CMD ["run"]

@@ -3,6 +3,12 @@
 #   make run      install what is missing, build, serve conf/ in the foreground
 #   make test     install what is missing, build, run the whole suite
 #   make start | stop | reload | status
+#   make upgrade  build and load the new module with no request lost
+#                 (binary upgrade, health gate, rollback if it fails)
+#   make rollback load the previous module the same way
+#   make deb      Debian packages into build/deb/ (docs/deployment.md)
+#   make image    the container image, with buildah (docs/deployment.md)
+#   make lifecycle  the package, unit, image and upgrade checks of .ci/run
 #   make bench    wrk: the module's locations against a bare "return 200"
 #   make fuzz     libFuzzer over every parser, FUZZ_SECONDS=60 per harness
 #   make fuzz-regress   replay fuzz/regressions/ only
@@ -24,7 +30,8 @@ TESTS ?= t/
 export SANITIZE
 
 .PHONY: all deps test-deps build run start stop reload status test bench \
-        fuzz fuzz-regress lint faults soak clean
+        fuzz fuzz-regress lint faults soak clean upgrade rollback deb image \
+        lifecycle
 
 all: build
 
@@ -51,6 +58,21 @@ reload:
 
 status:
 	@scripts/linguamate status
+
+upgrade: build
+	@scripts/upgrade.sh upgrade
+
+rollback:
+	@scripts/upgrade.sh rollback
+
+deb:
+	@scripts/deb.sh
+
+image:
+	@scripts/image.sh
+
+lifecycle: test-deps
+	@scripts/lifecycle.sh
 
 test: test-deps
 	@scripts/test.sh $(TESTS)

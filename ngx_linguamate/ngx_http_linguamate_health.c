@@ -376,6 +376,7 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed)
 {
     size_t                        len;
+    ngx_str_t                     version;
     uint64_t                      rss, limit, pct, zpct, used;
     ngx_buf_t                    *b;
     ngx_time_t                   *tp;
@@ -387,10 +388,21 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
 
     tp = ngx_timeofday();
 
+    /* GIT_COMMIT_SHA when it is set, else the commit compiled in */
+
+    version = lmcf->git_commit_sha;
+
+    if (version.len == 0
+        || (version.len == sizeof("unknown") - 1
+            && ngx_strncmp(version.data, "unknown", version.len) == 0))
+    {
+        version = ngx_http_linguamate_build_commit;
+    }
+
     len = sizeof("{\"status\":\"ok\",\"timestamp\":\"\",\"uptime\":,"
                  "\"env\":\"\",\"version\":\"\"}\n")
           + NGX_HTTP_LINGUAMATE_ISO_LEN + NGX_INT_T_LEN
-          + lmcf->env_name.len + lmcf->git_commit_sha.len;
+          + lmcf->env_name.len + version.len;
 
     if (detailed) {
         len += 1024 + NGX_INT_T_LEN * 8 + lmcf->not_ready.len * 6
@@ -497,7 +509,7 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
     b->last = ngx_sprintf(b->last, "\",\"uptime\":%ui,\"env\":\"%V\","
                           "\"version\":\"%V\"",
                           ngx_http_linguamate_uptime(lmcf), &lmcf->env_name,
-                          &lmcf->git_commit_sha);
+                          &version);
 
     if (detailed) {
         b->last = ngx_sprintf(b->last, ",\"checks\":{\"memory\":{"
@@ -566,6 +578,7 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
     ngx_buf_t  *b;
 
     b = ngx_create_temp_buf(r->pool, 1024 + lmcf->env_name.len
+                            + ngx_http_linguamate_build_json.len
                             + lmcf->jwt_expires_in.text.len
                             + lmcf->jwt_refresh_expires_in.text.len);
     if (b == NULL) {
@@ -576,6 +589,7 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
         "{\"name\":\"" NGX_HTTP_LINGUAMATE_NAME "\","
         "\"version\":\"" NGX_HTTP_LINGUAMATE_VERSION "\","
         "\"env\":\"%V\","
+        "%V,"
         "\"endpoints\":{\"trpc\":\"/api/trpc\",\"health\":\"/api\","
         "\"healthCheck\":\"/api/health\","
         "\"healthDetailed\":\"/api/health/detailed\","
@@ -591,7 +605,7 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
         "\"leewaySeconds\":%ui},"
         "\"rateLimit\":{\"windowMs\":%ui,\"maxRequests\":%ui,"
         "\"maxLoginAttempts\":%ui}}\n",
-        &lmcf->env_name,
+        &lmcf->env_name, &ngx_http_linguamate_build_json,
         &lmcf->jwt_expires_in.text, &lmcf->jwt_refresh_expires_in.text,
         lmcf->jwt_expires_in.seconds, lmcf->jwt_refresh_expires_in.seconds,
         lmcf->jwt_leeway,

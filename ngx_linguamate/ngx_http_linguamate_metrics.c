@@ -642,8 +642,8 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     /* counters keep growing while we render: leave room for new series */
 
     len = 5120 + (series + 64) * (160 + NGX_HTTP_LINGUAMATE_ROUTE_LEN)
-          + lmcf->env_name.len + lmcf->git_commit_sha.len
-          + lmcf->breakers.nelts * 600;
+          + lmcf->env_name.len + ngx_http_linguamate_build_version.len
+          + ngx_http_linguamate_build_commit.len + lmcf->breakers.nelts * 600;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -893,14 +893,15 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         "# HELP process_start_time_seconds Start of the nginx master.\n"
         "# TYPE process_start_time_seconds gauge\n"
         "process_start_time_seconds %M.%03M\n"
-        "# HELP linguamate_build_info The module's version, NODE_ENV and "
-        "nginx's version.\n"
+        "# HELP linguamate_build_info The loaded module's package version "
+        "and commit, NODE_ENV and nginx's version.\n"
         "# TYPE linguamate_build_info gauge\n"
-        "linguamate_build_info{version=\"" NGX_HTTP_LINGUAMATE_VERSION "\","
-        "env=\"%V\",nginx=\"" NGINX_VERSION "\",commit=\"%V\"} 1\n",
+        "linguamate_build_info{version=\"%V\",env=\"%V\",nginx=\""
+        NGINX_VERSION "\",commit=\"%V\"} 1\n",
         rss, ticks / hz, (ticks % hz) * 100 / hz,
         lmcf->master_start / 1000, lmcf->master_start % 1000,
-        &lmcf->env_name, &lmcf->git_commit_sha);
+        &ngx_http_linguamate_build_version, &lmcf->env_name,
+        &ngx_http_linguamate_build_commit);
 
 #undef LM_ROOM
 

@@ -19,6 +19,11 @@
 #define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
 #define NGX_HTTP_LINGUAMATE_NAME         "Language Learning Backend"
 
+/* the package version and commit compiled in (scripts/build-info.sh) */
+extern ngx_str_t  ngx_http_linguamate_build_version;
+extern ngx_str_t  ngx_http_linguamate_build_commit;
+extern ngx_str_t  ngx_http_linguamate_build_json;
+
 #define NGX_HTTP_LINGUAMATE_ENV_DEVELOPMENT  0
 #define NGX_HTTP_LINGUAMATE_ENV_TEST         1
 #define NGX_HTTP_LINGUAMATE_ENV_STAGING      2

@@ -56,6 +56,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
+# the package version and commit compiled in; rewritten only when changed
+"$repo/scripts/build-info.sh" "$build/objs/ngx_http_linguamate_build.c"
+
 make -s -C "$build" -f objs/Makefile modules >&2
 
 # a dynamic module links with unresolved symbols; ours must all resolve

@@ -6,6 +6,10 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Linguamate::Defaults;
+use Linguamate::Build;
+
+our $commit = quotemeta Linguamate::Build::commit();
+our $version = quotemeta Linguamate::Build::version();
 
 no_shuffle();
 run_tests();
@@ -44,13 +48,13 @@ GET /api/health
 
 
 
-=== TEST 3: version is "unknown" without GIT_COMMIT_SHA
+=== TEST 3: version is the commit compiled in without GIT_COMMIT_SHA
 --- config
     location = /api/health { linguamate_endpoint health; }
 --- request
 GET /api/health
---- response_body_like chomp
-"env":"development","version":"unknown"\}$
+--- response_body_like eval
+qr/"env":"development","version":"$::commit"\}$/
 --- no_error_log
 [error]
 
@@ -154,8 +158,8 @@ GET /api/health/detailed
 --- request
 GET /api/info
 --- error_code: 200
---- response_body_like chomp
-^\{"name":"Language Learning Backend","version":"1\.0\.0","env":"development","endpoints":\{"trpc":"/api/trpc",.*\},"auth":\{"accessTokenExpiresIn":"15m","refreshTokenExpiresIn":"3600","accessTokenExpiresInSeconds":900,"refreshTokenExpiresInSeconds":3600,"leewaySeconds":30\},"rateLimit":\{"windowMs":30000,"maxRequests":100,"maxLoginAttempts":3\}\}$
+--- response_body_like eval
+qr!^\{"name":"Language Learning Backend","version":"1\.0\.0","env":"development","build":\{"version":"$::version","commit":"$::commit","nginx":"1\.22\.1"\},"endpoints":\{"trpc":"/api/trpc",.*\},"auth":\{"accessTokenExpiresIn":"15m","refreshTokenExpiresIn":"3600","accessTokenExpiresInSeconds":900,"refreshTokenExpiresInSeconds":3600,"leewaySeconds":30\},"rateLimit":\{"windowMs":30000,"maxRequests":100,"maxLoginAttempts":3\}\}$!
 --- no_error_log
 [error]
 

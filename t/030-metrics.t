@@ -8,6 +8,7 @@ use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use Linguamate::Defaults;
 use Linguamate::Prom;
+use Linguamate::Build;
 use Linguamate::Token;
 
 our $Conf = <<'_EOC_';
@@ -75,7 +76,9 @@ sub {
         'linguamate_http_request_duration_seconds_bucket{route="health",le="+Inf"}',
         'linguamate_http_request_duration_seconds_bucket{route="health",le="10"}',
         'linguamate_shm_zone_bytes{zone="one",kind="size"}',
-        'linguamate_build_info{version="1.0.0",env="development",nginx="1.22.1",commit="unknown"}',
+        'linguamate_build_info{version="' . Linguamate::Build::version()
+            . '",env="development",nginx="1.22.1",commit="'
+            . Linguamate::Build::commit() . '"}',
     );
 }
 --- response_body eval
@@ -95,7 +98,9 @@ linguamate_http_request_duration_seconds_count{route="health"} 4
 linguamate_http_request_duration_seconds_bucket{route="health",le="+Inf"} 4
 linguamate_http_request_duration_seconds_bucket{route="health",le="10"} 4
 linguamate_shm_zone_bytes{zone="one",kind="size"} 1048576
-linguamate_build_info{version="1.0.0",env="development",nginx="1.22.1",commit="unknown"} 1
+linguamate_build_info{version="' . Linguamate::Build::version()
+. '",env="development",nginx="1.22.1",commit="' . Linguamate::Build::commit()
+. '"} 1
 ']
 --- no_error_log
 [alert]
