@@ -536,10 +536,19 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->auth, prev->auth,
                               NGX_HTTP_LINGUAMATE_AUTH_OFF);
 
-    /* limits are inherited only by a level that declares none, as limit_req */
+    /*
+     * limits are inherited only by a level that declares none, as
+     * limit_req; the probes (health, metrics) that inherit theirs are
+     * outside them unless RATE_LIMIT_PROBES says otherwise
+     */
 
     if (conf->limits == NULL) {
         conf->limits = prev->limits;
+
+        conf->probe = (conf->endpoint >= NGX_HTTP_LINGUAMATE_EP_HEALTH
+                       && conf->endpoint
+                          <= NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED)
+                      || conf->endpoint == NGX_HTTP_LINGUAMATE_EP_METRICS;
     }
 
     if (conf->lockout == NULL) {

@@ -126,6 +126,8 @@
       "5", rate_limit_max_login_attempts, 1, 1000)                           \
     X(RATE_LIMIT_ALLOWLIST, rate_limit_allowlist, CIDRS, NULL,               \
       rate_limit_allowlist, 0, 0)                                            \
+    X(RATE_LIMIT_PROBES, rate_limit_probes, BOOL, "false",                   \
+      rate_limit_probes, 0, 0)                                               \
     X(CIRCUIT_BREAKER_FAILURE_THRESHOLD, circuit_breaker_failure_threshold,  \
       UINT, "5", cb_failure_threshold, 1, 1000000)                           \
     X(CIRCUIT_BREAKER_VOLUME_THRESHOLD, circuit_breaker_volume_threshold,    \
@@ -253,6 +255,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_uint_t                  rate_limit_max_requests;
     ngx_uint_t                  rate_limit_max_login_attempts;
     ngx_array_t                *rate_limit_allowlist;   /* of ngx_cidr_t */
+    ngx_flag_t                  rate_limit_probes;  /* health, metrics */
     ngx_uint_t                  cb_failure_threshold;
     ngx_uint_t                  cb_volume_threshold;
     ngx_uint_t                  cb_reset_timeout_ms;
@@ -325,6 +328,7 @@ typedef struct {
     ngx_uint_t                  route_index;    /* 0: "other" */
     ngx_flag_t                  metrics;
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
+    ngx_flag_t                  probe;      /* inherited limits skipped */
     ngx_flag_t                  limit_dry_run;
     ngx_http_linguamate_zone_t *lockout;
     ngx_uint_t                  auth;
