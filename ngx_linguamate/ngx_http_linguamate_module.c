@@ -390,6 +390,10 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
         return rv;
     }
 
+    if (ngx_http_linguamate_admin_tokens(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_http_linguamate_metrics_init(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }

@@ -157,6 +157,7 @@
       strict_mode, 0, 0)                                                     \
     X(LOG_SIGNING_KEY, log_signing_key, SECRET, NULL, log_signing_key, 0, 0) \
     X(ADMIN_TOKEN, admin_token, SECRET, NULL, admin_token, 0, 0)             \
+    X(ADMIN_TOKENS, admin_tokens, SECRET, NULL, admin_tokens, 0, 0)          \
     X(ADMIN_ALLOWLIST, admin_allowlist, CIDRS, "127.0.0.0/8,::1/128",        \
       admin_allowlist, 0, 0)                                                 \
     X(GIT_COMMIT_SHA, git_commit_sha, TEXT, "unknown", git_commit_sha, 0, 0) \
@@ -274,6 +275,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_flag_t                  strict_mode;
     ngx_str_t                   log_signing_key;
     ngx_str_t                   admin_token;
+    ngx_str_t                   admin_tokens;       /* name:token,... */
     ngx_array_t                *admin_allowlist;    /* of ngx_cidr_t */
     ngx_str_t                   git_commit_sha;
     ngx_uint_t                  memory_limit_mb;
@@ -294,6 +296,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_str_t                   not_ready;      /* empty: ready */
     ngx_msec_t                  master_start;   /* epoch ms */
     ngx_uint_t                  secret_is_default;
+    ngx_array_t                *admin_keys;     /* admin.c: names, digests */
 
     ngx_array_t                 zones;  /* of ngx_http_linguamate_zone_t * */
     ngx_http_linguamate_zone_t *session_zone;
@@ -612,6 +615,8 @@ ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_admin_tokens(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
 
 /* flags.c */
 ngx_int_t ngx_http_linguamate_flags_init(ngx_conf_t *cf,
