@@ -307,6 +307,10 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_linguamate_deadline_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_linguamate_trpc_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }

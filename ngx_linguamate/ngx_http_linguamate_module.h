@@ -407,6 +407,7 @@ typedef struct {
     unsigned                    lockout_done:1;
     unsigned                    body_reading:1;
     unsigned                    body_read:1;
+    unsigned                    deadline:1;     /* REQUEST_TIMEOUT_MS */
 
     /* a tRPC call: its procedures, from the request line */
     ngx_str_t                  *trpc_procs;
@@ -612,6 +613,11 @@ ngx_uint_t ngx_http_linguamate_toolkit_statuses(
     ngx_http_linguamate_toolkit_t *tk, ngx_uint_t **statuses);
 ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
     ngx_http_linguamate_toolkit_t **tk);
+ngx_http_upstream_t *ngx_http_linguamate_toolkit_upstream(
+    ngx_http_linguamate_toolkit_t *tk);
+
+/* deadline.c */
+ngx_int_t ngx_http_linguamate_deadline_init(ngx_conf_t *cf);
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
