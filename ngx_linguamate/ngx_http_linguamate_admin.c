@@ -44,6 +44,8 @@ static ngx_int_t ngx_http_linguamate_admin_breaker(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_cache(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_flags(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static void ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r);
@@ -138,6 +140,13 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
         return ngx_http_linguamate_admin_breaker(r, lmcf, &c);
     }
 
+    if (c.path.len >= sizeof("/cache/purge") - 1
+        && ngx_strncmp(c.path.data, "/cache/purge", sizeof("/cache/purge") - 1)
+           == 0)
+    {
+        return ngx_http_linguamate_admin_cache(r, lmcf, &c);
+    }
+
     if ((c.path.len > sizeof("/sessions/") - 1
          && ngx_strncmp(c.path.data, "/sessions/", sizeof("/sessions/") - 1)
             == 0)
@@ -152,6 +161,84 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
 
     return ngx_http_linguamate_admin_error(r, lmcf, &c, NGX_HTTP_NOT_FOUND,
                                            "NOT_FOUND", "Resource not found");
+}
+
+
+/* POST /cache/purge, POST /cache/purge/PROCEDURE */
+
+static ngx_int_t
+ngx_http_linguamate_admin_cache(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    ngx_buf_t          *b;
+    ngx_str_t           proc, *pp;
+    ngx_uint_t          i;
+    ngx_atomic_uint_t   gen;
+
+    ngx_str_set(&c->action, "cache_purge");
+
+    pp = NULL;
+
+    if (c->path.len > sizeof("/cache/purge/") - 1) {
+        proc.data = c->path.data + sizeof("/cache/purge/") - 1;
+        proc.len = c->path.len - (sizeof("/cache/purge/") - 1);
+
+        if (c->path.data[sizeof("/cache/purge") - 1] != '/') {
+            return ngx_http_linguamate_admin_error(r, lmcf, c,
+                       NGX_HTTP_NOT_FOUND, "NOT_FOUND", "Resource not found");
+        }
+
+        /* a procedure as the tRPC route reads it: "router.procedure" */
+
+        for (i = 0; i < proc.len; i++) {
+            if (proc.len > 128
+                || !((proc.data[i] >= 'a' && proc.data[i] <= 'z')
+                     || (proc.data[i] >= 'A' && proc.data[i] <= 'Z')
+                     || (proc.data[i] >= '0' && proc.data[i] <= '9')
+                     || proc.data[i] == '.' || proc.data[i] == '_'
+                     || proc.data[i] == '-'))
+            {
+                return ngx_http_linguamate_admin_error(r, lmcf, c,
+                           NGX_HTTP_BAD_REQUEST, "VALIDATION_ERROR",
+                           "A procedure is up to 128 characters of "
+                           "[A-Za-z0-9._-]");
+            }
+        }
+
+        pp = &proc;
+        c->target = proc;
+
+    } else if (c->path.len != sizeof("/cache/purge") - 1) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_FOUND, "NOT_FOUND", "Resource not found");
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_linguamate_admin_post_only(r, lmcf, c);
+    }
+
+    gen = ngx_http_linguamate_cache_purge(lmcf, pp);
+
+    b = ngx_create_temp_buf(r->pool, 96 + NGX_ATOMIC_T_LEN
+                                     + (pp ? pp->len : 0));
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (pp) {
+        b->last = ngx_sprintf(b->last, "{\"success\":true,\"purged\":"
+                              "\"procedure\",\"procedure\":\"%V\","
+                              "\"generation\":%uA}\n", pp, gen);
+
+    } else {
+        b->last = ngx_sprintf(b->last, "{\"success\":true,\"purged\":"
+                              "\"all\",\"generation\":%uA}\n", gen);
+    }
+
+    c->status = NGX_HTTP_OK;
+    ngx_http_linguamate_admin_log(r, lmcf, c);
+
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
 }
 
 
