@@ -142,14 +142,20 @@ ngx_http_linguamate_deadline_fire(ngx_event_t *ev)
                   "ending its upstream", lmcf->request_timeout_ms);
 
     /*
-     * as if the upstream's read had timed out, without trying another
-     * server: nginx then answers 504 (or cuts a started answer off) and
-     * the attempt's status is 504
+     * as if the upstream had timed out (the write flag for a TLS
+     * handshake in progress), without trying another server: nginx then
+     * answers 504, or cuts off an answer already started, which the
+     * breaker must count as a failure too
      */
 
     pc = u->peer.connection;
     u->peer.tries = 1;
     pc->read->timedout = 1;
+    pc->write->timedout = 1;
+
+    if (u->header_sent && u->state) {
+        u->state->status = NGX_HTTP_GATEWAY_TIME_OUT;
+    }
 
     pc->read->handler(pc->read);
 }
