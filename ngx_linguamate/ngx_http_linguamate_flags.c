@@ -67,6 +67,15 @@ static const char  *ngx_http_linguamate_flag_envs[] = {
     "SECURITY_STRICT_MODE", "LOG_LEVEL", "CACHE_TTL_SECONDS"
 };
 
+#if (NGX_HTTP_CACHE)
+/* NGX_HTTP_CACHE_MISS .. NGX_HTTP_CACHE_SCARCE, as $upstream_cache_status */
+static ngx_str_t  ngx_http_linguamate_cache_statuses[] = {
+    ngx_string("MISS"), ngx_string("BYPASS"), ngx_string("EXPIRED"),
+    ngx_string("STALE"), ngx_string("UPDATING"), ngx_string("REVALIDATED"),
+    ngx_string("HIT"), ngx_string("MISS")
+};
+#endif
+
 static const char  *ngx_http_linguamate_api_levels[] = {
     "trace", "debug", "info", "warn", "error", "fatal", NULL
 };
@@ -774,15 +783,39 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
 {
     u_char                           *p;
     size_t                            len;
-    ngx_str_t                         set_cookie;
+    ngx_str_t                         set_cookie, *name;
     ngx_uint_t                        ttl, private;
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
-    if (!llcf->cache
-        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+    if (!llcf->cache) {
+        return NGX_OK;
+    }
+
+#if (NGX_HTTP_CACHE)
+
+    /* what proxy_cache did with this answer: HIT, MISS, EXPIRED, BYPASS */
+
+    if (r->upstream && r->upstream->cache_status
+        && r->upstream->cache_status <= NGX_HTTP_CACHE_SCARCE)
+    {
+        name = &ngx_http_linguamate_cache_statuses[
+                   r->upstream->cache_status - 1];
+
+        if (ngx_http_linguamate_add_header(r, "X-Cache-Status",
+                                           sizeof("X-Cache-Status") - 1,
+                                           name->data, name->len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+#endif
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
         || r->headers_out.status != NGX_HTTP_OK
         || r->err_status)
     {

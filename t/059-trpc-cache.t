@@ -56,7 +56,6 @@ _HTTP_
             proxy_no_cache \$http_authorization \$http_cookie;
             proxy_cache_bypass \$http_authorization \$http_cookie;
             proxy_cache_use_stale off;
-            add_header X-Cache-Status \$upstream_cache_status always;
             proxy_pass \$linguamate_app_upstream;
         }
         location /api/admin/ { linguamate_endpoint admin; }
