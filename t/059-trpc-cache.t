@@ -128,6 +128,12 @@ $out = `LINGUAMATE_RUN_DIR=$dir/run LINGUAMATE_ENV_FILE=$dir/run/env ADMIN_TOKEN
 like $out, qr/"purged":"all"/, 'scripts/linguamate cache-purge: everything';
 is_deeply [get('/api/trpc/user.list')], [200, 'MISS', 5], '... gone too';
 
+# --- a reload keeps the generations: stored answers stay, purged ones gone ---------
+
+ok $srv->reload, 'HUP reload';
+is_deeply [get('/api/trpc/user.list')], [200, 'HIT', 5], 'still a HIT after the reload';
+is_deeply [get('/api/trpc/user.other')], [200, 'MISS', 3], 'a purged entry is still gone';
+
 # --- a TTL change applies to what is stored --------------------------------------
 
 is_deeply [get('/api/trpc/user.list')], [200, 'HIT', 5], 'stored with TTL 60';
