@@ -1,9 +1,11 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * The operations API (/api/admin): its front door (ADMIN_TOKEN as a
- * bearer token, compared in constant time; ADMIN_ALLOWLIST; 403 while no
- * token is configured; an admin_action log line per call) and its calls.
+ * The operations API (/api/admin): its front door (ADMIN_TOKEN, or one
+ * of the named ADMIN_TOKENS, as a bearer token, compared in constant time
+ * with every one; ADMIN_ALLOWLIST; 403 while no token is configured; an
+ * admin_action log line per call naming the operator, never the token)
+ * and its calls.
  */
 
 
@@ -13,6 +15,13 @@
 #include "ngx_http_linguamate_module.h"
 
 
+/* a configured admin token: who holds it, and its SHA-256 */
+typedef struct {
+    ngx_str_t                   name;
+    u_char                      digest[SHA256_DIGEST_LENGTH];
+} ngx_http_linguamate_admin_key_t;
+
+
 typedef struct {
     ngx_str_t                   method;
     ngx_str_t                   path;       /* after /api/admin */
@@ -20,6 +29,7 @@ typedef struct {
     ngx_str_t                   action;     /* for the log */
     ngx_str_t                   target;
     ngx_str_t                   extra;      /* for the log */
+    ngx_str_t                   operator;   /* the token's name */
     ngx_uint_t                  status;
 } ngx_http_linguamate_admin_call_t;
 
@@ -33,6 +43,8 @@ static ngx_int_t ngx_http_linguamate_admin_lockout(ngx_http_request_t *r,
 static ngx_int_t ngx_http_linguamate_admin_breaker(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
+static ngx_int_t ngx_http_linguamate_admin_cache(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
 static ngx_int_t ngx_http_linguamate_admin_flags(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c);
@@ -48,6 +60,9 @@ static ngx_int_t ngx_http_linguamate_admin_post_only(ngx_http_request_t *r,
 static ngx_int_t ngx_http_linguamate_admin_error(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c,
     ngx_uint_t status, const char *code, const char *message);
+static ngx_int_t ngx_http_linguamate_admin_key_add(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name, ngx_str_t *token,
+    ngx_uint_t n);
 
 
 ngx_int_t
@@ -125,6 +140,13 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
         return ngx_http_linguamate_admin_breaker(r, lmcf, &c);
     }
 
+    if (c.path.len >= sizeof("/cache/purge") - 1
+        && ngx_strncmp(c.path.data, "/cache/purge", sizeof("/cache/purge") - 1)
+           == 0)
+    {
+        return ngx_http_linguamate_admin_cache(r, lmcf, &c);
+    }
+
     if ((c.path.len > sizeof("/sessions/") - 1
          && ngx_strncmp(c.path.data, "/sessions/", sizeof("/sessions/") - 1)
             == 0)
@@ -139,6 +161,84 @@ ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
 
     return ngx_http_linguamate_admin_error(r, lmcf, &c, NGX_HTTP_NOT_FOUND,
                                            "NOT_FOUND", "Resource not found");
+}
+
+
+/* POST /cache/purge, POST /cache/purge/PROCEDURE */
+
+static ngx_int_t
+ngx_http_linguamate_admin_cache(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
+{
+    ngx_buf_t          *b;
+    ngx_str_t           proc, *pp;
+    ngx_uint_t          i;
+    ngx_atomic_uint_t   gen;
+
+    ngx_str_set(&c->action, "cache_purge");
+
+    pp = NULL;
+
+    if (c->path.len > sizeof("/cache/purge/") - 1) {
+        proc.data = c->path.data + sizeof("/cache/purge/") - 1;
+        proc.len = c->path.len - (sizeof("/cache/purge/") - 1);
+
+        if (c->path.data[sizeof("/cache/purge") - 1] != '/') {
+            return ngx_http_linguamate_admin_error(r, lmcf, c,
+                       NGX_HTTP_NOT_FOUND, "NOT_FOUND", "Resource not found");
+        }
+
+        /* a procedure as the tRPC route reads it: "router.procedure" */
+
+        for (i = 0; i < proc.len; i++) {
+            if (proc.len > 128
+                || !((proc.data[i] >= 'a' && proc.data[i] <= 'z')
+                     || (proc.data[i] >= 'A' && proc.data[i] <= 'Z')
+                     || (proc.data[i] >= '0' && proc.data[i] <= '9')
+                     || proc.data[i] == '.' || proc.data[i] == '_'
+                     || proc.data[i] == '-'))
+            {
+                return ngx_http_linguamate_admin_error(r, lmcf, c,
+                           NGX_HTTP_BAD_REQUEST, "VALIDATION_ERROR",
+                           "A procedure is up to 128 characters of "
+                           "[A-Za-z0-9._-]");
+            }
+        }
+
+        pp = &proc;
+        c->target = proc;
+
+    } else if (c->path.len != sizeof("/cache/purge") - 1) {
+        return ngx_http_linguamate_admin_error(r, lmcf, c,
+                   NGX_HTTP_NOT_FOUND, "NOT_FOUND", "Resource not found");
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_linguamate_admin_post_only(r, lmcf, c);
+    }
+
+    gen = ngx_http_linguamate_cache_purge(lmcf, pp);
+
+    b = ngx_create_temp_buf(r->pool, 96 + NGX_ATOMIC_T_LEN
+                                     + (pp ? pp->len : 0));
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (pp) {
+        b->last = ngx_sprintf(b->last, "{\"success\":true,\"purged\":"
+                              "\"procedure\",\"procedure\":\"%V\","
+                              "\"generation\":%uA}\n", pp, gen);
+
+    } else {
+        b->last = ngx_sprintf(b->last, "{\"success\":true,\"purged\":"
+                              "\"all\",\"generation\":%uA}\n", gen);
+    }
+
+    c->status = NGX_HTTP_OK;
+    ngx_http_linguamate_admin_log(r, lmcf, c);
+
+    return ngx_http_linguamate_admin_reply(r, c, NGX_HTTP_OK, b);
 }
 
 
@@ -321,13 +421,15 @@ static ngx_int_t
 ngx_http_linguamate_admin_auth(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
 {
-    u_char            given[SHA256_DIGEST_LENGTH], want[SHA256_DIGEST_LENGTH];
-    ngx_str_t         token;
-    ngx_table_elt_t  *auth;
+    u_char                           given[SHA256_DIGEST_LENGTH];
+    ngx_str_t                        token;
+    ngx_uint_t                       i, match;
+    ngx_table_elt_t                 *auth;
+    ngx_http_linguamate_admin_key_t *key;
 
     ngx_str_set(&c->action, "auth");
 
-    if (lmcf->admin_token.len == 0) {
+    if (lmcf->admin_keys == NULL || lmcf->admin_keys->nelts == 0) {
         return ngx_http_linguamate_admin_error(r, lmcf, c, NGX_HTTP_FORBIDDEN,
                    "FORBIDDEN",
                    "The operations API is disabled: ADMIN_TOKEN is not set");
@@ -351,9 +453,22 @@ ngx_http_linguamate_admin_auth(ngx_http_request_t *r,
 
     if (token.len) {
         SHA256(token.data, token.len, given);
-        SHA256(lmcf->admin_token.data, lmcf->admin_token.len, want);
 
-        if (CRYPTO_memcmp(given, want, SHA256_DIGEST_LENGTH) == 0) {
+        /* every key is compared, whichever matches */
+
+        key = lmcf->admin_keys->elts;
+        match = lmcf->admin_keys->nelts;
+
+        for (i = 0; i < lmcf->admin_keys->nelts; i++) {
+            if (CRYPTO_memcmp(given, key[i].digest, SHA256_DIGEST_LENGTH)
+                == 0)
+            {
+                match = i;
+            }
+        }
+
+        if (match < lmcf->admin_keys->nelts) {
+            c->operator = key[match].name;
             return NGX_DECLINED;
         }
     }
@@ -370,6 +485,163 @@ ngx_http_linguamate_admin_auth(ngx_http_request_t *r,
     return ngx_http_linguamate_admin_error(r, lmcf, c,
                NGX_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
                token.len ? "Invalid admin token" : "Authentication required");
+}
+
+
+/*
+ * The admin keys, at configuration time: ADMIN_TOKEN as "admin", then
+ * each "name:token" of ADMIN_TOKENS (comma separated).  Names are
+ * 1-64 characters of [A-Za-z0-9._@-], tokens at least 32 bytes, and no
+ * two names or tokens alike.  Only digests are kept; no message ever
+ * shows a token.
+ */
+
+ngx_int_t
+ngx_http_linguamate_admin_tokens(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    u_char     *p, *end, *start, *colon;
+    ngx_str_t   name, token;
+    ngx_uint_t  n;
+
+    lmcf->admin_keys = ngx_array_create(cf->pool, 2,
+                                     sizeof(ngx_http_linguamate_admin_key_t));
+    if (lmcf->admin_keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (lmcf->admin_token.len) {
+        ngx_str_set(&name, "admin");
+
+        if (ngx_http_linguamate_admin_key_add(cf, lmcf, &name,
+                                              &lmcf->admin_token, 0)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    p = lmcf->admin_tokens.data;
+    end = p + lmcf->admin_tokens.len;
+    n = 0;
+
+    while (p < end) {
+        while (p < end && (*p == ',' || *p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        if (p == end) {
+            break;
+        }
+
+        start = p;
+        colon = NULL;
+
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t') {
+            if (*p == ':' && colon == NULL) {
+                colon = p;
+            }
+
+            p++;
+        }
+
+        n++;
+
+        if (colon == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "linguamate: invalid value for ADMIN_TOKENS: "
+                               "entry %ui is not \"name:token\"", n);
+            return NGX_ERROR;
+        }
+
+        name.data = start;
+        name.len = colon - start;
+        token.data = colon + 1;
+        token.len = p - token.data;
+
+        if (ngx_http_linguamate_admin_key_add(cf, lmcf, &name, &token, n)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_admin_key_add(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name, ngx_str_t *token,
+    ngx_uint_t n)
+{
+    u_char                           c, digest[SHA256_DIGEST_LENGTH];
+    ngx_uint_t                       i;
+    ngx_http_linguamate_admin_key_t *key;
+
+    if (name->len == 0 || name->len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: invalid value for ADMIN_TOKENS: "
+                           "entry %ui needs a name of 1 to 64 characters", n);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < name->len; i++) {
+        c = ngx_tolower(name->data[i]);
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.'
+              || c == '_' || c == '-' || c == '@'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "linguamate: invalid value for ADMIN_TOKENS: "
+                               "the name of entry %ui may only have letters, "
+                               "digits and \"._@-\"", n);
+            return NGX_ERROR;
+        }
+    }
+
+    if (token->len < NGX_HTTP_LINGUAMATE_SECRET_MIN) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate: invalid value for ADMIN_TOKENS: "
+                           "the token of \"%V\" must be at least %d bytes",
+                           name, NGX_HTTP_LINGUAMATE_SECRET_MIN);
+        return NGX_ERROR;
+    }
+
+    SHA256(token->data, token->len, digest);
+
+    key = lmcf->admin_keys->elts;
+
+    for (i = 0; i < lmcf->admin_keys->nelts; i++) {
+        if (key[i].name.len == name->len
+            && ngx_strncmp(key[i].name.data, name->data, name->len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "linguamate: invalid value for ADMIN_TOKENS: "
+                               "\"%V\" is named twice%s", name,
+                               i == 0 && lmcf->admin_token.len
+                               ? " (ADMIN_TOKEN is \"admin\")" : "");
+            return NGX_ERROR;
+        }
+
+        if (ngx_memcmp(key[i].digest, digest, SHA256_DIGEST_LENGTH) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "linguamate: invalid value for ADMIN_TOKENS: "
+                               "\"%V\" and \"%V\" have the same token",
+                               &key[i].name, name);
+            return NGX_ERROR;
+        }
+    }
+
+    key = ngx_array_push(lmcf->admin_keys);
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->name = *name;
+    ngx_memcpy(key->digest, digest, SHA256_DIGEST_LENGTH);
+
+    return NGX_OK;
 }
 
 
@@ -763,6 +1035,12 @@ ngx_http_linguamate_admin_log(ngx_http_request_t *r,
                                         ngx_min(r->connection->addr_text.len,
                                                 64));
     *p++ = '"';
+
+    /* who: the name of the token, checked at configuration time */
+
+    if (c->operator.len) {
+        p = ngx_slprintf(p, last, ",\"operator\":\"%V\"", &c->operator);
+    }
 
     if (c->target.len) {
         /* an account is shown masked, as in the lockout log */

@@ -70,6 +70,7 @@ typedef struct {
     ngx_uint_t                  from;
     uint32_t                    failures;
     uint32_t                    requests;
+    unsigned                    reset:1;        /* by an operator */
 } ngx_http_linguamate_transition_t;
 
 
@@ -621,6 +622,7 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
     pass = 1;
     retry = 0;
     t.to = t.from = 0;
+    t.reset = 0;
 
     ngx_shmtx_lock(&lmcf->breakers_zone->shpool->mutex);
 
@@ -789,6 +791,7 @@ ngx_http_linguamate_breaker_attempts(ngx_http_request_t *r,
     b = ngx_http_linguamate_breaker_state(lmcf, bc);
     now = ngx_current_msec;
     t.to = t.from = 0;
+    t.reset = 0;
     n = 0;
     last_failed = 0;
     requests = 0;
@@ -898,7 +901,7 @@ ngx_http_linguamate_breaker_event(ngx_http_linguamate_main_conf_t *lmcf,
         break;
 
     default:
-        if (t->from == NGX_HTTP_LINGUAMATE_CLOSED) {
+        if (t->reset) {
             evt = "circuit_reset";
             ngx_str_set(&msg, "Circuit breaker reset by an operator");
 
@@ -954,14 +957,28 @@ ngx_http_linguamate_breaker_reset(ngx_http_linguamate_main_conf_t *lmcf,
 
         ngx_shmtx_lock(&lmcf->breakers_zone->shpool->mutex);
 
-        ngx_http_linguamate_breaker_to(b, NGX_HTTP_LINGUAMATE_CLOSED, &t);
+        /*
+         * the log says the state it really left; a breaker that was
+         * closed only has its counts cleared, without a transition
+         */
+
+        if (b->state == NGX_HTTP_LINGUAMATE_CLOSED) {
+            t.from = NGX_HTTP_LINGUAMATE_CLOSED;
+            t.to = NGX_HTTP_LINGUAMATE_CLOSED;
+            b->probes = 0;
+            ngx_memzero(b->buckets, sizeof(b->buckets));
+
+        } else {
+            ngx_http_linguamate_breaker_to(b, NGX_HTTP_LINGUAMATE_CLOSED, &t);
+        }
+
         b->total = 0;
         b->last_failure = 0;
         b->last_failure_wall = 0;
 
         ngx_shmtx_unlock(&lmcf->breakers_zone->shpool->mutex);
 
-        t.from = NGX_HTTP_LINGUAMATE_CLOSED;    /* logged as a reset */
+        t.reset = 1;
         ngx_http_linguamate_breaker_event(lmcf, &bc[i].name, &t, NULL);
     }
 

@@ -23,6 +23,7 @@
 
 #define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
 #define NGX_HTTP_LINGUAMATE_CACHE_MAX   31536000
+#define NGX_HTTP_LINGUAMATE_CACHE_SLOTS 256
 
 
 typedef struct {
@@ -37,6 +38,9 @@ struct ngx_http_linguamate_flags_s {
     ngx_http_linguamate_flag_t  f[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_atomic_t                generation;
     ngx_atomic_t                saved;      /* the generation on disk */
+    /* cache purges: of all entries, of the procedures of a slot */
+    ngx_atomic_t                cache_all;
+    ngx_atomic_t                cache_slot[NGX_HTTP_LINGUAMATE_CACHE_SLOTS];
     /* a digest of each setting's value, to tell a reload what changed */
     uint32_t                    settings[NGX_HTTP_LINGUAMATE_NSETTINGS];
 };
@@ -62,6 +66,15 @@ static const char  *ngx_http_linguamate_flag_envs[] = {
     "MAINTENANCE_MODE", "FEATURE_CHAT_ENABLED", "FEATURE_ANALYTICS_ENABLED",
     "SECURITY_STRICT_MODE", "LOG_LEVEL", "CACHE_TTL_SECONDS"
 };
+
+#if (NGX_HTTP_CACHE)
+/* NGX_HTTP_CACHE_MISS .. NGX_HTTP_CACHE_SCARCE, as $upstream_cache_status */
+static ngx_str_t  ngx_http_linguamate_cache_statuses[] = {
+    ngx_string("MISS"), ngx_string("BYPASS"), ngx_string("EXPIRED"),
+    ngx_string("STALE"), ngx_string("UPDATING"), ngx_string("REVALIDATED"),
+    ngx_string("HIT"), ngx_string("MISS")
+};
+#endif
 
 static const char  *ngx_http_linguamate_api_levels[] = {
     "trace", "debug", "info", "warn", "error", "fatal", NULL
@@ -208,6 +221,14 @@ ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
     for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
         fl->f[i].value = ngx_http_linguamate_flag_conf(fz->lmcf, i);
     }
+
+    /*
+     * the cache on disk outlives the zone: a generation that starts from
+     * the clock (ms) is above any an earlier run reached, so what was
+     * purged then stays unreachable
+     */
+
+    fl->cache_all = (ngx_atomic_uint_t) ngx_time() * 1000;
 
     zone->sh->data = fl;
     fz->lmcf->flags = fl;
@@ -762,20 +783,62 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
 {
     u_char                           *p;
     size_t                            len;
-    ngx_str_t                         set_cookie;
+    ngx_str_t                         set_cookie, *name;
     ngx_uint_t                        ttl, private;
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
-    if (!llcf->cache
-        || !(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
+    if (!llcf->cache) {
+        return NGX_OK;
+    }
+
+#if (NGX_HTTP_CACHE)
+
+    /* what proxy_cache did with this answer: HIT, MISS, EXPIRED, BYPASS */
+
+    if (r->upstream && r->upstream->cache_status
+        && r->upstream->cache_status <= NGX_HTTP_CACHE_SCARCE)
+    {
+        name = &ngx_http_linguamate_cache_statuses[
+                   r->upstream->cache_status - 1];
+
+        if (ngx_http_linguamate_add_header(r, "X-Cache-Status",
+                                           sizeof("X-Cache-Status") - 1,
+                                           name->data, name->len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+#endif
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
         || r->headers_out.status != NGX_HTTP_OK
         || r->err_status)
     {
         return NGX_OK;
     }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ttl = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CACHE_TTL);
+
+#if (NGX_HTTP_CACHE)
+
+    /* whatever lifetime the upstream gives, proxy_cache keeps it no longer */
+
+    if (r->cache && r->upstream && r->upstream->cacheable) {
+        if (ttl == 0) {
+            r->upstream->cacheable = 0;
+
+        } else if (r->cache->valid_sec > ngx_time() + (time_t) ttl) {
+            r->cache->valid_sec = ngx_time() + (time_t) ttl;
+        }
+    }
+
+#endif
 
     if ((r->headers_out.cache_control.elts
          && r->headers_out.cache_control.nelts)
@@ -791,9 +854,6 @@ ngx_http_linguamate_cache_headers(ngx_http_request_t *r)
         return NGX_OK;
     }
 #endif
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
-    ttl = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CACHE_TTL);
 
     /* credentials in, or a cookie out: for this client only */
 
@@ -1253,4 +1313,84 @@ ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
         *message = "must be true or false (or null)";
         return NGX_ERROR;
     }
+}
+
+
+/*
+ * $linguamate_cache_key, the part of proxy_cache_key that purges and the
+ * TTL change: "A.P.T:", A the generation of all entries, P the sum of the
+ * generations of the slots of the call's procedures, T the TTL in force.
+ * Generations only grow, so a purge (all, or a procedure) or a TTL change
+ * gives new keys: entries stored before are never found again, and age
+ * out of the cache's disk by "inactive" and max_size.
+ */
+
+ngx_int_t
+ngx_http_linguamate_cache_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                           *p;
+    ngx_uint_t                        i, ttl;
+    ngx_atomic_uint_t                 all, procs;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_flags_t      *fl;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_linguamate_module);
+    fl = lmcf->flags;
+
+    all = fl ? fl->cache_all : 0;
+    procs = 0;
+
+    if (fl && ctx && ctx->trpc) {
+        for (i = 0; i < ctx->trpc_n; i++) {
+            procs += fl->cache_slot[ngx_crc32_short(ctx->trpc_procs[i].data,
+                                                    ctx->trpc_procs[i].len)
+                                    % NGX_HTTP_LINGUAMATE_CACHE_SLOTS];
+        }
+    }
+
+    ttl = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CACHE_TTL);
+
+    p = ngx_pnalloc(r->pool, 3 * NGX_ATOMIC_T_LEN + 3);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = p;
+    v->len = ngx_sprintf(p, "%uA.%uA.%ui:", all, procs, ttl) - p;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * POST /api/admin/cache/purge[/PROCEDURE]: the new generation.  Slots are
+ * shared by procedures whose names hash alike: purging one may make a
+ * few other entries miss once, never keeps one.
+ */
+
+ngx_atomic_uint_t
+ngx_http_linguamate_cache_purge(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_str_t *procedure)
+{
+    ngx_atomic_t                 *gen;
+    ngx_http_linguamate_flags_t  *fl;
+
+    fl = lmcf->flags;
+
+    if (fl == NULL) {
+        return 0;
+    }
+
+    gen = procedure ? &fl->cache_slot[ngx_crc32_short(procedure->data,
+                                                      procedure->len)
+                                      % NGX_HTTP_LINGUAMATE_CACHE_SLOTS]
+                    : &fl->cache_all;
+
+    return ngx_atomic_fetch_add(gen, 1) + 1;
 }

@@ -368,6 +368,12 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->probe && !lmcf->rate_limit_probes) {
+        return NGX_DECLINED;
+    }
+
     ctx = ngx_http_linguamate_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -380,8 +386,6 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
     }
 
     ctx->limit_done = 1;
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     if (ngx_http_linguamate_client_allowlisted(r,
                                                lmcf->rate_limit_allowlist))

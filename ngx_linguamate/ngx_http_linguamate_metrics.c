@@ -39,6 +39,7 @@ typedef struct {
     ngx_atomic_t  count[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
     ngx_atomic_t  auth_failures[NGX_HTTP_LINGUAMATE_REASONS];
     ngx_atomic_t  client[NGX_HTTP_LINGUAMATE_CM_N];
+    ngx_atomic_t  cpu_ticks;    /* the highest reported, kept on reloads */
 } ngx_http_linguamate_metrics_t;
 
 
@@ -60,6 +61,8 @@ static ngx_int_t ngx_http_linguamate_route_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_method_index(ngx_http_request_t *r);
 static void ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks);
 static void ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks);
+static ngx_int_t ngx_http_linguamate_proc_stat(ngx_pid_t pid,
+    ngx_pid_t *ppid, uint64_t *ticks, uint64_t *reaped, uint64_t *rss);
 
 
 /* 5 ms to 10 s: a 200 ms p95 target falls between 150, 200 and 250 ms */
@@ -475,24 +478,113 @@ ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks)
 }
 
 
+/*
+ * /proc/PID/stat: the parent, the CPU ticks of the process (utime +
+ * stime), those of its children that it has reaped (cutime + cstime),
+ * and the resident memory; NGX_DECLINED when the process is gone
+ */
+
+static ngx_int_t
+ngx_http_linguamate_proc_stat(ngx_pid_t pid, ngx_pid_t *ppid,
+    uint64_t *ticks, uint64_t *reaped, uint64_t *rss)
+{
+    u_char      buf[1024], *p, *last;
+    ssize_t     n;
+    ngx_fd_t    fd;
+    ngx_uint_t  field;
+    uint64_t    v[5];
+    char        path[64];
+
+    (void) ngx_snprintf((u_char *) path, sizeof(path), "/proc/%P/stat%Z",
+                        pid);
+
+    fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_DECLINED;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return NGX_DECLINED;
+    }
+
+    last = buf + n;
+    p = last;
+
+    while (p > buf && p[-1] != ')') {
+        p--;
+    }
+
+    /*
+     * fields after "comm": 3 state, 4 ppid, 14 utime, 15 stime,
+     * 16 cutime, 17 cstime, 24 rss
+     */
+
+    *ppid = 0;
+    v[0] = v[1] = v[2] = v[3] = v[4] = 0;
+
+    for (field = 2; p < last; p++) {
+        if (*p == ' ') {
+            field++;
+            continue;
+        }
+
+        if (*p < '0' || *p > '9') {
+            continue;
+        }
+
+        if (field == 4) {
+            *ppid = *ppid * 10 + (*p - '0');
+
+        } else if (field >= 14 && field <= 17) {
+            v[field - 14] = v[field - 14] * 10 + (*p - '0');
+
+        } else if (field == 24) {
+            v[4] = v[4] * 10 + (*p - '0');
+
+        } else if (field > 24) {
+            break;
+        }
+    }
+
+    *ticks = v[0] + v[1];
+    *reaped = v[2] + v[3];
+    *rss = v[4] * ngx_pagesize;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The master first, with the CPU time of the workers it has reaped
+ * (replaced at a reload, or after a crash), then its live children.  In
+ * this order a worker that exits in between is missed for one reading,
+ * never counted twice; the metrics handler keeps the counter from going
+ * back.
+ */
+
 static void
 ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks)
 {
-    u_char         buf[1024], *p, *last;
     DIR           *dir;
-    ssize_t        n;
-    ngx_fd_t       fd;
     ngx_int_t      id;
     ngx_pid_t      master, pid, ppid;
-    ngx_uint_t     field;
-    uint64_t       v[3];
+    uint64_t       t, reaped, m;
     struct dirent *de;
-    char           path[64];
 
     *rss = 0;
     *ticks = 0;
 
     master = (ngx_process == NGX_PROCESS_WORKER) ? getppid() : ngx_pid;
+
+    if (ngx_http_linguamate_proc_stat(master, &ppid, &t, &reaped, &m)
+        == NGX_OK)
+    {
+        *ticks = t + reaped;
+        *rss = m;
+    }
 
     dir = opendir("/proc");
     if (dir == NULL) {
@@ -512,66 +604,16 @@ ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks)
 
         pid = (ngx_pid_t) id;
 
-        (void) ngx_snprintf((u_char *) path, sizeof(path), "/proc/%P/stat%Z",
-                            pid);
-
-        fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) {
+        if (pid == master
+            || ngx_http_linguamate_proc_stat(pid, &ppid, &t, &reaped, &m)
+               != NGX_OK
+            || ppid != master)
+        {
             continue;
         }
 
-        n = read(fd, buf, sizeof(buf) - 1);
-        (void) ngx_close_file(fd);
-
-        if (n <= 0) {
-            continue;
-        }
-
-        last = buf + n;
-        p = last;
-
-        while (p > buf && p[-1] != ')') {
-            p--;
-        }
-
-        /* fields after "comm": 3 state, 4 ppid, 14 utime, 15 stime, 24 rss */
-
-        ppid = 0;
-        v[0] = v[1] = v[2] = 0;
-
-        for (field = 2; p < last; p++) {
-            if (*p == ' ') {
-                field++;
-                continue;
-            }
-
-            if (*p < '0' || *p > '9') {
-                continue;
-            }
-
-            if (field == 4) {
-                ppid = ppid * 10 + (*p - '0');
-
-            } else if (field == 14) {
-                v[0] = v[0] * 10 + (*p - '0');
-
-            } else if (field == 15) {
-                v[1] = v[1] * 10 + (*p - '0');
-
-            } else if (field == 24) {
-                v[2] = v[2] * 10 + (*p - '0');
-
-            } else if (field > 24) {
-                break;
-            }
-        }
-
-        if (pid != master && ppid != master) {
-            continue;
-        }
-
-        *ticks += v[0] + v[1];
-        *rss += v[2] * ngx_pagesize;
+        *ticks += t;
+        *rss += m;
     }
 
     closedir(dir);
@@ -602,7 +644,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     const char                          *source;
     ngx_buf_t                           *b;
     ngx_uint_t                           i, j, k, s, series;
-    ngx_atomic_uint_t                    v;
+    ngx_atomic_uint_t                    v, old;
     ngx_chain_t                          out;
     ngx_slab_pool_t                     *shpool;
     ngx_http_linguamate_zone_t         **zp;
@@ -868,6 +910,26 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
 
     ngx_http_linguamate_proc_totals(&rss, &ticks);
 
+    /*
+     * a counter: never below what any worker reported before (a worker
+     * reaped between two readings, another worker's older cache)
+     */
+
+    for ( ;; ) {
+        old = m->cpu_ticks;
+
+        if ((ngx_atomic_uint_t) ticks <= old) {
+            ticks = old;
+            break;
+        }
+
+        if (ngx_atomic_cmp_set(&m->cpu_ticks, old,
+                               (ngx_atomic_uint_t) ticks))
+        {
+            break;
+        }
+    }
+
     limit = ngx_http_linguamate_memory_limit(lmcf, &source);
 
     p = ngx_sprintf(p,
@@ -887,7 +949,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         "# TYPE process_resident_memory_bytes gauge\n"
         "process_resident_memory_bytes %uL\n"
         "# HELP process_cpu_seconds_total CPU time of the nginx master and "
-        "all its workers.\n"
+        "all its workers, those it replaced included.\n"
         "# TYPE process_cpu_seconds_total counter\n"
         "process_cpu_seconds_total %uL.%02uL\n"
         "# HELP process_start_time_seconds Start of the nginx master.\n"

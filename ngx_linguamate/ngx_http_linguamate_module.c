@@ -307,6 +307,10 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_linguamate_deadline_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_linguamate_trpc_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -388,6 +392,10 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
     rv = ngx_http_linguamate_resolve_settings(cf, conf);
     if (rv != NGX_CONF_OK) {
         return rv;
+    }
+
+    if (ngx_http_linguamate_admin_tokens(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (ngx_http_linguamate_metrics_init(cf, conf) != NGX_OK) {
@@ -536,10 +544,19 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->auth, prev->auth,
                               NGX_HTTP_LINGUAMATE_AUTH_OFF);
 
-    /* limits are inherited only by a level that declares none, as limit_req */
+    /*
+     * limits are inherited only by a level that declares none, as
+     * limit_req; the probes (health, metrics) that inherit theirs are
+     * outside them unless RATE_LIMIT_PROBES says otherwise
+     */
 
     if (conf->limits == NULL) {
         conf->limits = prev->limits;
+
+        conf->probe = (conf->endpoint >= NGX_HTTP_LINGUAMATE_EP_HEALTH
+                       && conf->endpoint
+                          <= NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED)
+                      || conf->endpoint == NGX_HTTP_LINGUAMATE_EP_METRICS;
     }
 
     if (conf->lockout == NULL) {

@@ -131,6 +131,8 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
       "5", rate_limit_max_login_attempts, 1, 1000)                           \
     X(RATE_LIMIT_ALLOWLIST, rate_limit_allowlist, CIDRS, NULL,               \
       rate_limit_allowlist, 0, 0)                                            \
+    X(RATE_LIMIT_PROBES, rate_limit_probes, BOOL, "false",                   \
+      rate_limit_probes, 0, 0)                                               \
     X(CIRCUIT_BREAKER_FAILURE_THRESHOLD, circuit_breaker_failure_threshold,  \
       UINT, "5", cb_failure_threshold, 1, 1000000)                           \
     X(CIRCUIT_BREAKER_VOLUME_THRESHOLD, circuit_breaker_volume_threshold,    \
@@ -160,6 +162,7 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
       strict_mode, 0, 0)                                                     \
     X(LOG_SIGNING_KEY, log_signing_key, SECRET, NULL, log_signing_key, 0, 0) \
     X(ADMIN_TOKEN, admin_token, SECRET, NULL, admin_token, 0, 0)             \
+    X(ADMIN_TOKENS, admin_tokens, SECRET, NULL, admin_tokens, 0, 0)          \
     X(ADMIN_ALLOWLIST, admin_allowlist, CIDRS, "127.0.0.0/8,::1/128",        \
       admin_allowlist, 0, 0)                                                 \
     X(GIT_COMMIT_SHA, git_commit_sha, TEXT, "unknown", git_commit_sha, 0, 0) \
@@ -258,6 +261,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_uint_t                  rate_limit_max_requests;
     ngx_uint_t                  rate_limit_max_login_attempts;
     ngx_array_t                *rate_limit_allowlist;   /* of ngx_cidr_t */
+    ngx_flag_t                  rate_limit_probes;  /* health, metrics */
     ngx_uint_t                  cb_failure_threshold;
     ngx_uint_t                  cb_volume_threshold;
     ngx_uint_t                  cb_reset_timeout_ms;
@@ -276,6 +280,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_flag_t                  strict_mode;
     ngx_str_t                   log_signing_key;
     ngx_str_t                   admin_token;
+    ngx_str_t                   admin_tokens;       /* name:token,... */
     ngx_array_t                *admin_allowlist;    /* of ngx_cidr_t */
     ngx_str_t                   git_commit_sha;
     ngx_uint_t                  memory_limit_mb;
@@ -296,6 +301,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_str_t                   not_ready;      /* empty: ready */
     ngx_msec_t                  master_start;   /* epoch ms */
     ngx_uint_t                  secret_is_default;
+    ngx_array_t                *admin_keys;     /* admin.c: names, digests */
 
     ngx_array_t                 zones;  /* of ngx_http_linguamate_zone_t * */
     ngx_http_linguamate_zone_t *session_zone;
@@ -330,6 +336,7 @@ typedef struct {
     ngx_uint_t                  route_index;    /* 0: "other" */
     ngx_flag_t                  metrics;
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
+    ngx_flag_t                  probe;      /* inherited limits skipped */
     ngx_flag_t                  limit_dry_run;
     ngx_http_linguamate_zone_t *lockout;
     ngx_uint_t                  auth;
@@ -405,6 +412,7 @@ typedef struct {
     unsigned                    lockout_done:1;
     unsigned                    body_reading:1;
     unsigned                    body_read:1;
+    unsigned                    deadline:1;     /* REQUEST_TIMEOUT_MS */
 
     /* a tRPC call: its procedures, from the request line */
     ngx_str_t                  *trpc_procs;
@@ -610,9 +618,16 @@ ngx_uint_t ngx_http_linguamate_toolkit_statuses(
     ngx_http_linguamate_toolkit_t *tk, ngx_uint_t **statuses);
 ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
     ngx_http_linguamate_toolkit_t **tk);
+ngx_http_upstream_t *ngx_http_linguamate_toolkit_upstream(
+    ngx_http_linguamate_toolkit_t *tk);
+
+/* deadline.c */
+ngx_int_t ngx_http_linguamate_deadline_init(ngx_conf_t *cf);
 
 /* admin.c */
 ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_admin_tokens(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
 
 /* flags.c */
 ngx_int_t ngx_http_linguamate_flags_init(ngx_conf_t *cf,
@@ -630,6 +645,10 @@ u_char *ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p);
 ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
     u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out);
+ngx_int_t ngx_http_linguamate_cache_key_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_atomic_uint_t ngx_http_linguamate_cache_purge(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *procedure);
 
 /* trpc.c */
 ngx_int_t ngx_http_linguamate_trpc_init(ngx_conf_t *cf);

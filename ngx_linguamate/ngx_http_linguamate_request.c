@@ -104,6 +104,10 @@ static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
       ngx_http_linguamate_log_enabled_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("linguamate_cache_key"), NULL,
+      ngx_http_linguamate_cache_key_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 

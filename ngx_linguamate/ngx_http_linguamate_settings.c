@@ -314,6 +314,10 @@ ngx_http_linguamate_resolve_settings(ngx_conf_t *cf,
             continue;
         }
 
+        if (s->kind == NGX_HTTP_LINGUAMATE_KIND_SECRET) {
+            ngx_str_set(&value, "(not shown)");
+        }
+
         if (raw->line) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "linguamate: invalid value \"%V\" for %V "

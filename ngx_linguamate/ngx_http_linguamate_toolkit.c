@@ -655,3 +655,12 @@ ngx_http_linguamate_toolkit_statuses(ngx_http_linguamate_toolkit_t *tk,
 
     return ngx_min(tk->attempt, NGX_HTTP_LINGUAMATE_TK_ATTEMPTS);
 }
+
+
+/* the upstream of the attempt in flight, if any, for REQUEST_TIMEOUT_MS */
+
+ngx_http_upstream_t *
+ngx_http_linguamate_toolkit_upstream(ngx_http_linguamate_toolkit_t *tk)
+{
+    return tk->sr ? tk->sr->upstream : NULL;
+}

@@ -75,6 +75,40 @@ is prom_value($m, 'linguamate_http_requests_total{route="b",method="GET",status=
    3, 'route b counts from the reload on';
 is promtool_check($m), "promtool ok\n", 'still valid';
 
+# --- process_cpu_seconds_total stays a counter across a reload -------------
+# The workers that a reload replaces take their CPU time with them; the
+# master's reaped-children time keeps it.  Load the workers until they
+# have used a measurable amount, then reload.
+
+sub cpu {
+    prom_value($srv->get('/api/metrics')->{content}, 'process_cpu_seconds_total') // -1;
+}
+sub load_metrics {
+    my @k;
+    for my $c (1 .. 4) {
+        my $pid = fork // die;
+        if ($pid == 0) {
+            my $http = HTTP::Tiny->new(keep_alive => 1);
+            $http->get($srv->url('/api/metrics')) for 1 .. $_[0];
+            POSIX::_exit(0);
+        }
+        push @k, $pid;
+    }
+    waitpid $_, 0 for @k;
+}
+my $cpu = 0;
+for (1 .. 60) {
+    load_metrics(100);
+    $cpu = cpu();
+    last if $cpu >= 0.3;
+}
+cmp_ok $cpu, '>=', 0.3, "the workers used CPU: $cpu s";
+ok $srv->reload, 'HUP reload: the workers are replaced';
+my $after = cpu();
+cmp_ok $after, '>=', $cpu, "process_cpu_seconds_total did not go back ($after)";
+load_metrics(50);
+ok $srv->poll(sub { cpu() > $after }, 10), 'and it goes on growing';
+
 # --- the memory check against a limit it exceeds ----------------------------
 
 $srv->configure($http_conf . "    linguamate_memory_limit_mb 1;\n", $server);

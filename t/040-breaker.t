@@ -171,7 +171,28 @@ $r = $http->post($srv->url('/api/admin/breakers/toolkit/reset'),
 is $r->{status}, 200, 'reset through the operations API';
 set_mode('ok');
 is tk()->{status}, 200, 'closed again';
-ok((grep { /"evt":"circuit_reset"/ } events()), 'circuit_reset logged');
+my @resets = grep { /"evt":"circuit_reset"/ } events();
+is scalar @resets, 1, 'one circuit_reset line';
+like $resets[0] // '', qr/"breaker":"toolkit","from":"open","to":"closed"/,
+     'the reset logs the state it really left: open';
+
+# resetting a closed breaker: logged as such, no transition counted
+sub closed_transitions {
+    $srv->get('/api/metrics')->{content}
+        =~ /^linguamate_circuit_breaker_transitions_total\{name="toolkit",to="closed"\} (\d+)$/m
+        ? $1 : -1;
+}
+my $closed_before = closed_transitions();
+ok $closed_before >= 1, "transitions to closed so far: $closed_before";
+is $http->post($srv->url('/api/admin/breakers/toolkit/reset'),
+               { headers => { Authorization => "Bearer $admin" } })->{status},
+   200, 'a closed breaker can be reset';
+is closed_transitions(), $closed_before,
+   'resetting a closed breaker counts no transition';
+@resets = grep { /"evt":"circuit_reset"/ } events();
+is scalar @resets, 2, 'a second circuit_reset line';
+like $resets[1] // '', qr/"from":"closed","to":"closed"/,
+     'it says the breaker was closed';
 is $http->post($srv->url('/api/admin/breakers/nope/reset'),
                { headers => { Authorization => "Bearer $admin" } })->{status},
    404, 'an unknown breaker is a 404';

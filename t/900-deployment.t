@@ -155,9 +155,12 @@ like $r->{content}, qr/^linguamate_http_requests_total\{route="health",method="G
     is $?, 0, 'promtool accepts the deployment\'s metrics' or diag $out;
 }
 
-$r = get('/api/health/live');
-is $r->{headers}{'x-ratelimit-limit'}, 5000, 'health is under the global limit';
+$r = get('/api');
+is $r->{headers}{'x-ratelimit-limit'}, 5000, '/api is under the global limit';
 is $r->{headers}{'ratelimit-policy'}, '"global";q=5000;w=60', 'its policy';
+$r = get('/api/health/live');
+ok !exists $r->{headers}{'x-ratelimit-limit'},
+   'a probe is not (RATE_LIMIT_PROBES defaults to false)';
 
 $r = get('/api/health/live', Origin => 'http://localhost:8081');
 is $r->{headers}{'access-control-allow-origin'}, 'http://localhost:8081',
@@ -372,6 +375,9 @@ ok on_both('/api/health/ready', '503'), 'ready says not ready: the balancer drai
 is $rc, 0, 'chat and analytics off' or diag $out;
 ($rc, $out) = ctl('flags', '{"cacheTtlSeconds":300}');
 is $rc, 0, 'cache TTL 300' or diag $out;
+($rc, $out) = ctl('cache-purge');
+is $rc, 0, 'scripts/linguamate cache-purge' or diag $out;
+like $out, qr/"purged":"all"/, '... purges every cached tRPC answer';
 ($rc, $out) = ctl('flags', '{"maintenance":false}');
 is $rc, 0, 'maintenance off again';
 ok on_both('/api/info', '200'), 'serving again';
