@@ -734,7 +734,7 @@ ngx_http_linguamate_email_bytes(ngx_http_linguamate_email_ctx_t *ec,
     for ( /* void */ ; p < last; p++, ec->offset++) {
         c = *p;
 
-        if (ec->offset < 3 && c == "\xef\xbb\xbf"[ec->offset]) {
+        if (ec->offset < 3 && c == (u_char) "\xef\xbb\xbf"[ec->offset]) {
             if (ec->offset == 2) {
                 ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_BOM;
                 return;
