@@ -351,6 +351,10 @@ ngx_http_linguamate_trpc_arg(ngx_http_request_t *r, const char *name,
     u_char  *p, *end, *eq, *last;
     size_t   len;
 
+    if (r->args.len == 0) {
+        return NGX_DECLINED;
+    }
+
     len = ngx_strlen(name);
     p = r->args.data;
     last = p + r->args.len;
