@@ -903,13 +903,16 @@ ngx_http_linguamate_email_input(ngx_http_linguamate_email_ctx_t *ec,
 }
 
 
-/* the value to come at depth d is an input's meta.NAME */
+/*
+ * The value to come at depth d is an input's meta.NAME: the meta object
+ * is at depth 2 (the body's) or 3 (a batch element's).
+ */
 
 static ngx_uint_t
 ngx_http_linguamate_email_meta(ngx_http_linguamate_email_ctx_t *ec,
     ngx_uint_t d, const char *name)
 {
-    return d >= 2 && ngx_http_linguamate_email_key(ec, d, name)
+    return (d == 2 || d == 3) && ngx_http_linguamate_email_key(ec, d, name)
            && ec->parent_len[d] == 4
            && ngx_strncmp(ec->parent[d], "meta", 4) == 0
            && ngx_http_linguamate_email_input(ec, d - 1);
