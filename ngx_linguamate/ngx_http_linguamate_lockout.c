@@ -62,6 +62,7 @@ typedef struct {
 enum {
     NGX_HTTP_LINGUAMATE_UNREAD_NONE = 0,
     NGX_HTTP_LINGUAMATE_UNREAD_TYPE,
+    NGX_HTTP_LINGUAMATE_UNREAD_ENCODING,
     NGX_HTTP_LINGUAMATE_UNREAD_FILE,
     NGX_HTTP_LINGUAMATE_UNREAD_BOM,
     NGX_HTTP_LINGUAMATE_UNREAD_UTF8,
@@ -88,7 +89,9 @@ static ngx_http_linguamate_unread_t  ngx_http_linguamate_unread[] = {
     { ngx_null_string, NULL },
     { ngx_string("CONTENT_TYPE"),
       "An auth call's input is read as JSON only: Content-Type must be "
-      "application/json" },
+      "application/json, in UTF-8" },
+    { ngx_string("CONTENT_ENCODING"),
+      "An auth call's body is read as it is: no Content-Encoding" },
     { ngx_string("BODY_TOO_LARGE"),
       "The body of an auth call is too large to be read" },
     { ngx_string("BYTE_ORDER_MARK"),
@@ -146,6 +149,7 @@ static ngx_int_t ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 static ngx_int_t ngx_http_linguamate_lockout_input(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_email_ctx_t *ec);
+static ngx_uint_t ngx_http_linguamate_lockout_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_find_email(
     ngx_http_linguamate_email_ctx_t *ec, ngx_chain_t *in);
 static void ngx_http_linguamate_email_bytes(
@@ -594,10 +598,9 @@ static ngx_int_t
 ngx_http_linguamate_lockout_input(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_email_ctx_t *ec)
 {
-    ngx_buf_t         b;
-    ngx_str_t         v;
-    ngx_chain_t       cl;
-    ngx_table_elt_t  *ct;
+    ngx_buf_t    b;
+    ngx_str_t    v;
+    ngx_chain_t  cl;
 
     if (ctx->trpc && (r->method & NGX_HTTP_GET)) {
         if (ngx_http_linguamate_trpc_arg(r, "input", &v) != NGX_OK
@@ -629,13 +632,9 @@ ngx_http_linguamate_lockout_input(ngx_http_request_t *r,
     }
 
     if (ctx->trpc) {
-        ct = r->headers_in.content_type;
+        ec->unread = ngx_http_linguamate_lockout_json(r);
 
-        if (ct == NULL || ct->value.len < sizeof("application/json") - 1
-            || ngx_strncmp(ct->value.data, "application/json",
-                           sizeof("application/json") - 1) != 0)
-        {
-            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_TYPE;
+        if (ec->unread) {
             return NGX_OK;
         }
     }
@@ -650,6 +649,69 @@ ngx_http_linguamate_lockout_input(ngx_http_request_t *r,
     }
 
     return ngx_http_linguamate_find_email(ec, r->request_body->bufs);
+}
+
+
+/*
+ * A body tRPC reads as JSON (Content-Type starting with
+ * "application/json") and that the app cannot read otherwise: UTF-8 (an
+ * Express app with body-parser honours another charset), not encoded (it
+ * inflates gzip).  Else the reason to refuse it.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_lockout_json(ngx_http_request_t *r)
+{
+    u_char           *p, *last, *v;
+    ngx_table_elt_t  *ct, *ce;
+
+    static ngx_str_t  encoding = ngx_string("Content-Encoding");
+
+    ct = r->headers_in.content_type;
+
+    if (ct == NULL || ct->value.len < sizeof("application/json") - 1
+        || ngx_strncmp(ct->value.data, "application/json",
+                       sizeof("application/json") - 1) != 0)
+    {
+        return NGX_HTTP_LINGUAMATE_UNREAD_TYPE;
+    }
+
+    last = ct->value.data + ct->value.len;
+    p = ngx_strlcasestrn(ct->value.data, last, (u_char *) "charset=", 7);
+
+    if (p) {
+        /* charset=utf-8, "utf-8", utf8, up to ';' */
+
+        p += sizeof("charset=") - 1;
+
+        while (p < last && (*p == '"' || *p == ' ')) {
+            p++;
+        }
+
+        v = p;
+
+        while (v < last && *v != '"' && *v != ';' && *v != ' ') {
+            v++;
+        }
+
+        if (!((v - p == 5 && ngx_strncasecmp(p, (u_char *) "utf-8", 5) == 0)
+              || (v - p == 4
+                  && ngx_strncasecmp(p, (u_char *) "utf8", 4) == 0)))
+        {
+            return NGX_HTTP_LINGUAMATE_UNREAD_TYPE;
+        }
+    }
+
+    ce = ngx_http_linguamate_find_header(r, &encoding);
+
+    if (ce && !(ce->value.len == 8
+                && ngx_strncasecmp(ce->value.data, (u_char *) "identity", 8)
+                   == 0))
+    {
+        return NGX_HTTP_LINGUAMATE_UNREAD_ENCODING;
+    }
+
+    return NGX_HTTP_LINGUAMATE_UNREAD_NONE;
 }
 
 

@@ -166,9 +166,9 @@ ngx_http_linguamate_trpc_post_read(ngx_http_request_t *r)
     }
 
     return ngx_http_linguamate_phase_error(r, NGX_HTTP_NOT_FOUND, "NOT_FOUND",
-               "No procedure found on this path: a call is "
-               "/api/trpc/<router>.<procedure>, with \",\" between the "
-               "procedures of a ?batch=1 call, as sent by the tRPC client",
+               "No procedure found on this path: a call is the tRPC "
+               "prefix, then <router>.<procedure>, with \",\" between the "
+               "procedures of a ?batch=1 call, as the tRPC client sends it",
                NULL);
 }
 

@@ -241,6 +241,16 @@ $r = raw('GET', '/api/trpc/auth.verifyEmail?inp%75t=%7B%22json%22%3A%7B%22email%
 is failures('eve@example.com'), 2, '... found by its decoded name, "+" a space';
 unlock('eve@example.com');
 
+# a charset of UTF-8, spelled as clients do, and an identity encoding
+for my $type ('application/json; charset=utf-8', 'application/json;charset="UTF-8"',
+              'application/json; charset=utf8') {
+    $r = raw('POST', '/api/trpc/auth.login', login_body('hal@example.com'),
+             'Content-Type' => $type, 'Content-Encoding' => 'identity');
+    is $r->{status}, 401, "$type passes";
+}
+is failures('hal@example.com'), 3, '... and each is counted';
+unlock('hal@example.com');
+
 # superjson meta that does not touch the email
 $r = raw('POST', '/api/trpc/auth.signup',
          '{"json":{"email":"fay@example.com","born":"2000-01-01T00:00:00.000Z"},'
@@ -303,16 +313,21 @@ my @unread = (
       . "gil\@example.com\r\n--b--\r\n", 'CONTENT_TYPE', undef, 'multipart/form-data; boundary=b' ],
     [ 'Application/JSON (tRPC matches it case-sensitively)', login_body('gil@example.com'),
       'CONTENT_TYPE', undef, 'Application/JSON' ],
+    [ 'a charset other than UTF-8 (body-parser would honour it)', login_body('gil@example.com'),
+      'CONTENT_TYPE', undef, 'application/json; charset="utf-16le"' ],
+    [ 'a gzip body (body-parser would inflate it)', login_body('gil@example.com'),
+      'CONTENT_ENCODING', undef, undef, 'gzip' ],
     [ 'a GET input with invalid UTF-8', undef, 'INVALID_UTF8',
       '/api/trpc/auth.verifyEmail?input=%7B%22json%22%3A%7B%22email%22%3A%22%FF%22%7D%7D' ],
 );
 
 $before = app_lines();
 for my $c (@unread) {
-    my ($name, $body, $reason, $path, $type) = @$c;
+    my ($name, $body, $reason, $path, $type, $encoding) = @$c;
     $path //= '/api/trpc/auth.login';
     $r = raw(defined $body ? 'POST' : 'GET', $path, $body,
-             defined $type ? ('Content-Type' => $type) : ());
+             defined $type ? ('Content-Type' => $type) : (),
+             defined $encoding ? ('Content-Encoding' => $encoding) : ());
     is $r->{status}, 400, "$name: 400" or diag $r->{raw};
     my $e = ref $r->{json} eq 'ARRAY' ? $r->{json}[0] : $r->{json};
     $e = ref $e eq 'HASH' ? $e->{error}{json} : {};
