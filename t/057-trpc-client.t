@@ -4,7 +4,10 @@
 # pointed at the edge, with a real tRPC v11 app (@trpc/server, superjson)
 # behind it: it logs in through the edge, is locked out after repeated
 # failures with a TRPCClientError whose data.code is TOO_MANY_REQUESTS,
-# and reads every policy error of the edge as a tRPC error.  Needs node
+# and reads every policy error of the edge as a tRPC error.  Then, for
+# each of tRPC's adapters (standalone, fetch, Express with and without
+# express.json()), every spelling and login body the adapter runs as a
+# victim's login is refused or counted (issue 13).  Needs node
 # and npm (the packages come from the npm registry, pinned in
 # t/trpc-client/package-lock.json); under CI a missing one is a failure.
 
@@ -17,6 +20,8 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use POSIX qw(WNOHANG);
+use Compress::Zlib ();
+use Encode ();
 use Linguamate::Server;
 use Linguamate::Token;
 
@@ -211,8 +216,8 @@ sub raw {
     my ($port, $method, $target, $body, %h) = @_;
     my $s = IO::Socket::INET->new("127.0.0.1:$port") or die "connect: $!";
     $h{'X-Real-IP'} //= join '.', 10, map { int rand 250 } 1 .. 3;
-    my $req = "$method $target HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nConnection: close\r\n"
-              . "Content-Type: application/json\r\n";
+    $h{'Content-Type'} //= 'application/json';
+    my $req = "$method $target HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nConnection: close\r\n";
     $req .= "$_: $h{$_}\r\n" for sort keys %h;
     $req .= 'Content-Length: ' . length($body) . "\r\n" if defined $body;
     print $s "$req\r\n" . ($body // '');
@@ -277,16 +282,22 @@ my @bodies = (
       qq'{"0":{"json":{"email":"d1\@example.com"}},"1":{"json":{"email":"d2\@example.com"}},'
       . qq'"2":{"json":{"email":"$victim","password":"x"}}}',
       undef, '/api/trpc/auth.login,auth.login,auth.login?batch=1' ],
+    # what only an app with body-parser reads
+    [ 'a gzip body', Compress::Zlib::memGzip($vbody), undef, undef,
+      { 'Content-Encoding' => 'gzip' }, 'express-json' ],
+    [ 'a UTF-16 body', Encode::encode('UTF-16LE', $vbody), undef, undef,
+      { 'Content-Type' => 'application/json; charset=utf-16le' }, 'express-json' ],
 );
 
 # which spellings must run on which adapter, so that the check can fail
 my %must_run = (
-    standalone => [ '/api/trpc/auth%2Elogin', '/api/trpc/x/../auth.login' ],
-    fetch      => [ '/api/trpc/auth.login/', '/api/trpcauth.login' ],
-    express    => [ '/api/trpc/x/auth.login', '/api/trpc//auth.login' ],
+    standalone     => [ '/api/trpc/auth%2Elogin', '/api/trpc/x/../auth.login' ],
+    fetch          => [ '/api/trpc/auth.login/', '/api/trpcauth.login' ],
+    express        => [ '/api/trpc/x/auth.login', '/api/trpc//auth.login' ],
+    'express-json' => [ '/api/trpc/x/auth.login', '/api/trpc//auth.login' ],
 );
 
-for my $adapter (qw(standalone fetch express)) {
+for my $adapter (qw(standalone fetch express express-json)) {
     my $port = start_app($adapter);
     my $e = Linguamate::Server->new(workers => 2);
     my $st = $e->dir . '/state';
@@ -365,15 +376,16 @@ _SERVER_
     is $adm->('GET', $victim)->{failures}, 1, "$adapter: the canonical spelling is counted once";
 
     for my $b (@bodies) {
-        my ($name, $body, $reads, $path) = @$b;
+        my ($name, $body, $reads, $path, $hdrs, $only) = @$b;
+        next if $only && $only ne $adapter;
         $path //= '/api/trpc/auth.login';
         $reset->();
-        my $d = raw($port, 'POST', $path, $body);
+        my $d = raw($port, 'POST', $path, $body, %{ $hdrs // {} });
         like $d->{messages}, $reads // qr/for \Q$victim\E$/m,
              "$adapter reads $name as the victim's login";
         my ($refused, $passed) = (0, 0);
         for (1 .. 6) {
-            my $r = raw($e->port, 'POST', $path, $body);
+            my $r = raw($e->port, 'POST', $path, $body, %{ $hdrs // {} });
             if ($r->{status} == 400 && ($r->{error}{data}{edgeCode} // '') eq 'VALIDATION_ERROR') {
                 $refused++;
             } else {

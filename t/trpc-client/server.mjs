@@ -1,13 +1,16 @@
 // A tRPC v11 app with the superjson transformer, as the Linguamate app
 // serves its procedures: the upstream of the edge in t/057-trpc-client.t,
 // one router served by one of three adapters.
-//   node server.mjs PORT [standalone|fetch|express]
+//   node server.mjs PORT [standalone|fetch|express|express-json]
 // - standalone: createHTTPServer, basePath /api/trpc/ (exact);
 // - fetch: fetchRequestHandler behind a node http server that turns each
 //   request into a fetch Request, as Hono or Next's app router do (the
 //   fetch adapter trims slashes around the procedure path);
 // - express: createExpressMiddleware mounted at /api/trpc (it reads only
-//   the last path segment).
+//   the last path segment);
+// - express-json: the same behind express.json() (body-parser), which
+//   many apps add: tRPC then takes the body it parsed (body-parser
+//   inflates gzip and honours the charset of Content-Type).
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import express from 'express';
@@ -78,8 +81,11 @@ if (adapter === 'standalone') {
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
   }).listen(port, '127.0.0.1');
-} else if (adapter === 'express') {
+} else if (adapter === 'express' || adapter === 'express-json') {
   const app = express();
+  if (adapter === 'express-json') {
+    app.use(express.json());
+  }
   app.use('/api/trpc', createExpressMiddleware({
     router: appRouter,
     createContext: ({ req }) => context((h) => req.headers[h]),
