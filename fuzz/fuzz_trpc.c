@@ -3,8 +3,10 @@
  *
  * libFuzzer harness for tRPC calls (ngx_http_linguamate_trpc.c): the
  * input is a cut size byte, then "URI[?ARGS]\nANSWER".  trpc_parse()
- * splits the URI under /api/trpc/ into procedures (batch=1, auth, chat,
- * analytics); the answer is then fed in pieces of the cut size to
+ * checks the raw URI under /api/trpc/ against the canonical grammar and
+ * splits it into procedures (batch as URLSearchParams reads it, auth,
+ * chat, analytics): what it accepts must be segments of [A-Za-z0-9_-]
+ * joined by '.' and ','; the answer is then fed in pieces of the cut size to
  * trpc_scan(), the streaming yajl scan of a 207 batch answer that counts
  * the auth procedures that failed and succeeded.
  */
@@ -15,6 +17,35 @@
 
 
 static ngx_http_linguamate_main_conf_t  fuzz_lmcf;
+
+
+/* [A-Za-z0-9_-]+ joined by '.' */
+
+static int
+fuzz_trpc_canonical(ngx_str_t *p)
+{
+    size_t  i, seg;
+
+    seg = 0;
+
+    for (i = 0; i < p->len; i++) {
+        if ((p->data[i] >= 'a' && p->data[i] <= 'z')
+            || (p->data[i] >= 'A' && p->data[i] <= 'Z')
+            || (p->data[i] >= '0' && p->data[i] <= '9')
+            || p->data[i] == '_' || p->data[i] == '-')
+        {
+            seg++;
+
+        } else if (p->data[i] == '.' && seg) {
+            seg = 0;
+
+        } else {
+            return 0;
+        }
+    }
+
+    return seg > 0;
+}
 
 
 int
@@ -57,6 +88,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_memcpy(s, data + 1, len);
     q = ngx_strlchr(s, s + len, '?');
 
+    r->unparsed_uri.data = s;
+    r->unparsed_uri.len = len;
     r->uri.data = s;
     r->uri.len = q ? (size_t) (q - s) : len;
 
@@ -74,10 +107,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
+        if (ctx->trpc_bad && (ctx->trpc_n || ctx->trpc_batch)) {
+            abort();    /* a refused path names no procedure */
+        }
+
         for (i = 0; i < ctx->trpc_n; i++) {
             if (ctx->trpc_procs[i].data < s
                 || ctx->trpc_procs[i].data + ctx->trpc_procs[i].len
-                   > s + len)
+                   > s + len
+                || !fuzz_trpc_canonical(&ctx->trpc_procs[i]))
             {
                 abort();
             }

@@ -25,7 +25,8 @@
 
 
 #define NGX_HTTP_LINGUAMATE_EMAIL_MAX      254
-#define NGX_HTTP_LINGUAMATE_JSON_DEPTH     8
+#define NGX_HTTP_LINGUAMATE_JSON_DEPTH     32
+#define NGX_HTTP_LINGUAMATE_ACCOUNTS       64
 #define NGX_HTTP_LINGUAMATE_LOCK_WINDOW    60000
 #define NGX_HTTP_LINGUAMATE_LOCK_TIME      (15 * 60000)
 
@@ -48,23 +49,97 @@ typedef struct {
 #define NGX_HTTP_LINGUAMATE_LOCK_OFF  sizeof(ngx_http_linguamate_lock_t)
 
 
-#define NGX_HTTP_LINGUAMATE_KEY_SHORT   8
+#define NGX_HTTP_LINGUAMATE_KEY_SHORT   24
+
+
+/*
+ * Why the edge cannot read the account of a login body the way the app
+ * will (tRPC's fetch Request.json(), then superjson.deserialize()): a
+ * tRPC call with an auth procedure is then refused, never passed on
+ * with the client address alone counted.
+ */
+
+enum {
+    NGX_HTTP_LINGUAMATE_UNREAD_NONE = 0,
+    NGX_HTTP_LINGUAMATE_UNREAD_TYPE,
+    NGX_HTTP_LINGUAMATE_UNREAD_ENCODING,
+    NGX_HTTP_LINGUAMATE_UNREAD_FILE,
+    NGX_HTTP_LINGUAMATE_UNREAD_BOM,
+    NGX_HTTP_LINGUAMATE_UNREAD_UTF8,
+    NGX_HTTP_LINGUAMATE_UNREAD_SURROGATE,
+    NGX_HTTP_LINGUAMATE_UNREAD_JSON,
+    NGX_HTTP_LINGUAMATE_UNREAD_DEPTH,
+    NGX_HTTP_LINGUAMATE_UNREAD_META,
+    NGX_HTTP_LINGUAMATE_UNREAD_NOT_STRING,
+    NGX_HTTP_LINGUAMATE_UNREAD_CONTROL,
+    NGX_HTTP_LINGUAMATE_UNREAD_ASCII,
+    NGX_HTTP_LINGUAMATE_UNREAD_EMPTY,
+    NGX_HTTP_LINGUAMATE_UNREAD_LONG,
+    NGX_HTTP_LINGUAMATE_UNREAD_ACCOUNTS
+};
 
 
 typedef struct {
+    ngx_str_t                   reason;
+    const char                 *message;
+} ngx_http_linguamate_unread_t;
+
+
+static ngx_http_linguamate_unread_t  ngx_http_linguamate_unread[] = {
+    { ngx_null_string, NULL },
+    { ngx_string("CONTENT_TYPE"),
+      "An auth call's input is read as JSON only: Content-Type must be "
+      "application/json, in UTF-8" },
+    { ngx_string("CONTENT_ENCODING"),
+      "An auth call's body is read as it is: no Content-Encoding" },
+    { ngx_string("BODY_TOO_LARGE"),
+      "The body of an auth call is too large to be read" },
+    { ngx_string("BYTE_ORDER_MARK"),
+      "The body starts with a byte-order mark" },
+    { ngx_string("INVALID_UTF8"), "The body is not valid UTF-8" },
+    { ngx_string("LONE_SURROGATE"),
+      "The body has a lone UTF-16 surrogate escape" },
+    { ngx_string("NOT_JSON"), "The body is not JSON" },
+    { ngx_string("TOO_DEEP"), "The body nests deeper than 32 levels" },
+    { ngx_string("META_EMAIL"),
+      "The superjson meta of the input sets or changes the email" },
+    { ngx_string("EMAIL_NOT_STRING"), "The email is not a string" },
+    { ngx_string("EMAIL_CONTROL"), "The email has a control character" },
+    { ngx_string("EMAIL_NOT_ASCII"),
+      "The email has a character outside ASCII" },
+    { ngx_string("EMAIL_EMPTY"), "The email is empty" },
+    { ngx_string("EMAIL_TOO_LONG"),
+      "The email is longer than 254 characters" },
+    { ngx_string("TOO_MANY_ACCOUNTS"), "A call names more than 64 accounts" }
+};
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
     ngx_uint_t                  depth;
     /* key[d]: the current key of the object at depth d; parent[d]: the
-       key the container at depth d sits under (both cut to 8 bytes) */
+       key the container at depth d sits under (both cut to 24 bytes) */
     u_char                      key[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2]
                                    [NGX_HTTP_LINGUAMATE_KEY_SHORT];
     size_t                      key_len[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2];
     u_char                      parent[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2]
                                       [NGX_HTTP_LINGUAMATE_KEY_SHORT];
     size_t                      parent_len[NGX_HTTP_LINGUAMATE_JSON_DEPTH + 2];
-    u_char                      email[2][NGX_HTTP_LINGUAMATE_EMAIL_MAX];
-    size_t                      len[2];
+    /* the accounts, trimmed and lower-cased */
+    ngx_str_t                   email[NGX_HTTP_LINGUAMATE_ACCOUNTS];
     ngx_uint_t                  n;
-    unsigned                    ambiguous:1;
+    ngx_uint_t                  unread;
+    /* depth of an input's meta.values, of its meta.referentialEqualities */
+    ngx_uint_t                  values;
+    ngx_uint_t                  refs;
+    /* the bytes, across buffers: UTF-8 and \u escapes */
+    size_t                      offset;
+    ngx_uint_t                  need;
+    ngx_uint_t                  esc;
+    ngx_uint_t                  code;
+    u_char                      lo;
+    u_char                      hi;
+    unsigned                    high:1;
 } ngx_http_linguamate_email_ctx_t;
 
 
@@ -72,17 +147,37 @@ static ngx_int_t ngx_http_linguamate_lockout_handler(ngx_http_request_t *r);
 static void ngx_http_linguamate_lockout_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
-static void ngx_http_linguamate_find_email(ngx_http_request_t *r,
-    ngx_http_linguamate_email_ctx_t *ec);
+static ngx_int_t ngx_http_linguamate_lockout_input(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_email_ctx_t *ec);
+static ngx_uint_t ngx_http_linguamate_lockout_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_find_email(
+    ngx_http_linguamate_email_ctx_t *ec, ngx_chain_t *in);
+static void ngx_http_linguamate_email_bytes(
+    ngx_http_linguamate_email_ctx_t *ec, u_char *p, u_char *last);
+static void ngx_http_linguamate_email_escape(
+    ngx_http_linguamate_email_ctx_t *ec, u_char c);
+static ngx_uint_t ngx_http_linguamate_email_key(
+    ngx_http_linguamate_email_ctx_t *ec, ngx_uint_t d, const char *name);
+static ngx_uint_t ngx_http_linguamate_email_input(
+    ngx_http_linguamate_email_ctx_t *ec, ngx_uint_t d);
+static ngx_uint_t ngx_http_linguamate_email_meta(
+    ngx_http_linguamate_email_ctx_t *ec, ngx_uint_t d, const char *name);
 static ngx_uint_t ngx_http_linguamate_email_place(
     ngx_http_linguamate_email_ctx_t *ec);
+static int ngx_http_linguamate_email_value(
+    ngx_http_linguamate_email_ctx_t *ec, ngx_uint_t unread);
+static void ngx_http_linguamate_email_path(
+    ngx_http_linguamate_email_ctx_t *ec, const u_char *s, size_t len);
+static int ngx_http_linguamate_json_null(void *data);
 static int ngx_http_linguamate_json_map_key(void *data, const unsigned char *k,
     size_t len);
 static int ngx_http_linguamate_json_string(void *data, const unsigned char *s,
     size_t len);
-static int ngx_http_linguamate_json_start(void *data);
+static int ngx_http_linguamate_json_start_map(void *data);
+static int ngx_http_linguamate_json_start_array(void *data);
+static int ngx_http_linguamate_json_open(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_uint_t map);
 static int ngx_http_linguamate_json_end(void *data);
-static int ngx_http_linguamate_json_scalar(void *data);
 static int ngx_http_linguamate_json_bool(void *data, int b);
 static int ngx_http_linguamate_json_number(void *data, const char *n,
     size_t len);
@@ -114,16 +209,16 @@ static void ngx_http_linguamate_lockout_append(
 
 
 static yajl_callbacks  ngx_http_linguamate_email_callbacks = {
-    ngx_http_linguamate_json_scalar,
+    ngx_http_linguamate_json_null,
     ngx_http_linguamate_json_bool,
     NULL,
     NULL,
     ngx_http_linguamate_json_number,
     ngx_http_linguamate_json_string,
-    ngx_http_linguamate_json_start,
+    ngx_http_linguamate_json_start_map,
     ngx_http_linguamate_json_map_key,
     ngx_http_linguamate_json_end,
-    ngx_http_linguamate_json_start,
+    ngx_http_linguamate_json_start_array,
     ngx_http_linguamate_json_end
 };
 
@@ -279,6 +374,7 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
     ngx_msec_t                       left, l;
     ngx_http_linguamate_ctx_t       *ctx;
     ngx_http_linguamate_loc_conf_t  *llcf;
+    ngx_http_linguamate_unread_t    *un;
     u_char                           msg[96];
 
     if (r != r->main) {
@@ -332,14 +428,32 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ctx->lockout_refuse) {
+        /* a tRPC auth call the edge cannot read as the app will */
+
+        un = &ngx_http_linguamate_unread[ctx->lockout_refuse];
+
+        p = ngx_pnalloc(r->pool, sizeof(",\"reason\":\"\"") + un->reason.len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        extra.data = p;
+        extra.len = ngx_sprintf(p, ",\"reason\":\"%V\"", &un->reason) - p;
+
+        ctx->lockout_nkeys = 0;
+
+        return ngx_http_linguamate_phase_error(r, NGX_HTTP_BAD_REQUEST,
+                                               "VALIDATION_ERROR",
+                                               un->message, &extra);
+    }
+
     left = 0;
 
-    for (i = 0; i < 3; i++) {
-        if (ctx->lockout_key[i].len) {
-            l = ngx_http_linguamate_lockout_check(llcf->lockout,
-                                                  &ctx->lockout_key[i]);
-            left = ngx_max(left, l);
-        }
+    for (i = 0; i < ctx->lockout_nkeys; i++) {
+        l = ngx_http_linguamate_lockout_check(llcf->lockout,
+                                              &ctx->lockout_key[i]);
+        left = ngx_max(left, l);
     }
 
     if (left == 0) {
@@ -403,9 +517,12 @@ ngx_http_linguamate_lockout_body(ngx_http_request_t *r)
 
 
 /*
- * "ip:ADDRESS" always; "email:ACCOUNT" for each account the body names
- * (two at most; more, or two different ones, make the body ambiguous: all
- * are counted on failure, none is cleared on success)
+ * "ip:ADDRESS" always; "email:ACCOUNT" for each account the input names
+ * (more than one makes the input ambiguous: all are counted on failure,
+ * none is cleared on success).  For a tRPC call with an auth procedure,
+ * an input the edge cannot read as the app will sets lockout_refuse;
+ * elsewhere (the edge's own routes, which read their bodies themselves)
+ * it leaves the address alone.
  */
 
 static ngx_int_t
@@ -413,9 +530,35 @@ ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx)
 {
     u_char                           *p;
-    ngx_str_t                        *addr;
-    ngx_uint_t                        i;
+    ngx_str_t                        *addr, *key;
+    ngx_uint_t                        i, n;
     ngx_http_linguamate_email_ctx_t  *ec;
+
+    ec = ngx_pcalloc(r->pool, sizeof(ngx_http_linguamate_email_ctx_t));
+    if (ec == NULL) {
+        return NGX_ERROR;
+    }
+
+    ec->pool = r->pool;
+
+    if (ngx_http_linguamate_lockout_input(r, ctx, ec) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    n = ec->n;
+
+    if (ec->unread) {
+        n = 0;
+
+        if (ctx->trpc) {
+            ctx->lockout_refuse = ec->unread;
+        }
+    }
+
+    key = ngx_palloc(r->pool, (1 + n) * sizeof(ngx_str_t));
+    if (key == NULL) {
+        return NGX_ERROR;
+    }
 
     addr = &r->connection->addr_text;
 
@@ -424,123 +567,389 @@ ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->lockout_key[0].data = p;
-    ctx->lockout_key[0].len = ngx_sprintf(p, "ip:%V", addr) - p;
+    key[0].data = p;
+    key[0].len = ngx_sprintf(p, "ip:%V", addr) - p;
 
-    if (!ctx->body_read) {
-        return NGX_OK;
-    }
-
-    ec = ngx_pcalloc(r->pool, sizeof(ngx_http_linguamate_email_ctx_t));
-    if (ec == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_linguamate_find_email(r, ec);
-
-    for (i = 0; i < ec->n; i++) {
-        p = ngx_pnalloc(r->pool, sizeof("email:") - 1 + ec->len[i]);
+    for (i = 0; i < n; i++) {
+        p = ngx_pnalloc(r->pool, sizeof("email:") - 1 + ec->email[i].len);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        ctx->lockout_key[1 + i].data = p;
-        p = ngx_cpymem(p, "email:", sizeof("email:") - 1);
-        ngx_strlow(p, ec->email[i], ec->len[i]);
-        ctx->lockout_key[1 + i].len = sizeof("email:") - 1 + ec->len[i];
+        key[1 + i].data = p;
+        key[1 + i].len = ngx_sprintf(p, "email:%V", &ec->email[i]) - p;
     }
 
-    ctx->lockout_ambiguous = (ec->ambiguous || ec->n > 1);
+    ctx->lockout_key = key;
+    ctx->lockout_nkeys = 1 + n;
+    ctx->lockout_ambiguous = (n > 1);
 
     return NGX_OK;
 }
 
 
 /*
- * The "email" strings of a JSON body held in memory, only where a login
- * names its account: {"email":..}, tRPC's {"json":{"email":..}} and its
- * batches {"0":{"json":{"email":..}}}, so that an email hidden elsewhere in
- * a body cannot stand in for the account.  No body, a body on disk, not
- * JSON, nested too deep: no account, the client address alone.
+ * The input, where the app reads it: tRPC reads a GET call's from its
+ * "input" argument (URLSearchParams), and any other's from the body as
+ * JSON (Content-Type application/json...); HEAD is answered without one.
  */
 
-static void
-ngx_http_linguamate_find_email(ngx_http_request_t *r,
-    ngx_http_linguamate_email_ctx_t *ec)
+static ngx_int_t
+ngx_http_linguamate_lockout_input(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_email_ctx_t *ec)
+{
+    ngx_buf_t    b;
+    ngx_str_t    v;
+    ngx_chain_t  cl;
+
+    if (ctx->trpc && (r->method & NGX_HTTP_GET)) {
+        if (ngx_http_linguamate_trpc_arg(r, "input", &v) != NGX_OK
+            || v.len == 0)
+        {
+            return NGX_OK;
+        }
+
+        ngx_memzero(&b, sizeof(ngx_buf_t));
+
+        b.start = ngx_pnalloc(r->pool, v.len);
+        if (b.start == NULL) {
+            return NGX_ERROR;
+        }
+
+        b.pos = b.start;
+        b.last = b.pos + ngx_http_linguamate_form_decode(b.pos, v.data,
+                                                         v.len);
+        b.memory = 1;
+
+        cl.buf = &b;
+        cl.next = NULL;
+
+        return ngx_http_linguamate_find_email(ec, &cl);
+    }
+
+    if (!ctx->body_read || (ctx->trpc && (r->method & NGX_HTTP_HEAD))) {
+        return NGX_OK;
+    }
+
+    if (ctx->trpc) {
+        ec->unread = ngx_http_linguamate_lockout_json(r);
+
+        if (ec->unread) {
+            return NGX_OK;
+        }
+    }
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    if (r->request_body->temp_file) {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_FILE;
+        return NGX_OK;
+    }
+
+    return ngx_http_linguamate_find_email(ec, r->request_body->bufs);
+}
+
+
+/*
+ * A body tRPC reads as JSON (Content-Type starting with
+ * "application/json") and that the app cannot read otherwise: UTF-8 (an
+ * Express app with body-parser honours another charset), not encoded (it
+ * inflates gzip).  Else the reason to refuse it.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_lockout_json(ngx_http_request_t *r)
+{
+    u_char           *p, *last, *v;
+    ngx_table_elt_t  *ct, *ce;
+
+    static ngx_str_t  encoding = ngx_string("Content-Encoding");
+
+    ct = r->headers_in.content_type;
+
+    if (ct == NULL || ct->value.len < sizeof("application/json") - 1
+        || ngx_strncmp(ct->value.data, "application/json",
+                       sizeof("application/json") - 1) != 0)
+    {
+        return NGX_HTTP_LINGUAMATE_UNREAD_TYPE;
+    }
+
+    last = ct->value.data + ct->value.len;
+    p = ngx_strlcasestrn(ct->value.data, last, (u_char *) "charset=", 7);
+
+    if (p) {
+        /* charset=utf-8, "utf-8", utf8, up to ';' */
+
+        p += sizeof("charset=") - 1;
+
+        while (p < last && (*p == '"' || *p == ' ')) {
+            p++;
+        }
+
+        v = p;
+
+        while (v < last && *v != '"' && *v != ';' && *v != ' ') {
+            v++;
+        }
+
+        if (!((v - p == 5 && ngx_strncasecmp(p, (u_char *) "utf-8", 5) == 0)
+              || (v - p == 4
+                  && ngx_strncasecmp(p, (u_char *) "utf8", 4) == 0)))
+        {
+            return NGX_HTTP_LINGUAMATE_UNREAD_TYPE;
+        }
+    }
+
+    ce = ngx_http_linguamate_find_header(r, &encoding);
+
+    if (ce && !(ce->value.len == 8
+                && ngx_strncasecmp(ce->value.data, (u_char *) "identity", 8)
+                   == 0))
+    {
+        return NGX_HTTP_LINGUAMATE_UNREAD_ENCODING;
+    }
+
+    return NGX_HTTP_LINGUAMATE_UNREAD_NONE;
+}
+
+
+/*
+ * The "email" strings of a JSON input held in memory, only where a login
+ * names its account: {"email":..}, tRPC's {"json":{"email":..}} and its
+ * batches {"0":{"json":{"email":..}}}, so that an email hidden elsewhere
+ * cannot stand in for the account.  Duplicate keys are all counted (the
+ * app, with JSON.parse, reads the last one).  Whatever the app would read
+ * differently sets ec->unread: a byte-order mark (Request.json() drops
+ * it), bytes that are not UTF-8 (replaced by U+FFFD there), a lone
+ * surrogate escape (yajl and JSON.parse disagree), not JSON, nested
+ * deeper than the edge reads, superjson meta that touches the email.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_find_email(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_chain_t *in)
 {
     ngx_buf_t    *b;
     yajl_handle   h;
     ngx_chain_t  *cl;
-    yajl_status   st;
-
-    if (r->request_body == NULL || r->request_body->bufs == NULL
-        || r->request_body->temp_file)
-    {
-        return;
-    }
 
     h = yajl_alloc(&ngx_http_linguamate_email_callbacks, NULL, ec);
     if (h == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
-    st = yajl_status_ok;
+    ec->lo = 0x80;
+    ec->hi = 0xbf;
 
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+    for (cl = in; cl && !ec->unread; cl = cl->next) {
         b = cl->buf;
 
-        if (b->in_file || ngx_buf_special(b)) {
+        if (b->in_file && !ngx_buf_in_memory(b)) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_FILE;
+            break;
+        }
+
+        if (b->last == b->pos) {
             continue;
         }
 
-        st = yajl_parse(h, b->pos, b->last - b->pos);
+        ngx_http_linguamate_email_bytes(ec, b->pos, b->last);
 
-        if (st != yajl_status_ok) {
-            break;
+        if (!ec->unread
+            && yajl_parse(h, b->pos, b->last - b->pos) != yajl_status_ok
+            && !ec->unread)
+        {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_JSON;
         }
     }
 
-    if (st == yajl_status_ok) {
-        st = yajl_complete_parse(h);
+    if (!ec->unread) {
+        if (ec->need) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_UTF8;
+
+        } else if (ec->high) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_SURROGATE;
+
+        } else if (yajl_complete_parse(h) != yajl_status_ok
+                   && !ec->unread)
+        {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_JSON;
+        }
     }
 
     yajl_free(h);
 
-    if (st != yajl_status_ok) {
-        /* not JSON, or too deep: what was seen is not to be trusted */
-        ec->n = 0;
+    return NGX_OK;
+}
+
+
+/* one pass over the bytes: the byte-order mark, UTF-8, \u escapes */
+
+static void
+ngx_http_linguamate_email_bytes(ngx_http_linguamate_email_ctx_t *ec,
+    u_char *p, u_char *last)
+{
+    u_char  c;
+
+    for ( /* void */ ; p < last; p++, ec->offset++) {
+        c = *p;
+
+        if (ec->offset < 3 && c == (u_char) "\xef\xbb\xbf"[ec->offset]) {
+            if (ec->offset == 2) {
+                ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_BOM;
+                return;
+            }
+
+        } else if (ec->offset < 3) {
+            ec->offset = 3;     /* no mark: stop looking */
+        }
+
+        if (ec->need) {
+            if (c < ec->lo || c > ec->hi) {
+                ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_UTF8;
+                return;
+            }
+
+            ec->need--;
+            ec->lo = 0x80;
+            ec->hi = 0xbf;
+            continue;
+        }
+
+        if (c >= 0x80) {
+            if (c >= 0xc2 && c <= 0xdf) {
+                ec->need = 1;
+
+            } else if (c >= 0xe0 && c <= 0xef) {
+                ec->need = 2;
+                ec->lo = (c == 0xe0) ? 0xa0 : 0x80;
+                ec->hi = (c == 0xed) ? 0x9f : 0xbf;
+
+            } else if (c >= 0xf0 && c <= 0xf4) {
+                ec->need = 3;
+                ec->lo = (c == 0xf0) ? 0x90 : 0x80;
+                ec->hi = (c == 0xf4) ? 0x8f : 0xbf;
+
+            } else {
+                ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_UTF8;
+                return;
+            }
+
+            continue;
+        }
+
+        ngx_http_linguamate_email_escape(ec, c);
+
+        if (ec->unread) {
+            return;
+        }
     }
 }
 
 
-static ngx_uint_t
-ngx_http_linguamate_email_place(ngx_http_linguamate_email_ctx_t *ec)
+/*
+ * \uD800-\uDBFF must be followed by \uDC00-\uDFFF and the latter comes
+ * only after the former: yajl turns a lone one into '?' or joins it with
+ * whatever follows, JSON.parse keeps it.  A backslash outside a string
+ * is not JSON, which the parser refuses anyway.
+ */
+
+static void
+ngx_http_linguamate_email_escape(ngx_http_linguamate_email_ctx_t *ec,
+    u_char c)
 {
-    size_t      i;
-    ngx_uint_t  d;
+    ngx_int_t  h;
 
-    d = ec->depth;
+    switch (ec->esc) {
 
-    if (ec->key_len[d] != 5 || ngx_strncmp(ec->key[d], "email", 5) != 0) {
-        return 0;
+    case 0:
+        if (c == '\\') {
+            ec->esc = 1;
+
+        } else if (ec->high) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_SURROGATE;
+        }
+
+        return;
+
+    case 1:
+        if (c == 'u') {
+            ec->esc = 2;
+            ec->code = 0;
+            return;
+        }
+
+        if (ec->high) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_SURROGATE;
+        }
+
+        ec->esc = 0;
+        return;
+
+    default:
+        h = ngx_hextoi(&c, 1);
+
+        if (h == NGX_ERROR) {
+            ec->esc = 0;        /* not JSON: the parser says so */
+            return;
+        }
+
+        ec->code = ec->code * 16 + h;
+
+        if (++ec->esc < 6) {
+            return;
+        }
+
+        ec->esc = 0;
+
+        if (ec->code >= 0xd800 && ec->code <= 0xdbff && !ec->high) {
+            ec->high = 1;
+
+        } else if (ec->code >= 0xdc00 && ec->code <= 0xdfff && ec->high) {
+            ec->high = 0;
+
+        } else if (ec->high
+                   || (ec->code >= 0xd800 && ec->code <= 0xdfff))
+        {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_SURROGATE;
+        }
     }
+}
+
+
+/* the key at depth d is NAME */
+
+static ngx_uint_t
+ngx_http_linguamate_email_key(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_uint_t d, const char *name)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    return ec->key_len[d] == len && ngx_strncmp(ec->key[d], name, len) == 0;
+}
+
+
+/*
+ * The object at depth d is a call's input as tRPC hands it to superjson:
+ * the body (or the "input" argument) itself, or an element "0", "1"...
+ * of a batch's.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_email_input(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_uint_t d)
+{
+    size_t  i;
 
     if (d == 1) {
         return 1;
     }
 
-    if (ec->parent_len[d] != 4 || ngx_strncmp(ec->parent[d], "json", 4) != 0)
-    {
-        return 0;
-    }
-
-    if (d == 2) {
-        return 1;
-    }
-
-    /* only 8 bytes of a key are kept: a longer one is no batch index */
-
-    if (d != 3 || ec->parent_len[2] == 0
+    if (d != 2 || ec->parent_len[2] == 0
         || ec->parent_len[2] > NGX_HTTP_LINGUAMATE_KEY_SHORT)
     {
         return 0;
@@ -556,60 +965,86 @@ ngx_http_linguamate_email_place(ngx_http_linguamate_email_ctx_t *ec)
 }
 
 
+/*
+ * The value to come at depth d is an input's meta.NAME: the meta object
+ * is at depth 2 (the body's) or 3 (a batch element's).
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_email_meta(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_uint_t d, const char *name)
+{
+    return (d == 2 || d == 3) && ngx_http_linguamate_email_key(ec, d, name)
+           && ec->parent_len[d] == 4
+           && ngx_strncmp(ec->parent[d], "meta", 4) == 0
+           && ngx_http_linguamate_email_input(ec, d - 1);
+}
+
+
+/* the value to come is an account: {"email"}, an input's json.email */
+
+static ngx_uint_t
+ngx_http_linguamate_email_place(ngx_http_linguamate_email_ctx_t *ec)
+{
+    ngx_uint_t  d;
+
+    d = ec->depth;
+
+    if (d == 0 || !ngx_http_linguamate_email_key(ec, d, "email")) {
+        return 0;
+    }
+
+    return d == 1
+           || (ec->parent_len[d] == 4
+               && ngx_strncmp(ec->parent[d], "json", 4) == 0
+               && ngx_http_linguamate_email_input(ec, d - 1));
+}
+
+
+/*
+ * A value other than a string or a container: refused where an account
+ * or meta.values is expected ("values": null changes nothing)
+ */
+
+static int
+ngx_http_linguamate_email_value(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_uint_t unread)
+{
+    if (ngx_http_linguamate_email_place(ec)) {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_NOT_STRING;
+
+    } else if (unread
+               && ngx_http_linguamate_email_meta(ec, ec->depth, "values"))
+    {
+        ec->unread = unread;
+    }
+
+    return !ec->unread;
+}
+
+
+/*
+ * A superjson path of meta (a key of "values", any string of
+ * "referentialEqualities"): refused when its first segment (up to an
+ * unescaped '.') is "email", as the value it annotates, or the place
+ * it sets, is then the account.
+ */
+
+static void
+ngx_http_linguamate_email_path(ngx_http_linguamate_email_ctx_t *ec,
+    const u_char *s, size_t len)
+{
+    if (len >= 5 && ngx_strncmp(s, "email", 5) == 0
+        && (len == 5 || s[5] == '.'))
+    {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_META;
+    }
+}
+
+
 static int
 ngx_http_linguamate_json_map_key(void *data, const unsigned char *k,
     size_t len)
-{
-    ngx_http_linguamate_email_ctx_t *ec = data;
-
-    ec->key_len[ec->depth] = len;
-    ngx_memcpy(ec->key[ec->depth], k,
-               ngx_min(len, NGX_HTTP_LINGUAMATE_KEY_SHORT));
-
-    return 1;
-}
-
-
-static int
-ngx_http_linguamate_json_string(void *data, const unsigned char *s,
-    size_t len)
-{
-    ngx_http_linguamate_email_ctx_t *ec = data;
-
-    ngx_uint_t  i;
-
-    if (!ngx_http_linguamate_email_place(ec)) {
-        return 1;
-    }
-
-    if (len == 0 || len > NGX_HTTP_LINGUAMATE_EMAIL_MAX) {
-        ec->ambiguous = 1;
-        return 1;
-    }
-
-    for (i = 0; i < ec->n; i++) {
-        if (ec->len[i] == len && ngx_strncasecmp(ec->email[i], (u_char *) s,
-                                                 len) == 0)
-        {
-            return 1;
-        }
-    }
-
-    if (ec->n == 2) {
-        ec->ambiguous = 1;
-        return 1;
-    }
-
-    ngx_memcpy(ec->email[ec->n], s, len);
-    ec->len[ec->n] = len;
-    ec->n++;
-
-    return 1;
-}
-
-
-static int
-ngx_http_linguamate_json_start(void *data)
 {
     ngx_http_linguamate_email_ctx_t *ec = data;
 
@@ -617,9 +1052,152 @@ ngx_http_linguamate_json_start(void *data)
 
     d = ec->depth;
 
-    /* deeper than any login body: give up rather than parse on */
+    ec->key_len[d] = len;
+    ngx_memcpy(ec->key[d], k, ngx_min(len, NGX_HTTP_LINGUAMATE_KEY_SHORT));
+
+    if (ec->values == d || (ec->refs && d >= ec->refs)) {
+        ngx_http_linguamate_email_path(ec, k, len);
+    }
+
+    return !ec->unread;
+}
+
+
+/*
+ * An account as accounts are compared: spaces trimmed, lower-cased;
+ * control characters and anything outside ASCII refused (an app that
+ * trims and lower-cases with JavaScript then compares the same bytes)
+ */
+
+static int
+ngx_http_linguamate_json_string(void *data, const unsigned char *s,
+    size_t len)
+{
+    ngx_http_linguamate_email_ctx_t *ec = data;
+
+    u_char      *p;
+    ngx_uint_t   i;
+
+    if ((ec->refs && ec->depth >= ec->refs)
+        || ngx_http_linguamate_email_meta(ec, ec->depth,
+                                          "referentialEqualities"))
+    {
+        ngx_http_linguamate_email_path(ec, s, len);
+        return !ec->unread;
+    }
+
+    if (ngx_http_linguamate_email_meta(ec, ec->depth, "values")) {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_META;
+        return 0;
+    }
+
+    if (!ngx_http_linguamate_email_place(ec)) {
+        return 1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_CONTROL;
+            return 0;
+        }
+
+        if (s[i] >= 0x80) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_ASCII;
+            return 0;
+        }
+    }
+
+    while (len && s[0] == ' ') {
+        s++;
+        len--;
+    }
+
+    while (len && s[len - 1] == ' ') {
+        len--;
+    }
+
+    if (len == 0 || len > NGX_HTTP_LINGUAMATE_EMAIL_MAX) {
+        ec->unread = len ? NGX_HTTP_LINGUAMATE_UNREAD_LONG
+                         : NGX_HTTP_LINGUAMATE_UNREAD_EMPTY;
+        return 0;
+    }
+
+    for (i = 0; i < ec->n; i++) {
+        if (ec->email[i].len == len
+            && ngx_strncasecmp(ec->email[i].data, (u_char *) s, len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    if (ec->n == NGX_HTTP_LINGUAMATE_ACCOUNTS) {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_ACCOUNTS;
+        return 0;
+    }
+
+    p = ngx_pnalloc(ec->pool, len);
+    if (p == NULL) {
+        return 0;
+    }
+
+    ngx_strlow(p, (u_char *) s, len);
+
+    ec->email[ec->n].data = p;
+    ec->email[ec->n].len = len;
+    ec->n++;
+
+    return 1;
+}
+
+
+static int
+ngx_http_linguamate_json_start_map(void *data)
+{
+    return ngx_http_linguamate_json_open(data, 1);
+}
+
+
+static int
+ngx_http_linguamate_json_start_array(void *data)
+{
+    return ngx_http_linguamate_json_open(data, 0);
+}
+
+
+static int
+ngx_http_linguamate_json_open(ngx_http_linguamate_email_ctx_t *ec,
+    ngx_uint_t map)
+{
+    ngx_uint_t  d;
+
+    d = ec->depth;
+
+    if (ngx_http_linguamate_email_place(ec)) {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_NOT_STRING;
+        return 0;
+    }
+
+    if (ngx_http_linguamate_email_meta(ec, d, "values")) {
+        /* an array annotates the input itself: refused */
+
+        if (!map) {
+            ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_META;
+            return 0;
+        }
+
+        ec->values = d + 1;
+    }
+
+    if (ec->refs == 0
+        && ngx_http_linguamate_email_meta(ec, d, "referentialEqualities"))
+    {
+        ec->refs = d + 1;
+    }
+
+    /* deeper than the edge reads: refused */
 
     if (d + 1 > NGX_HTTP_LINGUAMATE_JSON_DEPTH) {
+        ec->unread = NGX_HTTP_LINGUAMATE_UNREAD_DEPTH;
         return 0;
     }
 
@@ -637,6 +1215,14 @@ ngx_http_linguamate_json_end(void *data)
 {
     ngx_http_linguamate_email_ctx_t *ec = data;
 
+    if (ec->values == ec->depth) {
+        ec->values = 0;
+    }
+
+    if (ec->refs == ec->depth) {
+        ec->refs = 0;
+    }
+
     if (ec->depth) {
         ec->depth--;
     }
@@ -646,23 +1232,25 @@ ngx_http_linguamate_json_end(void *data)
 
 
 static int
-ngx_http_linguamate_json_scalar(void *data)
+ngx_http_linguamate_json_null(void *data)
 {
-    return 1;
+    return ngx_http_linguamate_email_value(data, 0);
 }
 
 
 static int
 ngx_http_linguamate_json_bool(void *data, int b)
 {
-    return 1;
+    return ngx_http_linguamate_email_value(data,
+                                        NGX_HTTP_LINGUAMATE_UNREAD_META);
 }
 
 
 static int
 ngx_http_linguamate_json_number(void *data, const char *n, size_t len)
 {
-    return 1;
+    return ngx_http_linguamate_email_value(data,
+                                        NGX_HTTP_LINGUAMATE_UNREAD_META);
 }
 
 
@@ -784,11 +1372,7 @@ ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
     msec = ngx_current_msec;
     now = (uint32_t) msec;
 
-    for (i = 0; i < 3; i++) {
-
-        if (ctx->lockout_key[i].len == 0) {
-            continue;
-        }
+    for (i = 0; i < ctx->lockout_nkeys; i++) {
 
         hash = ngx_crc32_short(ctx->lockout_key[i].data,
                                ctx->lockout_key[i].len);
@@ -820,7 +1404,7 @@ ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
 
             if (node
                 && ((i >= 1 && !ctx->lockout_ambiguous)
-                    || (i == 0 && ctx->lockout_key[1].len == 0)))
+                    || (i == 0 && ctx->lockout_nkeys == 1)))
             {
                 ngx_http_linguamate_node_free(zone, node);
                 node = NULL;

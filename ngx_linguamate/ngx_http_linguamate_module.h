@@ -396,7 +396,9 @@ typedef struct {
     ngx_uint_t                  limit_status;
     ngx_uint_t                  route_index;
     ngx_http_linguamate_zone_t *lockout_zone;
-    ngx_str_t                   lockout_key[3];     /* ip:, email:... */
+    ngx_str_t                  *lockout_key;        /* ip:, email:... */
+    ngx_uint_t                  lockout_nkeys;
+    ngx_uint_t                  lockout_refuse;     /* why not read */
     ngx_http_linguamate_claims_t  claims;
     void                       *claims_tree;        /* yajl_val * */
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
@@ -428,6 +430,7 @@ typedef struct {
     unsigned                    trpc_chat:1;
     unsigned                    trpc_analytics:1;
     unsigned                    trpc_scanning:1;
+    unsigned                    trpc_bad:1;     /* not canonical */
 } ngx_http_linguamate_ctx_t;
 
 
@@ -652,6 +655,9 @@ ngx_atomic_uint_t ngx_http_linguamate_cache_purge(
 
 /* trpc.c */
 ngx_int_t ngx_http_linguamate_trpc_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_trpc_arg(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+size_t ngx_http_linguamate_form_decode(u_char *dst, u_char *src, size_t len);
 void ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 ngx_int_t ngx_http_linguamate_trpc_gate(ngx_http_request_t *r,

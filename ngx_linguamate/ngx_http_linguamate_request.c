@@ -374,7 +374,7 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         }
     }
 
-    if (ctx->lockout_zone && ctx->lockout_key[0].len
+    if (ctx->lockout_zone && ctx->lockout_nkeys
         && ngx_http_linguamate_lockout_account(r, ctx) != NGX_OK)
     {
         return NGX_ERROR;

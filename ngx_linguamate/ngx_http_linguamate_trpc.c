@@ -78,6 +78,12 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_linguamate_trpc_post_read(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_linguamate_trpc_under(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf);
+static ngx_uint_t ngx_http_linguamate_form_equal(u_char *p, u_char *last,
+    u_char *s, size_t len);
+static u_char ngx_http_linguamate_form_byte(u_char **p, u_char *last);
+static ngx_uint_t ngx_http_linguamate_trpc_batch(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_trpc_log(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_trpc_is_auth(ngx_str_t *proc);
 static ngx_http_linguamate_trpc_code_t *ngx_http_linguamate_trpc_code(
@@ -131,7 +137,9 @@ ngx_http_linguamate_trpc_init(ngx_conf_t *cf)
 /*
  * POST_READ: a call under the prefix is read before anything can refuse
  * it (a body over client_max_body_size is refused before any location
- * handler runs), so that its error is tRPC-shaped whatever refuses it
+ * handler runs), so that its error is tRPC-shaped whatever refuses it.
+ * A path that is not canonical is refused here, before any location is
+ * chosen: it never reaches the app, and nginx never redirects it.
  */
 
 static ngx_int_t
@@ -142,11 +150,7 @@ ngx_http_linguamate_trpc_post_read(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (r != r->main || lmcf->trpc_prefix.len == 0
-        || r->uri.len < lmcf->trpc_prefix.len
-        || ngx_strncmp(r->uri.data, lmcf->trpc_prefix.data,
-                       lmcf->trpc_prefix.len) != 0)
-    {
+    if (r != r->main || !ngx_http_linguamate_trpc_under(r, lmcf)) {
         return NGX_DECLINED;
     }
 
@@ -157,26 +161,65 @@ ngx_http_linguamate_trpc_post_read(ngx_http_request_t *r)
 
     ngx_http_linguamate_trpc_parse(r, ctx);
 
-    return NGX_DECLINED;
+    if (!ctx->trpc_bad) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_linguamate_phase_error(r, NGX_HTTP_NOT_FOUND, "NOT_FOUND",
+               "No procedure found on this path: a call is the tRPC "
+               "prefix, then <router>.<procedure>, with \",\" between the "
+               "procedures of a ?batch=1 call, as the tRPC client sends it",
+               NULL);
 }
 
 
 /*
- * Read the procedures of a call under the tRPC prefix, once per request,
- * from the URI as nginx normalised it (%-decoded, slashes merged), so that
- * "/api//trpc/" or "%74rpc" is the same call as for the location match
- * and the app.  The procedures are counted on every comma, batch or not;
- * "batch" is read as the app reads it (decoded, exactly "1").
+ * Under the prefix, its final "/" left out: "/api/trpc" and
+ * "/api/trpcauth.login" are the app's too (tRPC's fetch adapter trims
+ * slashes), and are refused as tRPC calls.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_trpc_under(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    size_t  stem;
+
+    stem = lmcf->trpc_prefix.len;
+
+    if (stem == 0) {
+        return 0;
+    }
+
+    if (stem > 1 && lmcf->trpc_prefix.data[stem - 1] == '/') {
+        stem--;
+    }
+
+    return r->uri.len >= stem
+           && ngx_strncmp(r->uri.data, lmcf->trpc_prefix.data, stem) == 0;
+}
+
+
+/*
+ * Read the procedures of a call under the tRPC prefix, once per request.
+ * The adapters of tRPC disagree on how a URL names a procedure (fetch
+ * trims slashes, Express reads the last segment, standalone slices a
+ * length), so only one spelling passes: the raw request line, byte for
+ * byte, is the prefix, then procedures of [A-Za-z0-9_-] segments joined
+ * by '.', with ',' between them only when the call is a batch; the URI as
+ * nginx normalised it must be the same bytes (no %-escape, no merged
+ * slash, no dot segment).  Anything else sets trpc_bad: refused.  "batch"
+ * is read as URLSearchParams.get("batch") === "1".
  */
 
 void
 ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx)
 {
-    u_char                           *p, *last, *q, *dst, *src;
-    u_char                            arg[8];
-    ngx_str_t                        *proc, name, value;
-    ngx_uint_t                        n;
+    u_char                           *raw, *p, *q, *last, c;
+    size_t                            seg;
+    ngx_str_t                        *proc, *prefix, name;
+    ngx_uint_t                        n, i;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     if (ctx->trpc_done) {
@@ -193,61 +236,92 @@ ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (lmcf->trpc_prefix.len == 0
-        || r->uri.len < lmcf->trpc_prefix.len
-        || ngx_strncmp(r->uri.data, lmcf->trpc_prefix.data,
-                       lmcf->trpc_prefix.len) != 0)
-    {
+    if (!ngx_http_linguamate_trpc_under(r, lmcf)) {
         return;
     }
 
     ctx->trpc = 1;
+    prefix = &lmcf->trpc_prefix;
 
-    if (ngx_http_arg(r, (u_char *) "batch", 5, &value) == NGX_OK
-        && value.len <= sizeof(arg))
-    {
-        dst = arg;
-        src = value.data;
-        ngx_unescape_uri(&dst, &src, value.len, NGX_UNESCAPE_URI);
+    /* the raw path, up to the arguments; no fragment anywhere */
 
-        if (dst - arg == 1 && arg[0] == '1') {
-            ctx->trpc_batch = 1;
-        }
+    raw = r->unparsed_uri.data;
+    last = raw + r->unparsed_uri.len;
+    q = ngx_strlchr(raw, last, '?');
+
+    if (q == NULL) {
+        q = last;
     }
 
-    proc = ngx_palloc(r->pool,
-                      NGX_HTTP_LINGUAMATE_TRPC_MAX * sizeof(ngx_str_t));
-    if (proc == NULL) {
-        ctx->trpc = 0;
+    p = raw + ngx_min(prefix->len, (size_t) (q - raw));
+
+    ctx->trpc_path.data = p;
+    ctx->trpc_path.len = ngx_min((size_t) (q - p), 1024);
+
+    if ((size_t) (q - raw) <= prefix->len
+        || ngx_strncmp(raw, prefix->data, prefix->len) != 0
+        || (size_t) (q - raw) != r->uri.len
+        || ngx_strncmp(raw, r->uri.data, r->uri.len) != 0
+        || ngx_strlchr(q, last, '#') != NULL)
+    {
+        ctx->trpc_bad = 1;
         return;
     }
 
-    p = r->uri.data + lmcf->trpc_prefix.len;
-    last = r->uri.data + r->uri.len;
+    /* one pass: the grammar, and the number of procedures */
 
-    ctx->trpc_path.data = p;
-    ctx->trpc_path.len = ngx_min((size_t) (last - p), 1024);
+    n = 1;
+    seg = 0;
+
+    for (i = 0; p + i < q; i++) {
+        c = p[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '_' || c == '-')
+        {
+            seg++;
+            continue;
+        }
+
+        if ((c == '.' || c == ',') && seg) {
+            seg = 0;
+            n += (c == ',');
+            continue;
+        }
+
+        break;
+    }
+
+    ctx->trpc_batch = ngx_http_linguamate_trpc_batch(r);
+
+    if (p + i < q || seg == 0 || (n > 1 && !ctx->trpc_batch)) {
+        ctx->trpc_bad = 1;
+        ctx->trpc_batch = 0;
+        return;
+    }
+
+    if (n > NGX_HTTP_LINGUAMATE_TRPC_MAX) {
+        ctx->trpc_too_many = 1;
+        n = NGX_HTTP_LINGUAMATE_TRPC_MAX;
+    }
+
+    proc = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    if (proc == NULL) {
+        ctx->trpc_bad = 1;
+        ctx->trpc_batch = 0;
+        return;
+    }
 
     ctx->trpc_procs = proc;
-    n = 0;
 
-    for ( /* void */ ; p <= last; p = q + 1) {
-        q = ngx_strlchr(p, last, ',');
-        if (q == NULL) {
-            q = last;
-        }
-
-        if (n == NGX_HTTP_LINGUAMATE_TRPC_MAX) {
-            ctx->trpc_too_many = 1;
-            break;
-        }
-
+    for (i = 0; i < n; i++, p = name.data + name.len + 1) {
         name.data = p;
-        name.len = ngx_min((size_t) (q - p), 256);
-        proc[n++] = name;
+        p = ngx_strlchr(p, q, ',');
+        name.len = (p ? p : q) - name.data;
+        proc[i] = name;
 
         if (ngx_http_linguamate_trpc_is_auth(&name)) {
-            ctx->trpc_auth |= (uint64_t) 1 << (n - 1);
+            ctx->trpc_auth |= (uint64_t) 1 << i;
             ctx->trpc_auth_n++;
         }
 
@@ -261,6 +335,125 @@ ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
     }
 
     ctx->trpc_n = n;
+}
+
+
+/*
+ * The first argument named NAME, as URLSearchParams.get() finds it:
+ * arguments split on '&', names compared once decoded ('+' a space, %XX
+ * a byte), exactly; VALUE is left encoded.  NGX_DECLINED: none.
+ */
+
+ngx_int_t
+ngx_http_linguamate_trpc_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    u_char  *p, *end, *eq, *last;
+    size_t   len;
+
+    if (r->args.len == 0) {
+        return NGX_DECLINED;
+    }
+
+    len = ngx_strlen(name);
+    p = r->args.data;
+    last = p + r->args.len;
+
+    for ( /* void */ ; p < last; p = end + 1) {
+        end = ngx_strlchr(p, last, '&');
+        if (end == NULL) {
+            end = last;
+        }
+
+        eq = ngx_strlchr(p, end, '=');
+        if (eq == NULL) {
+            eq = end;
+        }
+
+        if (ngx_http_linguamate_form_equal(p, eq, (u_char *) name, len)) {
+            value->data = (eq < end) ? eq + 1 : end;
+            value->len = end - value->data;
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* application/x-www-form-urlencoded decoding: '+' a space, %XX a byte */
+
+size_t
+ngx_http_linguamate_form_decode(u_char *dst, u_char *src, size_t len)
+{
+    u_char  *d, *last;
+
+    d = dst;
+    last = src + len;
+
+    while (src < last) {
+        *d++ = ngx_http_linguamate_form_byte(&src, last);
+    }
+
+    return d - dst;
+}
+
+
+/* an encoded name against a plain one, decoding as it goes */
+
+static ngx_uint_t
+ngx_http_linguamate_form_equal(u_char *p, u_char *last, u_char *s,
+    size_t len)
+{
+    size_t  i;
+
+    for (i = 0; p < last; i++) {
+        if (i == len || ngx_http_linguamate_form_byte(&p, last) != s[i]) {
+            return 0;
+        }
+    }
+
+    return i == len;
+}
+
+
+/* one decoded byte; a '%' without two hex digits stands for itself */
+
+static u_char
+ngx_http_linguamate_form_byte(u_char **p, u_char *last)
+{
+    u_char     *s;
+    ngx_int_t   b;
+
+    s = *p;
+
+    if (*s == '%' && last - s >= 3
+        && (b = ngx_hextoi(s + 1, 2)) != NGX_ERROR)
+    {
+        *p = s + 3;
+        return (u_char) b;
+    }
+
+    *p = s + 1;
+
+    return (*s == '+') ? ' ' : *s;
+}
+
+
+/* "batch" as every adapter reads it: searchParams.get("batch") === "1" */
+
+static ngx_uint_t
+ngx_http_linguamate_trpc_batch(ngx_http_request_t *r)
+{
+    ngx_str_t  value;
+
+    if (ngx_http_linguamate_trpc_arg(r, "batch", &value) != NGX_OK) {
+        return 0;
+    }
+
+    return value.len == 1 ? value.data[0] == '1'
+           : value.len == 3 && value.data[0] == '%' && value.data[1] == '3'
+             && value.data[2] == '1';
 }
 
 

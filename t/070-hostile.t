@@ -314,11 +314,13 @@ my @cases = (
     [ 'refresh: JSON nested 100,000 deep (past its 16k)',
       request('POST', '/api/auth/refresh', body => $deep),
       413, 'PAYLOAD_TOO_LARGE' ],
-    # the app owns its procedures' input: the edge passes it on (its
-    # login key reader gives up past 8 levels and counts the address)
-    [ 'tRPC: JSON nested 100,000 deep in an auth procedure: passed on',
+    # an auth procedure's input the edge cannot read as the app will is
+    # refused (docs/auth.md): past 32 levels its reader stops
+    [ 'tRPC: JSON nested 100,000 deep in an auth procedure: refused',
       request('POST', '/api/trpc/auth.login', body => qq({"json":$deep})),
-      200, undef ],
+      400, 'BAD_REQUEST', sub {
+          is $_[0]{json}{error}{json}{data}{reason}, 'TOO_DEEP', '  reason TOO_DEEP';
+      }, 1 ],
 
     # 1e400
     [ 'ingest: a number of 1e400',

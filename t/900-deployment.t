@@ -255,6 +255,37 @@ is $r->{status}, 413, 'a tRPC body over 1 MB';
 like $r->{content}, qr/^\{"error":\{"json":\{"message":.*"data":\{"code":"PAYLOAD_TOO_LARGE","httpStatus":413,"path":"auth\.login"/,
      '... is a tRPC error';
 
+# --- every answer under /api is the edge's own (issue 13, item 7) --------------
+
+# raw, so that the Host header is the client's and no redirect is followed
+sub raw_get {
+    my ($target, $host) = @_;
+    my $s = IO::Socket::INET->new("127.0.0.1:$port") or die "connect: $!";
+    print $s "GET $target HTTP/1.1\r\nHost: $host\r\nConnection: close\r\n\r\n";
+    local $/;
+    my $resp = <$s> // '';
+    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+    return { status => $status // 0, head => $head // '', body => $body // '',
+             json => eval { $json->decode($body // '') } };
+}
+
+for my $path ('/api/trpc', '/api/trpc?batch=1', '/api/trpcx', '/api/trpc/',
+              '/api/trpc/user.me/', '/api/trpc//user.me', '/api/admin', '/api/auth',
+              '/api/toolkit', '/api/health/', '/api/nope/', '/api/') {
+    my $r = raw_get($path, 'evil.example');
+    ok $r->{status} >= 400 && $r->{status} < 500, "$path: the edge's own $r->{status}";
+    unlike $r->{head}, qr/^Location:/mi, "$path: no redirect";
+    unlike $r->{head} . $r->{body}, qr/evil\.example/, "$path: nothing of the Host header";
+    if ($path =~ m{^/api/trpc}) {
+        ok ref $r->{json} eq 'HASH' && $r->{json}{error}{json}{data}{code},
+           "$path: a tRPC error" or diag $r->{body};
+    } else {
+        ok ref $r->{json} eq 'HASH' && $r->{json}{error}{code}, "$path: the envelope"
+            or diag $r->{body};
+    }
+}
+
 # --- a session, revoked through the operations API -----------------------
 
 my $token = `'$repo/scripts/jwt' sign --sub e2e-user --sid e2e-sess --iat @{[int(time) - 5]} --env '$env_file'`;
