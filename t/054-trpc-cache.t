@@ -119,6 +119,9 @@ like $srv->slurp('logs/events.log'),
 
 mkdir "$dir/run";
 open my $pf, '>', "$dir/run/port" or die; print $pf $srv->port, "\n"; close $pf;
+# where scripts/linguamate reaches its deployment
+open my $uf, '>', "$dir/run/url" or die;
+print $uf "http://127.0.0.1:", $srv->port, "\n"; close $uf;
 open my $ef, '>', "$dir/run/env" or die; close $ef;
 my $out = `LINGUAMATE_RUN_DIR=$dir/run LINGUAMATE_ENV_FILE=$dir/run/env ADMIN_TOKEN=$admin scripts/linguamate cache-purge user.list 2>&1`;
 is $?, 0, 'scripts/linguamate cache-purge PROCEDURE';
