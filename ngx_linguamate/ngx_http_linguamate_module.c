@@ -645,7 +645,7 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
     ngx_http_linguamate_random_reset();
     ngx_http_linguamate_session_init_process();
 
-    return NGX_OK;
+    return ngx_http_linguamate_jwt_init_process(cycle);
 }
 
 

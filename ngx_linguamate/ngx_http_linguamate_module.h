@@ -372,8 +372,10 @@ typedef struct {
     time_t                      exp;
     time_t                      nbf;
     time_t                      iat;
+    int64_t                     iat_ms;     /* the edge's own claim */
     unsigned                    has_nbf:1;
     unsigned                    has_iat:1;
+    unsigned                    has_iat_ms:1;
 } ngx_http_linguamate_claims_t;
 
 
@@ -386,7 +388,6 @@ typedef struct {
     ngx_http_linguamate_zone_t *lockout_zone;
     ngx_str_t                   lockout_key[3];     /* ip:, email:... */
     ngx_http_linguamate_claims_t  claims;
-    void                       *claims_tree;        /* yajl_val * */
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
     ngx_http_linguamate_toolkit_t      *toolkit;
     ngx_uint_t                  breaker_period;     /* of the probe */
@@ -518,6 +519,7 @@ ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
 /* jwt.c */
 ngx_int_t ngx_http_linguamate_jwt_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_linguamate_jwt_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_jwt_init_process(ngx_cycle_t *cycle);
 void ngx_http_linguamate_jwt_exit_process(void);
 ngx_uint_t ngx_http_linguamate_jwt_verify(ngx_http_request_t *r,
     ngx_str_t *token, const char *type, ngx_http_linguamate_claims_t *claims);
@@ -536,9 +538,11 @@ char *ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_linguamate_session_init_process(void);
 ngx_int_t ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, ngx_str_t *sub, ngx_str_t *sid, time_t iat);
+    ngx_str_t *sub, ngx_str_t *sid, int64_t issued_ms);
 ngx_int_t ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, ngx_log_t *log);
+    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
+    ngx_log_t *log);
+int64_t ngx_http_linguamate_now_ms(void);
 ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
     ngx_pool_t *pool, ngx_str_t *sid, ngx_str_t *old, ngx_str_t *next,
     ngx_log_t *log);
