@@ -100,11 +100,31 @@ typedef struct {
 } ngx_http_linguamate_jparse_t;
 
 
-/* this worker's keyed MACs and yajl arena */
+/* a verified token of the worker's cache */
+typedef struct {
+    uint32_t                    hash;
+    uint32_t                    used;       /* the worker's clock at use */
+    u_char                     *mem;        /* the token, then the claims */
+    ngx_str_t                   token;
+    ngx_http_linguamate_claims_t  claims;   /* strings in mem */
+    size_t                      size;       /* of the claims' strings */
+    ngx_uint_t                  generation; /* of the session zone */
+    unsigned                    checked:1;
+    unsigned                    revoked:1;
+} ngx_http_linguamate_jwt_entry_t;
+
+
+#define NGX_HTTP_LINGUAMATE_JWT_WAYS  8
+
+
+/* this worker's keyed MACs, cache of verified tokens and yajl arena */
 typedef struct {
     void                       *conf;       /* the secrets' configuration */
     EVP_MAC                    *mac;
     EVP_MAC_CTX                *key[2];     /* JWT_SECRET, _PREVIOUS */
+    ngx_http_linguamate_jwt_entry_t  *cache;
+    ngx_uint_t                  sets;
+    uint32_t                    clock;
     u_char                     *last;       /* of the arena */
     u_char                      arena[NGX_HTTP_LINGUAMATE_JWT_ARENA];
 } ngx_http_linguamate_jwt_worker_t;
@@ -156,6 +176,13 @@ static ngx_uint_t ngx_http_linguamate_jwt_claims(
     ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
 static ngx_int_t ngx_http_linguamate_jwt_keys(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_log_t *log);
+static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_cached(
+    ngx_str_t *token, uint32_t hash);
+static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
+    ngx_str_t *token, uint32_t hash, ngx_http_linguamate_claims_t *c,
+    ngx_log_t *log);
+static size_t ngx_http_linguamate_claims_copy(u_char *dst,
+    ngx_http_linguamate_claims_t *from, ngx_http_linguamate_claims_t *to);
 static ngx_int_t ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data,
     size_t len, u_char *sig);
 static ngx_int_t ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
@@ -261,6 +288,15 @@ ngx_http_linguamate_jwt_exit_process(void)
         w->key[i] = NULL;
     }
 
+    for (i = 0; w->cache && i < w->sets * NGX_HTTP_LINGUAMATE_JWT_WAYS; i++)
+    {
+        ngx_free(w->cache[i].mem);
+    }
+
+    ngx_free(w->cache);
+    w->cache = NULL;
+    w->sets = 0;
+
     EVP_MAC_free(w->mac);
     w->mac = NULL;
     w->conf = NULL;
@@ -270,7 +306,8 @@ ngx_http_linguamate_jwt_exit_process(void)
 /*
  * The MAC contexts keyed with the secrets of lmcf: made once per worker
  * (at its start, or on first use), reinitialised per token, which costs
- * neither an algorithm fetch nor an allocation.
+ * neither an algorithm fetch nor an allocation.  The cache of verified
+ * tokens (linguamate_jwt_cache entries) is allocated with them.
  */
 
 static ngx_int_t
@@ -313,6 +350,16 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
         {
             goto failed;
         }
+    }
+
+    if (lmcf->jwt_cache > 0) {
+        w->cache = ngx_calloc(lmcf->jwt_cache
+                              * sizeof(ngx_http_linguamate_jwt_entry_t), log);
+        if (w->cache == NULL) {
+            goto failed;
+        }
+
+        w->sets = lmcf->jwt_cache / NGX_HTTP_LINGUAMATE_JWT_WAYS;
     }
 
     w->conf = lmcf;
@@ -396,18 +443,50 @@ ngx_uint_t
 ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
     const char *type, ngx_http_linguamate_claims_t *claims)
 {
+    u_char                           *p;
     time_t                            now, leeway;
     int64_t                           issued;
-    ngx_uint_t                        reason, strict;
+    uint32_t                          hash;
+    ngx_uint_t                        reason, strict, gen;
+    ngx_http_linguamate_jwt_entry_t  *e;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    reason = ngx_http_linguamate_jwt_check(r, lmcf, token, claims);
-
-    if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
-        return reason;
+    if (token->len > NGX_HTTP_LINGUAMATE_JWT_MAX
+        || ngx_http_linguamate_jwt_keys(lmcf, r->connection->log) != NGX_OK)
+    {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
+
+    /*
+     * a token verified before: its claims, copied to the request's pool
+     * (the entry may be replaced meanwhile); else the whole check
+     */
+
+    hash = ngx_murmur_hash2(token->data, token->len);
+    e = ngx_http_linguamate_jwt_cached(token, hash);
+
+    if (e) {
+        p = ngx_pnalloc(r->pool, e->size);
+        if (p == NULL) {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+
+        (void) ngx_http_linguamate_claims_copy(p, &e->claims, claims);
+
+    } else {
+        reason = ngx_http_linguamate_jwt_check(r, lmcf, token, claims);
+
+        if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
+            return reason;
+        }
+
+        e = ngx_http_linguamate_jwt_remember(token, hash, claims,
+                                             r->connection->log);
+    }
+
+    /* the time checks, every time: a cached token expires too */
 
     now = ngx_time();
     strict = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT);
@@ -448,19 +527,165 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
      * never known (fail closed)
      */
 
-    if (lmcf->session_zone) {
-        issued = claims->has_iat_ms ? claims->iat_ms
-                 : claims->has_iat ? (int64_t) claims->iat * 1000 : 0;
+    if (lmcf->session_zone == NULL) {
+        return NGX_HTTP_LINGUAMATE_AUTH_OK;
+    }
 
-        if (ngx_http_linguamate_session_revoked(lmcf->session_zone,
-                                                &claims->sub, &claims->sid,
-                                                issued))
+    issued = claims->has_iat_ms ? claims->iat_ms
+             : claims->has_iat ? (int64_t) claims->iat * 1000 : 0;
+
+    /* a cached answer holds while the session zone has not changed */
+
+    gen = ngx_http_linguamate_session_generation(lmcf->session_zone);
+
+    if (e == NULL || !e->checked || e->generation != gen) {
+        reason = ngx_http_linguamate_session_revoked(lmcf->session_zone,
+                                                     &claims->sub,
+                                                     &claims->sid, issued)
+                 ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED
+                 : NGX_HTTP_LINGUAMATE_AUTH_OK;
+
+        if (e == NULL) {
+            return reason;
+        }
+
+        e->revoked = (reason == NGX_HTTP_LINGUAMATE_AUTH_REVOKED);
+        e->generation = gen;
+        e->checked = 1;
+    }
+
+    return e->revoked ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED
+                      : NGX_HTTP_LINGUAMATE_AUTH_OK;
+}
+
+
+/*
+ * The cache of verified tokens: sets of 8 ways, the least recently used
+ * way replaced, so that one busy user's token cannot evict another's.  A
+ * hit is compared in full, in constant time.
+ */
+
+static ngx_http_linguamate_jwt_entry_t *
+ngx_http_linguamate_jwt_cached(ngx_str_t *token, uint32_t hash)
+{
+    ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_entry_t   *set;
+    ngx_http_linguamate_jwt_worker_t  *w;
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    if (w->sets == 0) {
+        return NULL;
+    }
+
+    set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
+        if (set[i].mem && set[i].hash == hash
+            && set[i].token.len == token->len
+            && CRYPTO_memcmp(set[i].token.data, token->data, token->len)
+               == 0)
         {
-            return NGX_HTTP_LINGUAMATE_AUTH_REVOKED;
+            set[i].used = ++w->clock;
+            return &set[i];
         }
     }
 
-    return NGX_HTTP_LINGUAMATE_AUTH_OK;
+    return NULL;
+}
+
+
+static ngx_http_linguamate_jwt_entry_t *
+ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
+    ngx_http_linguamate_claims_t *c, ngx_log_t *log)
+{
+    u_char                            *p;
+    size_t                             size;
+    ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_entry_t   *set, *e;
+    ngx_http_linguamate_jwt_worker_t  *w;
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    if (w->sets == 0) {
+        return NULL;
+    }
+
+    set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
+    e = &set[0];
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
+        if (set[i].mem == NULL) {
+            e = &set[i];
+            break;
+        }
+
+        if ((uint32_t) (w->clock - set[i].used)
+            > (uint32_t) (w->clock - e->used))
+        {
+            e = &set[i];
+        }
+    }
+
+    size = c->sub.len + c->sid.len + c->type.len + c->jti.len
+           + c->payload.len + 1;
+
+    p = ngx_alloc(token->len + size, log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_free(e->mem);
+
+    e->mem = p;
+    e->hash = hash;
+    e->used = ++w->clock;
+    e->token.data = p;
+    e->token.len = token->len;
+    e->size = size;
+    e->checked = 0;
+    e->revoked = 0;
+
+    p = ngx_cpymem(p, token->data, token->len);
+    (void) ngx_http_linguamate_claims_copy(p, c, &e->claims);
+
+    return e;
+}
+
+
+/* the claims "from" with their strings copied to dst, one after another */
+
+static size_t
+ngx_http_linguamate_claims_copy(u_char *dst,
+    ngx_http_linguamate_claims_t *from, ngx_http_linguamate_claims_t *to)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+    ngx_str_t   *s[5], *d[5];
+
+    *to = *from;
+
+    s[0] = &from->sub;
+    s[1] = &from->sid;
+    s[2] = &from->type;
+    s[3] = &from->jti;
+    s[4] = &from->payload;
+    d[0] = &to->sub;
+    d[1] = &to->sid;
+    d[2] = &to->type;
+    d[3] = &to->jti;
+    d[4] = &to->payload;
+
+    p = dst;
+
+    for (i = 0; i < 5; i++) {
+        d[i]->data = p;
+        p = ngx_cpymem(p, s[i]->data, s[i]->len);
+    }
+
+    *p++ = '\0';       /* the payload stays NUL-terminated */
+
+    return p - dst;
 }
 
 
@@ -549,10 +774,6 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     dst.data = sig;
 
     if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len != 32) {
-        return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
-    }
-
-    if (ngx_http_linguamate_jwt_keys(lmcf, r->connection->log) != NGX_OK) {
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
@@ -1059,7 +1280,7 @@ ngx_http_linguamate_jv_key(void *ctx, const unsigned char *s, size_t len)
 
     for (i = 0; i < jp->n; i++) {
         if (jp->names[i].len == len
-            && ngx_strncmp(jp->names[i].data, s, len) == 0)
+            && ngx_memcmp(jp->names[i].data, s, len) == 0)
         {
             jp->member = i;
             break;

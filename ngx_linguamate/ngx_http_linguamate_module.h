@@ -247,6 +247,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_http_linguamate_duration_t  jwt_expires_in;
     ngx_http_linguamate_duration_t  jwt_refresh_expires_in;
     ngx_uint_t                  jwt_leeway;
+    ngx_int_t                   jwt_cache;      /* entries per worker */
     ngx_array_t                *cors_origins;       /* of ngx_str_t */
     ngx_flag_t                  cors_allow_credentials;
     ngx_uint_t                  rate_limit_window_ms;

@@ -399,8 +399,18 @@ int
 ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
     size_t dots[2])
 {
-    size_t         i, n;
-    unsigned char  c;
+    size_t                      i, n;
+    unsigned char               c;
+
+    /* 1: base64url, 2: '.', 0: anything else */
+    static const unsigned char  cls[256] = {
+        ['-'] = 1, ['.'] = 2, ['_'] = 1,
+        ['0'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ['A'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                1, 1, 1, 1, 1, 1,
+        ['a'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                1, 1, 1, 1, 1, 1
+    };
 
     if (len == 0 || len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
         return -1;
@@ -409,24 +419,17 @@ ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
     n = 0;
 
     for (i = 0; i < len; i++) {
-        c = p[i];
+        c = cls[p[i]];
 
-        if (c == '.') {
-            if (n == 2) {
-                return -1;
-            }
-
-            dots[n++] = i;
+        if (c == 1) {
             continue;
         }
 
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '_')
-        {
-            continue;
+        if (c == 0 || n == 2) {
+            return -1;
         }
 
-        return -1;
+        dots[n++] = i;
     }
 
     /* an empty signature is syntax ("alg":"none"); the check refuses it */
