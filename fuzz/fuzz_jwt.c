@@ -53,6 +53,13 @@ ngx_http_linguamate_get_ctx(ngx_http_request_t *r)
 
 /* session.c is not linked: no session zone, never called */
 
+ngx_uint_t
+ngx_http_linguamate_session_generation(ngx_http_linguamate_zone_t *zone)
+{
+    abort();
+}
+
+
 ngx_int_t
 ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *sub, ngx_str_t *sid, int64_t issued)
@@ -186,6 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_str_set(&fuzz_lmcf.jwt_secret, FUZZ_SECRET);
     ngx_str_set(&fuzz_lmcf.jwt_secret_previous, "fuzz-previous");
     fuzz_lmcf.jwt_leeway = 30;
+    fuzz_lmcf.jwt_cache = 64;      /* 8 sets: evictions happen */
 
     r = fuzz_ngx_request(&fuzz_lmcf);
     s = fuzz_ngx_strdup(data + 1, size - 1);

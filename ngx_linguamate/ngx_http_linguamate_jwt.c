@@ -680,7 +680,10 @@ ngx_http_linguamate_claims_copy(u_char *dst,
 
     for (i = 0; i < 5; i++) {
         d[i]->data = p;
-        p = ngx_cpymem(p, s[i]->data, s[i]->len);
+
+        if (s[i]->len) {    /* an absent claim has no data at all */
+            p = ngx_cpymem(p, s[i]->data, s[i]->len);
+        }
     }
 
     *p++ = '\0';       /* the payload stays NUL-terminated */
