@@ -538,24 +538,23 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
 
     gen = ngx_http_linguamate_session_generation(lmcf->session_zone);
 
-    if (e == NULL || !e->checked || e->generation != gen) {
-        reason = ngx_http_linguamate_session_revoked(lmcf->session_zone,
-                                                     &claims->sub,
-                                                     &claims->sid, issued)
-                 ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED
-                 : NGX_HTTP_LINGUAMATE_AUTH_OK;
+    if (e && e->checked && e->generation == gen) {
+        return e->revoked ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED
+                          : NGX_HTTP_LINGUAMATE_AUTH_OK;
+    }
 
-        if (e == NULL) {
-            return reason;
-        }
+    reason = ngx_http_linguamate_session_revoked(lmcf->session_zone,
+                                                 &claims->sub, &claims->sid,
+                                                 issued)
+             ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED : NGX_HTTP_LINGUAMATE_AUTH_OK;
 
+    if (e) {
         e->revoked = (reason == NGX_HTTP_LINGUAMATE_AUTH_REVOKED);
         e->generation = gen;
         e->checked = 1;
     }
 
-    return e->revoked ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED
-                      : NGX_HTTP_LINGUAMATE_AUTH_OK;
+    return reason;
 }
 
 
@@ -2061,9 +2060,10 @@ ngx_http_linguamate_refresh_claims(ngx_http_request_t *r,
     ngx_memcpy(z, token->data, token->len);
     z[token->len] = '\0';
 
+    jwt = NULL;
+
     for (i = 0; i < 2; i++) {
         key = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
-        jwt = NULL;
 
         if (key->len
             && jwt_decode(&jwt, z, key->data, (int) key->len) == 0
