@@ -267,11 +267,16 @@ ngx_http_linguamate_jwt_init_process(ngx_cycle_t *cycle)
     lmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_linguamate_module);
 
-    if (lmcf == NULL || lmcf->jwt_secret.len == 0) {
-        return NGX_OK;
+    /*
+     * a failure is logged (alert) and tried again at the first token,
+     * which is refused meanwhile: the worker keeps serving the rest
+     */
+
+    if (lmcf && lmcf->jwt_secret.len) {
+        (void) ngx_http_linguamate_jwt_keys(lmcf, cycle->log);
     }
 
-    return ngx_http_linguamate_jwt_keys(lmcf, cycle->log);
+    return NGX_OK;
 }
 
 
