@@ -9,9 +9,13 @@
  *   1: a POST /api/auth/refresh body: refresh_token(), then
  *      jwt_verify() of the token as a refresh token;
  *   2: a claims payload, signed here with the secret so that it passes
- *      the signature and reaches libjwt and the claim checks (exp, nbf,
- *      iat, type, sub, sid, jti) in jwt_verify();
- *   3: a claims payload straight to jwt_store().
+ *      the signature and reaches the streaming claims parser and the
+ *      claim checks (exp, nbf, iat, iat_ms, type, sub, sid, jti) in
+ *      jwt_verify();
+ *   3: a header and claims (split at the first 0xff byte), signed: the
+ *      header's checks after the signature (alg, typ, crit, what jansson
+ *      refused), then the claims; and each $linguamate_jwt_claim_ of a
+ *      valid token.
  */
 
 #include "fuzz_ngx.h"
@@ -35,6 +39,18 @@ ngx_http_linguamate_flag(ngx_http_linguamate_main_conf_t *lmcf,
 }
 
 
+/* request.c is not linked: the request's module context */
+
+static ngx_http_linguamate_ctx_t  *fuzz_ctx;
+
+
+ngx_http_linguamate_ctx_t *
+ngx_http_linguamate_get_ctx(ngx_http_request_t *r)
+{
+    return fuzz_ctx;
+}
+
+
 /* session.c is not linked: no session zone, never called */
 
 ngx_uint_t
@@ -46,7 +62,7 @@ ngx_http_linguamate_session_generation(ngx_http_linguamate_zone_t *zone)
 
 ngx_int_t
 ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, ngx_str_t *sub, ngx_str_t *sid, time_t iat)
+    ngx_str_t *sub, ngx_str_t *sid, int64_t issued)
 {
     abort();
 }
@@ -70,20 +86,46 @@ fuzz_verify(ngx_http_request_t *r, ngx_str_t *token, const char *type)
 
 
 static void
-fuzz_signed(ngx_http_request_t *r, const uint8_t *data, size_t size)
+fuzz_claim(ngx_http_request_t *r, const char *name)
 {
-    u_char        mac[EVP_MAX_MD_SIZE];
-    unsigned int  mlen;
-    ngx_str_t     token, src, dst;
-    static u_char hdr[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+    ngx_str_t                  var;
+    ngx_http_variable_value_t  v;
 
-    token.data = ngx_pnalloc(r->pool, sizeof(hdr) + 2
+    var.data = (u_char *) name;
+    var.len = ngx_strlen(name);
+
+    ngx_memzero(&v, sizeof(ngx_http_variable_value_t));
+
+    if (ngx_http_linguamate_claim_variable(r, &v, (uintptr_t) &var) != NGX_OK
+        || (!v.not_found && v.len && v.data == NULL))
+    {
+        abort();
+    }
+}
+
+
+static void
+fuzz_signed(ngx_http_request_t *r, const uint8_t *hdr, size_t hlen,
+    const uint8_t *data, size_t size)
+{
+    u_char                        mac[EVP_MAX_MD_SIZE];
+    unsigned int                  mlen;
+    ngx_str_t                     token, src, dst;
+    ngx_uint_t                    reason;
+    ngx_http_linguamate_ctx_t    *ctx;
+    ngx_http_linguamate_claims_t  claims;
+
+    token.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(hlen) + 2
                                       + ngx_base64_encoded_length(size) + 64);
     if (token.data == NULL) {
         abort();
     }
 
-    dst.data = ngx_cpymem(token.data, hdr, sizeof(hdr) - 1);
+    dst.data = token.data;
+    src.data = (u_char *) hdr;
+    src.len = hlen;
+    ngx_encode_base64url(&dst, &src);
+    dst.data += dst.len;
     *dst.data++ = '.';
     src.data = (u_char *) data;
     src.len = size;
@@ -103,7 +145,33 @@ fuzz_signed(ngx_http_request_t *r, const uint8_t *data, size_t size)
     ngx_encode_base64url(&dst, &src);
     token.len = dst.data + dst.len - token.data;
 
-    fuzz_verify(r, &token, (size && data[0] & 1) ? "refresh" : "access");
+    reason = ngx_http_linguamate_jwt_verify(r, &token,
+                 (size && data[0] & 1) ? "refresh" : "access", &claims);
+
+    if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
+        return;
+    }
+
+    if (claims.sub.len == 0 || claims.payload.data == NULL
+        || claims.payload.data[claims.payload.len] != '\0')
+    {
+        abort();
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_linguamate_ctx_t));
+    if (ctx == NULL) {
+        abort();
+    }
+
+    ctx->claims = claims;
+    ctx->auth_ok = 1;
+    fuzz_ctx = ctx;
+
+    fuzz_claim(r, "linguamate_jwt_claim_sub");
+    fuzz_claim(r, "linguamate_jwt_claim_email");
+    fuzz_claim(r, "linguamate_jwt_claim_exp");
+
+    fuzz_ctx = NULL;
 }
 
 
@@ -115,8 +183,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_int_t                         rc;
     const char                       *field, *message;
     ngx_table_elt_t                   h;
+    const uint8_t                    *sep;
     ngx_http_request_t               *r;
-    ngx_http_linguamate_jwt_entry_t   e;
 
     if (size < 1) {
         return 0;
@@ -125,6 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_str_set(&fuzz_lmcf.jwt_secret, FUZZ_SECRET);
     ngx_str_set(&fuzz_lmcf.jwt_secret_previous, "fuzz-previous");
     fuzz_lmcf.jwt_leeway = 30;
+    fuzz_lmcf.jwt_cache = 64;      /* 8 sets: evictions happen */
 
     r = fuzz_ngx_request(&fuzz_lmcf);
     s = fuzz_ngx_strdup(data + 1, size - 1);
@@ -162,24 +231,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
 
     case 2:
-        fuzz_signed(r, data + 1, size - 1);
+        fuzz_signed(r, (u_char *) "{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+                    sizeof("{\"alg\":\"HS256\",\"typ\":\"JWT\"}") - 1,
+                    data + 1, size - 1);
         break;
 
     default:
-        ngx_memzero(&e, sizeof(e));
-        token.data = s;
-        token.len = size - 1;
+        sep = memchr(data + 1, 0xff, size - 1);
 
-        if (ngx_strlen(s) == size - 1
-            && ngx_http_linguamate_json_depth_ok(s, size - 1,
-                                          NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH))
-        {
-            (void) ngx_http_linguamate_jwt_store(&e, &token, NULL,
-                                                 (char *) s,
-                                                 r->connection->log);
+        if (sep) {
+            fuzz_signed(r, data + 1, sep - data - 1, sep + 1,
+                        data + size - sep - 1);
         }
-
-        ngx_free(e.mem);
     }
 
     free(s);

@@ -316,6 +316,7 @@ ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
 {
     u_char      *dst, *src;
+    int64_t      before;
     ngx_buf_t   *b;
     ngx_str_t    id;
     const char  *kind;
@@ -385,8 +386,11 @@ ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
                    "No linguamate_session_zone is configured");
     }
 
+    before = ngx_http_linguamate_now_ms();
+
     if (ngx_http_linguamate_session_revoke(lmcf->session_zone, r->pool,
-                                           kind, &id, r->connection->log)
+                                           kind, &id, &before,
+                                           r->connection->log)
         != NGX_OK)
     {
         return ngx_http_linguamate_admin_error(r, lmcf, c,
@@ -401,7 +405,9 @@ ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
 
     b->last = ngx_sprintf(b->last, "{\"success\":true,\"revoked\":\"%s\","
                           "\"issuedBefore\":\"", kind);
-    b->last = ngx_http_linguamate_iso_time(b->last, ngx_time(), 0);
+    b->last = ngx_http_linguamate_iso_time(b->last,
+                                           (time_t) (before / 1000),
+                                           (ngx_msec_t) (before % 1000));
     b->last = ngx_cpymem(b->last, "\"}\n", 3);
 
     c->status = NGX_HTTP_OK;

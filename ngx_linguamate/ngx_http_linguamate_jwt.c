@@ -1,49 +1,136 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * JWT authentication (ACCESS phase): HS256 only, pinned; the signature is
- * checked here with HMAC-SHA256 and CRYPTO_memcmp on the 32 decoded bytes
- * (constant time on equal-length buffers) against JWT_SECRET and then
- * JWT_SECRET_PREVIOUS; libjwt then parses the claims.  exp is required,
- * nbf and iat are honoured, JWT_LEEWAY_SECONDS absorbs clock skew, and a
- * revoked session, user or "everything before" is refused.
+ * JWT authentication (ACCESS phase): HS256 only, pinned, verified in one
+ * pass over the token's bytes, with no library parse tree and no malloc:
  *
- * Verified tokens are kept in a small per-worker cache keyed by a hash of
- * the whole token (compared in full, in constant time, on a hit), so a
- * token used again costs a hash and the time checks; the revocation check
- * is skipped while the session zone's generation counter is unchanged.
+ *   - base64url is decoded with nginx's own decoder into the request pool;
+ *   - the header and the claims are each read by one streaming yajl parse
+ *     (callbacks into a fixed struct; yajl's own memory comes from a
+ *     per-worker arena);
+ *   - the signature is checked once, with an HMAC-SHA256 context keyed at
+ *     worker start for JWT_SECRET and one for JWT_SECRET_PREVIOUS, and
+ *     compared with CRYPTO_memcmp.
+ *
+ * The checks are those libjwt and jansson made before (see docs/auth.md):
+ * what jansson refused is refused here too (ngx_http_linguamate_json_
+ * strict_ok(), numbers out of range), and where two members have the same
+ * name the last one counts, as in jansson and JSON.parse.  exp is
+ * required, nbf and iat are honoured, JWT_LEEWAY_SECONDS absorbs clock
+ * skew, and a revoked session, user or "everything before" is refused.
+ * libjwt still issues the tokens of POST /api/auth/refresh.
  */
 
 
 #include <jwt.h>
+#include <math.h>
 #include <sys/random.h>
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 #include "ngx_http_linguamate_module.h"
 
 
-#define NGX_HTTP_LINGUAMATE_JWT_CACHE   1024
 #define NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH  16
+
+/* yajl's memory for one parse: its handle, lexer, stack and buffers */
+#define NGX_HTTP_LINGUAMATE_JWT_ARENA       32768
+
+
+/* what one member of the header or the claims held (the last of a name) */
+typedef enum {
+    NGX_HTTP_LINGUAMATE_JV_NONE = 0,
+    NGX_HTTP_LINGUAMATE_JV_STRING,
+    NGX_HTTP_LINGUAMATE_JV_INTEGER,         /* in long long, not LLONG_MIN */
+    NGX_HTTP_LINGUAMATE_JV_NUMBER,          /* any other number */
+    NGX_HTTP_LINGUAMATE_JV_TRUE,
+    NGX_HTTP_LINGUAMATE_JV_FALSE,
+    NGX_HTTP_LINGUAMATE_JV_OTHER            /* null, object, array */
+} ngx_http_linguamate_jv_type_e;
 
 
 typedef struct {
+    ngx_http_linguamate_jv_type_e  type;
+    ngx_str_t                      str;     /* string, or a number's text */
+    int64_t                        num;
+} ngx_http_linguamate_jv_t;
+
+
+/* the members of the header and of the claims that are read */
+typedef enum {
+    NGX_HTTP_LINGUAMATE_H_ALG = 0,
+    NGX_HTTP_LINGUAMATE_H_TYP,
+    NGX_HTTP_LINGUAMATE_H_CRIT,
+    NGX_HTTP_LINGUAMATE_H_N
+} ngx_http_linguamate_header_e;
+
+
+typedef enum {
+    NGX_HTTP_LINGUAMATE_C_EXP = 0,
+    NGX_HTTP_LINGUAMATE_C_NBF,
+    NGX_HTTP_LINGUAMATE_C_IAT,
+    NGX_HTTP_LINGUAMATE_C_IAT_MS,
+    NGX_HTTP_LINGUAMATE_C_SUB,
+    NGX_HTTP_LINGUAMATE_C_SID,
+    NGX_HTTP_LINGUAMATE_C_TYPE,
+    NGX_HTTP_LINGUAMATE_C_JTI,
+    NGX_HTTP_LINGUAMATE_C_N
+} ngx_http_linguamate_claim_e;
+
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    u_char                     *text;       /* the JSON being parsed */
+    u_char                     *text_end;
+    ngx_str_t                  *names;      /* the members wanted */
+    ngx_uint_t                  n;
+    ngx_http_linguamate_jv_t   *values;     /* n of them */
+    ngx_uint_t                  max_depth;
+    ngx_uint_t                  depth;
+    ngx_int_t                   member;     /* of names, at depth 1; or -1 */
+    ngx_http_linguamate_jv_t    first_alg;  /* see header_key() */
+    unsigned                    first_alg_wanted:1;
+    unsigned                    first_alg_next:1;
+    unsigned                    object:1;   /* the root is an object */
+    unsigned                    refused:1;  /* something jansson refuses */
+} ngx_http_linguamate_jparse_t;
+
+
+/* a verified token of the worker's cache */
+typedef struct {
     uint32_t                    hash;
-    void                       *conf;       /* the configuration it was
-                                               verified under */
-    u_char                     *mem;        /* one block for all below */
+    uint32_t                    used;       /* the worker's clock at use */
+    u_char                     *mem;        /* the token, then the claims */
     ngx_str_t                   token;
-    ngx_http_linguamate_claims_t  claims;
-    ngx_uint_t                  generation;
+    ngx_http_linguamate_claims_t  claims;   /* strings in mem */
+    size_t                      size;       /* of the claims' strings */
+    ngx_uint_t                  generation; /* of the session zone */
     unsigned                    checked:1;
     unsigned                    revoked:1;
 } ngx_http_linguamate_jwt_entry_t;
 
 
-static ngx_http_linguamate_jwt_entry_t
-    ngx_http_linguamate_jwt_cache[NGX_HTTP_LINGUAMATE_JWT_CACHE];
+#define NGX_HTTP_LINGUAMATE_JWT_WAYS  8
+
+
+/* this worker's keyed MACs, cache of verified tokens and yajl arena */
+typedef struct {
+    void                       *conf;       /* the secrets' configuration */
+    EVP_MAC                    *mac;
+    EVP_MAC_CTX                *key[2];     /* JWT_SECRET, _PREVIOUS */
+    ngx_http_linguamate_jwt_entry_t  *cache;
+    ngx_uint_t                  sets;
+    uint32_t                    clock;
+    u_char                     *last;       /* of the arena */
+    u_char                      arena[NGX_HTTP_LINGUAMATE_JWT_ARENA];
+} ngx_http_linguamate_jwt_worker_t;
+
+
+static ngx_http_linguamate_jwt_worker_t  ngx_http_linguamate_jwt_worker;
 
 
 static ngx_str_t  ngx_http_linguamate_reasons[] = {
@@ -58,23 +145,67 @@ static ngx_str_t  ngx_http_linguamate_reasons[] = {
 };
 
 
+static ngx_str_t  ngx_http_linguamate_header_names[] = {
+    ngx_string("alg"),
+    ngx_string("typ"),
+    ngx_string("crit")
+};
+
+
+static ngx_str_t  ngx_http_linguamate_claim_names[] = {
+    ngx_string("exp"),
+    ngx_string("nbf"),
+    ngx_string("iat"),
+    ngx_string("iat_ms"),
+    ngx_string("sub"),
+    ngx_string("sid"),
+    ngx_string("type"),
+    ngx_string("jti")
+};
+
+
 static ngx_int_t ngx_http_linguamate_auth_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_auth_token(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t **ctxp);
-static ngx_uint_t ngx_http_linguamate_jwt_parse(ngx_http_request_t *r,
+static ngx_uint_t ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
-    ngx_http_linguamate_jwt_entry_t *e);
-static ngx_int_t ngx_http_linguamate_hmac_ok(ngx_str_t *secret,
-    u_char *data, size_t len, u_char *sig);
-static ngx_int_t ngx_http_linguamate_jwt_store(
-    ngx_http_linguamate_jwt_entry_t *e, ngx_str_t *token, jwt_t *jwt,
-    char *payload, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_claim_int(yajl_val root,
-    const char *name, time_t *value, unsigned *present);
-static const char *ngx_http_linguamate_claim_str(yajl_val root,
-    const char *name);
+    ngx_http_linguamate_claims_t *c);
+static ngx_uint_t ngx_http_linguamate_jwt_claims(
+    ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
+static ngx_int_t ngx_http_linguamate_jwt_keys(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_log_t *log);
+static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_cached(
+    ngx_str_t *token, uint32_t hash);
+static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
+    ngx_str_t *token, uint32_t hash, ngx_http_linguamate_claims_t *c,
+    ngx_log_t *log);
+static size_t ngx_http_linguamate_claims_copy(u_char *dst,
+    ngx_http_linguamate_claims_t *from, ngx_http_linguamate_claims_t *to);
+static ngx_int_t ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data,
+    size_t len, u_char *sig);
+static ngx_int_t ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
+    ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
+    ngx_http_linguamate_jv_t *values, ngx_uint_t n, ngx_uint_t max_depth);
+static void *ngx_http_linguamate_jwt_malloc(void *ctx, size_t size);
+static void *ngx_http_linguamate_jwt_realloc(void *ctx, void *ptr,
+    size_t size);
+static void ngx_http_linguamate_jwt_free(void *ctx, void *ptr);
+static int ngx_http_linguamate_jv_null(void *ctx);
+static int ngx_http_linguamate_jv_boolean(void *ctx, int b);
+static int ngx_http_linguamate_jv_number(void *ctx, const char *s,
+    size_t len);
+static int ngx_http_linguamate_jv_string(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_http_linguamate_jv_start_map(void *ctx);
+static int ngx_http_linguamate_jv_start_array(void *ctx);
+static int ngx_http_linguamate_jv_key(void *ctx, const unsigned char *s,
+    size_t len);
+static int ngx_http_linguamate_jv_end(void *ctx);
+static ngx_int_t ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
+    ngx_http_linguamate_jv_type_e type, const u_char *s, size_t len,
+    int64_t num);
 static ngx_int_t ngx_http_linguamate_bearer(ngx_http_request_t *r,
     ngx_str_t *token);
 static void ngx_http_linguamate_auth_log(ngx_http_request_t *r,
@@ -83,15 +214,39 @@ static void ngx_http_linguamate_auth_debug(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_ctx_t *ctx);
 static ngx_int_t ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static void ngx_http_linguamate_yajl_cleanup(void *data);
 static void ngx_http_linguamate_refresh_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_refresh(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_refresh_token(ngx_pool_t *pool,
     u_char *body, size_t len, ngx_str_t *token, const char **field,
     const char **message);
+static char *ngx_http_linguamate_refresh_claims(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token);
 static char *ngx_http_linguamate_sign(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, const char *claims,
     const char *type, time_t lifetime, ngx_str_t *jti, ngx_str_t *out);
+
+
+static yajl_callbacks  ngx_http_linguamate_jv_callbacks = {
+    ngx_http_linguamate_jv_null,
+    ngx_http_linguamate_jv_boolean,
+    NULL,
+    NULL,
+    ngx_http_linguamate_jv_number,
+    ngx_http_linguamate_jv_string,
+    ngx_http_linguamate_jv_start_map,
+    ngx_http_linguamate_jv_key,
+    ngx_http_linguamate_jv_end,
+    ngx_http_linguamate_jv_start_array,
+    ngx_http_linguamate_jv_end
+};
+
+
+static yajl_alloc_funcs  ngx_http_linguamate_jwt_afs = {
+    ngx_http_linguamate_jwt_malloc,
+    ngx_http_linguamate_jwt_realloc,
+    ngx_http_linguamate_jwt_free,
+    &ngx_http_linguamate_jwt_worker
+};
 
 
 ngx_int_t
@@ -102,21 +257,129 @@ ngx_http_linguamate_jwt_init(ngx_conf_t *cf)
 }
 
 
-/* at exit: the cache is malloc()ed memory of this worker */
+/* at worker start: the keyed MAC contexts of the secrets */
+
+ngx_int_t
+ngx_http_linguamate_jwt_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_linguamate_module);
+
+    /*
+     * a failure is logged (alert) and tried again at the first token,
+     * which is refused meanwhile: the worker keeps serving the rest
+     */
+
+    if (lmcf && lmcf->jwt_secret.len) {
+        (void) ngx_http_linguamate_jwt_keys(lmcf, cycle->log);
+    }
+
+    return NGX_OK;
+}
+
 
 void
 ngx_http_linguamate_jwt_exit_process(void)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_worker_t  *w;
 
-    for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_CACHE; i++) {
-        if (ngx_http_linguamate_jwt_cache[i].mem) {
-            ngx_free(ngx_http_linguamate_jwt_cache[i].mem);
+    w = &ngx_http_linguamate_jwt_worker;
+
+    for (i = 0; i < 2; i++) {
+        EVP_MAC_CTX_free(w->key[i]);
+        w->key[i] = NULL;
+    }
+
+    for (i = 0; w->cache && i < w->sets * NGX_HTTP_LINGUAMATE_JWT_WAYS; i++)
+    {
+        ngx_free(w->cache[i].mem);
+    }
+
+    ngx_free(w->cache);
+    w->cache = NULL;
+    w->sets = 0;
+
+    EVP_MAC_free(w->mac);
+    w->mac = NULL;
+    w->conf = NULL;
+}
+
+
+/*
+ * The MAC contexts keyed with the secrets of lmcf: made once per worker
+ * (at its start, or on first use), reinitialised per token, which costs
+ * neither an algorithm fetch nor an allocation.  The cache of verified
+ * tokens (linguamate_jwt_cache entries) is allocated with them.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
+    ngx_log_t *log)
+{
+    ngx_uint_t                         i;
+    ngx_str_t                         *secret;
+    OSSL_PARAM                         params[2];
+    ngx_http_linguamate_jwt_worker_t  *w;
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    if (w->conf == lmcf) {
+        return NGX_OK;
+    }
+
+    ngx_http_linguamate_jwt_exit_process();
+
+    w->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    if (w->mac == NULL) {
+        goto failed;
+    }
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                 (char *) "SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    for (i = 0; i < 2; i++) {
+        secret = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
+
+        if (secret->len == 0) {
+            continue;
+        }
+
+        w->key[i] = EVP_MAC_CTX_new(w->mac);
+
+        if (w->key[i] == NULL
+            || !EVP_MAC_init(w->key[i], secret->data, secret->len, params))
+        {
+            goto failed;
         }
     }
 
-    ngx_memzero(ngx_http_linguamate_jwt_cache,
-                sizeof(ngx_http_linguamate_jwt_cache));
+    if (lmcf->jwt_cache > 0) {
+        w->cache = ngx_calloc(lmcf->jwt_cache
+                              * sizeof(ngx_http_linguamate_jwt_entry_t), log);
+        if (w->cache == NULL) {
+            goto failed;
+        }
+
+        w->sets = lmcf->jwt_cache / NGX_HTTP_LINGUAMATE_JWT_WAYS;
+    }
+
+    w->conf = lmcf;
+
+    return NGX_OK;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "linguamate: cannot make the HMAC-SHA256 contexts of the "
+                  "JWT secrets");
+
+    ngx_http_linguamate_jwt_exit_process();
+
+    return NGX_ERROR;
 }
 
 
@@ -176,42 +439,56 @@ ngx_http_linguamate_bearer(ngx_http_request_t *r, ngx_str_t *token)
 
 
 /*
- * Verify token (wanting "type"); on success *claims points at claims
- * that stay valid for the request (copied to its pool).  Returns the
- * reason, NGX_HTTP_LINGUAMATE_AUTH_OK when valid.
+ * Verify token (wanting "type"); on success *claims points into the
+ * request's pool.  Returns the reason, NGX_HTTP_LINGUAMATE_AUTH_OK when
+ * valid.
  */
 
 ngx_uint_t
 ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
     const char *type, ngx_http_linguamate_claims_t *claims)
 {
+    u_char                           *p;
     time_t                            now, leeway;
+    int64_t                           issued;
     uint32_t                          hash;
-    ngx_uint_t                        reason, gen, strict;
+    ngx_uint_t                        reason, strict, gen;
     ngx_http_linguamate_jwt_entry_t  *e;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (token->len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
+    if (token->len > NGX_HTTP_LINGUAMATE_JWT_MAX
+        || ngx_http_linguamate_jwt_keys(lmcf, r->connection->log) != NGX_OK)
+    {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    hash = ngx_murmur_hash2(token->data, token->len);
-    e = &ngx_http_linguamate_jwt_cache[hash % NGX_HTTP_LINGUAMATE_JWT_CACHE];
+    /*
+     * a token verified before: its claims, copied to the request's pool
+     * (the entry may be replaced meanwhile); else the whole check
+     */
 
-    if (!(e->mem && e->conf == lmcf && e->hash == hash
-          && e->token.len == token->len
-          && CRYPTO_memcmp(e->token.data, token->data, token->len) == 0))
-    {
-        reason = ngx_http_linguamate_jwt_parse(r, lmcf, token, e);
+    hash = ngx_murmur_hash2(token->data, token->len);
+    e = ngx_http_linguamate_jwt_cached(token, hash);
+
+    if (e) {
+        p = ngx_pnalloc(r->pool, e->size);
+        if (p == NULL) {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+
+        (void) ngx_http_linguamate_claims_copy(p, &e->claims, claims);
+
+    } else {
+        reason = ngx_http_linguamate_jwt_check(r, lmcf, token, claims);
 
         if (reason != NGX_HTTP_LINGUAMATE_AUTH_OK) {
             return reason;
         }
 
-        e->hash = hash;
-        e->conf = lmcf;
+        e = ngx_http_linguamate_jwt_remember(token, hash, claims,
+                                             r->connection->log);
     }
 
     /* the time checks, every time: a cached token expires too */
@@ -220,18 +497,18 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
     strict = ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT);
     leeway = strict ? 0 : (time_t) lmcf->jwt_leeway;
 
-    if (now >= e->claims.exp + leeway) {
+    if (now >= claims->exp + leeway) {
         return NGX_HTTP_LINGUAMATE_AUTH_EXPIRED;
     }
 
-    if ((e->claims.has_nbf && now + leeway < e->claims.nbf)
-        || (e->claims.has_iat && now + leeway < e->claims.iat))
+    if ((claims->has_nbf && now + leeway < claims->nbf)
+        || (claims->has_iat && now + leeway < claims->iat))
     {
         return NGX_HTTP_LINGUAMATE_AUTH_NOT_YET_VALID;
     }
 
-    if (e->claims.type.len != ngx_strlen(type)
-        || ngx_strncmp(e->claims.type.data, type, e->claims.type.len) != 0)
+    if (claims->type.len != ngx_strlen(type)
+        || ngx_strncmp(claims->type.data, type, claims->type.len) != 0)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_WRONG_TYPE;
     }
@@ -243,124 +520,261 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
 
     if (strict && type[0] == 'a'
         && lmcf->strict_max_token_age.seconds > 0
-        && (!e->claims.has_iat
-            || now - e->claims.iat > lmcf->strict_max_token_age.seconds))
+        && (!claims->has_iat
+            || now - claims->iat > lmcf->strict_max_token_age.seconds))
     {
         return NGX_HTTP_LINGUAMATE_AUTH_EXPIRED;
     }
 
-    if (lmcf->session_zone) {
-        gen = ngx_http_linguamate_session_generation(lmcf->session_zone);
+    /*
+     * revocations: the earliest moment the token may have been issued, to
+     * the millisecond: iat_ms, else the start of the second of iat, else
+     * never known (fail closed)
+     */
 
-        if (!e->checked || e->generation != gen) {
-            e->revoked = ngx_http_linguamate_session_revoked(
-                             lmcf->session_zone, r->pool, &e->claims.sub,
-                             &e->claims.sid,
-                             e->claims.has_iat ? e->claims.iat : 0)
-                         ? 1 : 0;
-            e->generation = gen;
-            e->checked = 1;
-        }
-
-        if (e->revoked) {
-            return NGX_HTTP_LINGUAMATE_AUTH_REVOKED;
-        }
+    if (lmcf->session_zone == NULL) {
+        return NGX_HTTP_LINGUAMATE_AUTH_OK;
     }
 
-    /* the request's own copy: the cache entry may be replaced meanwhile */
+    issued = claims->has_iat_ms ? claims->iat_ms
+             : claims->has_iat ? (int64_t) claims->iat * 1000 : 0;
 
-    *claims = e->claims;
+    /* a cached answer holds while the session zone has not changed */
 
-    claims->sub.data = ngx_pstrdup(r->pool, &e->claims.sub);
-    claims->sid.data = ngx_pstrdup(r->pool, &e->claims.sid);
-    claims->type.data = ngx_pstrdup(r->pool, &e->claims.type);
-    claims->jti.data = ngx_pstrdup(r->pool, &e->claims.jti);
-    /* the payload stays NUL-terminated: libjwt and yajl read it as such */
+    gen = ngx_http_linguamate_session_generation(lmcf->session_zone);
 
-    claims->payload.data = ngx_pnalloc(r->pool, e->claims.payload.len + 1);
-    if (claims->payload.data) {
-        *ngx_cpymem(claims->payload.data, e->claims.payload.data,
-                    e->claims.payload.len) = '\0';
+    if (e && e->checked && e->generation == gen) {
+        return e->revoked ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED
+                          : NGX_HTTP_LINGUAMATE_AUTH_OK;
     }
 
-    if ((e->claims.sub.len && claims->sub.data == NULL)
-        || (e->claims.sid.len && claims->sid.data == NULL)
-        || (e->claims.type.len && claims->type.data == NULL)
-        || (e->claims.jti.len && claims->jti.data == NULL)
-        || claims->payload.data == NULL)
-    {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    reason = ngx_http_linguamate_session_revoked(lmcf->session_zone,
+                                                 &claims->sub, &claims->sid,
+                                                 issued)
+             ? NGX_HTTP_LINGUAMATE_AUTH_REVOKED : NGX_HTTP_LINGUAMATE_AUTH_OK;
+
+    if (e) {
+        e->revoked = (reason == NGX_HTTP_LINGUAMATE_AUTH_REVOKED);
+        e->generation = gen;
+        e->checked = 1;
     }
 
-    return NGX_HTTP_LINGUAMATE_AUTH_OK;
+    return reason;
 }
 
 
-/* the full check of a token not in the cache; fills the entry on success */
+/*
+ * The cache of verified tokens: sets of 8 ways, the least recently used
+ * way replaced, so that one busy user's token cannot evict another's.  A
+ * hit is compared in full, in constant time.
+ */
+
+static ngx_http_linguamate_jwt_entry_t *
+ngx_http_linguamate_jwt_cached(ngx_str_t *token, uint32_t hash)
+{
+    ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_entry_t   *set;
+    ngx_http_linguamate_jwt_worker_t  *w;
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    if (w->sets == 0) {
+        return NULL;
+    }
+
+    set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
+        if (set[i].mem && set[i].hash == hash
+            && set[i].token.len == token->len
+            && CRYPTO_memcmp(set[i].token.data, token->data, token->len)
+               == 0)
+        {
+            set[i].used = ++w->clock;
+            return &set[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_http_linguamate_jwt_entry_t *
+ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
+    ngx_http_linguamate_claims_t *c, ngx_log_t *log)
+{
+    u_char                            *p;
+    size_t                             size;
+    ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_entry_t   *set, *e;
+    ngx_http_linguamate_jwt_worker_t  *w;
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    if (w->sets == 0) {
+        return NULL;
+    }
+
+    set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
+    e = &set[0];
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
+        if (set[i].mem == NULL) {
+            e = &set[i];
+            break;
+        }
+
+        if ((uint32_t) (w->clock - set[i].used)
+            > (uint32_t) (w->clock - e->used))
+        {
+            e = &set[i];
+        }
+    }
+
+    size = c->sub.len + c->sid.len + c->type.len + c->jti.len
+           + c->payload.len + 1;
+
+    p = ngx_alloc(token->len + size, log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_free(e->mem);
+
+    e->mem = p;
+    e->hash = hash;
+    e->used = ++w->clock;
+    e->token.data = p;
+    e->token.len = token->len;
+    e->size = size;
+    e->checked = 0;
+    e->revoked = 0;
+
+    p = ngx_cpymem(p, token->data, token->len);
+    (void) ngx_http_linguamate_claims_copy(p, c, &e->claims);
+
+    return e;
+}
+
+
+/* the claims "from" with their strings copied to dst, one after another */
+
+static size_t
+ngx_http_linguamate_claims_copy(u_char *dst,
+    ngx_http_linguamate_claims_t *from, ngx_http_linguamate_claims_t *to)
+{
+    u_char      *p;
+    ngx_uint_t   i;
+    ngx_str_t   *s[5], *d[5];
+
+    *to = *from;
+
+    s[0] = &from->sub;
+    s[1] = &from->sid;
+    s[2] = &from->type;
+    s[3] = &from->jti;
+    s[4] = &from->payload;
+    d[0] = &to->sub;
+    d[1] = &to->sid;
+    d[2] = &to->type;
+    d[3] = &to->jti;
+    d[4] = &to->payload;
+
+    p = dst;
+
+    for (i = 0; i < 5; i++) {
+        d[i]->data = p;
+
+        if (s[i]->len) {    /* an absent claim has no data at all */
+            p = ngx_cpymem(p, s[i]->data, s[i]->len);
+        }
+    }
+
+    *p++ = '\0';       /* the payload stays NUL-terminated */
+
+    return p - dst;
+}
+
+
+/*
+ * The signature, the header and the claims of a token, in the order (and
+ * with the reasons) of the checks that libjwt's jwt_decode() completed:
+ *
+ *   1. three base64url segments, the header decodes to JSON (yajl, as
+ *      yajl_tree read it: comments allowed) that is an object nesting at
+ *      most 4 deep, without a NUL byte: else MALFORMED;
+ *   2. its first "alg" (compared as C strings, as yajl_tree_get() and
+ *      strcmp() did) is "HS256": else BAD_SIGNATURE;
+ *   3. the signature is 32 bytes and the HMAC of JWT_SECRET or of
+ *      JWT_SECRET_PREVIOUS: else BAD_SIGNATURE;
+ *   4. what jansson refused in the header, its last "alg" not "HS256",
+ *      a "typ" string other than "JWT" (any case), a "crit" (no
+ *      extension is implemented: RFC 7515, 4.1.11), a signature not in
+ *      canonical base64url, claims that are not a JSON object nesting at
+ *      most 16 deep that jansson reads, or bad claims: MALFORMED.
+ */
 
 static ngx_uint_t
-ngx_http_linguamate_jwt_parse(ngx_http_request_t *r,
+ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
-    ngx_http_linguamate_jwt_entry_t *e)
+    ngx_http_linguamate_claims_t *c)
 {
-    int                rc;
-    char              *payload, *z;
-    size_t             dots[2];
-    jwt_t             *jwt;
-    u_char             sig[64];
-    ngx_str_t          src, dst, *key;
-    yajl_val           root, alg;
-    ngx_uint_t         reason;
-    static const char *alg_path[] = { "alg", NULL };
+    size_t                         dots[2];
+    u_char                         sig[33], *last;
+    ngx_str_t                      src, hdr, payload, dst;
+    ngx_uint_t                     i;
+    ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
+    ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
+    ngx_http_linguamate_jparse_t   jp;
+    ngx_http_linguamate_jwt_worker_t  *w;
 
     if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    /* the header: JSON naming HS256, exactly */
+    /* 1. the header */
 
     src.data = token->data;
     src.len = dots[0];
 
-    dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(src.len) + 1);
-    if (dst.data == NULL) {
+    hdr.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(src.len) + 1);
+    if (hdr.data == NULL) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    if (ngx_decode_base64url(&dst, &src) != NGX_OK
-        || !ngx_http_linguamate_json_depth_ok(dst.data, dst.len, 4))
+    if (ngx_decode_base64url(&hdr, &src) != NGX_OK
+        || !ngx_http_linguamate_json_depth_ok(hdr.data, hdr.len, 4)
+        || ngx_strlchr(hdr.data, hdr.data + hdr.len, '\0') != NULL)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    dst.data[dst.len] = '\0';
-
-    if (ngx_strlen(dst.data) != dst.len) {
+    if (ngx_http_linguamate_jparse(&jp, r->pool, &hdr,
+                                   ngx_http_linguamate_header_names, hv,
+                                   NGX_HTTP_LINGUAMATE_H_N, 4)
+        != NGX_OK
+        || !jp.object)
+    {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    root = yajl_tree_parse((const char *) dst.data, NULL, 0);
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
+    /* 2. "alg" */
 
-    alg = yajl_tree_get(root, alg_path, yajl_t_string);
-
-    rc = alg && alg->u.string && ngx_strcmp(alg->u.string, "HS256") == 0;
-    yajl_tree_free(root);
-
-    if (!rc) {
+    if (jp.first_alg.type != NGX_HTTP_LINGUAMATE_JV_STRING
+        || jp.first_alg.str.len < 5
+        || ngx_strncmp(jp.first_alg.str.data, "HS256", 5) != 0
+        || (jp.first_alg.str.len > 5 && jp.first_alg.str.data[5] != '\0'))
+    {
         /* "none", HS512, RS256...: never accepted */
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
-    /* the signature: 32 bytes, compared in constant time */
+    /* 3. the signature: 43 characters, 32 bytes, compared in constant time */
 
     src.data = token->data + dots[1] + 1;
     src.len = token->len - dots[1] - 1;
 
-    if (src.len > 86) {
+    if (src.len != 43) {
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
@@ -370,77 +784,175 @@ ngx_http_linguamate_jwt_parse(ngx_http_request_t *r,
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
-    key = &lmcf->jwt_secret;
+    w = &ngx_http_linguamate_jwt_worker;
 
-    if (!ngx_http_linguamate_hmac_ok(key, token->data, dots[1], sig)) {
-        key = &lmcf->jwt_secret_previous;
-
-        if (key->len == 0
-            || !ngx_http_linguamate_hmac_ok(key, token->data, dots[1], sig))
+    for (i = 0; i < 2; i++) {
+        if (w->key[i]
+            && ngx_http_linguamate_hmac_ok(w->key[i], token->data, dots[1],
+                                           sig))
         {
-            return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
+            break;
         }
     }
 
-    /* the claims, through libjwt, once their nesting is known to be sane */
+    if (i == 2) {
+        return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
+    }
+
+    /* 4. what libjwt refused once the signature held */
+
+    if (jp.refused
+        || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
+        || hv[NGX_HTTP_LINGUAMATE_H_ALG].type != NGX_HTTP_LINGUAMATE_JV_STRING
+        || hv[NGX_HTTP_LINGUAMATE_H_ALG].str.len != 5
+        || ngx_strncmp(hv[NGX_HTTP_LINGUAMATE_H_ALG].str.data, "HS256", 5)
+           != 0
+        || (hv[NGX_HTTP_LINGUAMATE_H_TYP].type
+                == NGX_HTTP_LINGUAMATE_JV_STRING
+            && (hv[NGX_HTTP_LINGUAMATE_H_TYP].str.len != 3
+                || ngx_strncasecmp(hv[NGX_HTTP_LINGUAMATE_H_TYP].str.data,
+                                   (u_char *) "JWT", 3) != 0))
+        || hv[NGX_HTTP_LINGUAMATE_H_CRIT].type != NGX_HTTP_LINGUAMATE_JV_NONE)
+    {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /* libjwt compared the signature as text: the canonical encoding */
+
+    last = &src.data[42];
+
+    if ((*last >= 'A' && *last <= 'Z' && (*last - 'A') % 4)
+        || (*last >= 'a' && *last <= 'z' && (*last - 'a' + 26) % 4)
+        || (*last >= '0' && *last <= '9' && (*last - '0' + 52) % 4)
+        || *last == '-' || *last == '_')
+    {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /* the claims */
 
     src.data = token->data + dots[0] + 1;
     src.len = dots[1] - dots[0] - 1;
 
-    dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(src.len) + 1);
-    if (dst.data == NULL) {
+    payload.data = ngx_pnalloc(r->pool,
+                               ngx_base64_decoded_length(src.len) + 1);
+    if (payload.data == NULL) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    if (ngx_decode_base64url(&dst, &src) != NGX_OK
-        || !ngx_http_linguamate_json_depth_ok(dst.data, dst.len,
-                                          NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH))
+    if (ngx_decode_base64url(&payload, &src) != NGX_OK
+        || !ngx_http_linguamate_json_strict_ok(payload.data, payload.len))
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    z = ngx_pnalloc(r->pool, token->len + 1);
-    if (z == NULL) {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
+    payload.data[payload.len] = '\0';
 
-    ngx_memcpy(z, token->data, token->len);
-    z[token->len] = '\0';
-
-    jwt = NULL;
-
-    if (jwt_decode(&jwt, z, key->data, (int) key->len) != 0 || jwt == NULL) {
-        jwt_free(jwt);
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
-
-    payload = jwt_get_grants_json(jwt, NULL);
-
-    reason = NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-
-    if (payload
-        && ngx_http_linguamate_jwt_store(e, token, jwt, payload,
-                                         r->connection->log) == NGX_OK)
+    if (ngx_http_linguamate_jparse(&jp, r->pool, &payload,
+                                   ngx_http_linguamate_claim_names, cv,
+                                   NGX_HTTP_LINGUAMATE_C_N,
+                                   NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH)
+        != NGX_OK
+        || !jp.object || jp.refused)
     {
-        reason = NGX_HTTP_LINGUAMATE_AUTH_OK;
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    free(payload);
-    jwt_free(jwt);
+    ngx_memzero(c, sizeof(ngx_http_linguamate_claims_t));
+    c->payload = payload;
 
-    return reason;
+    return ngx_http_linguamate_jwt_claims(cv, c);
+}
+
+
+/*
+ * The claims that matter, as the yajl_tree reading of jansson's dump did:
+ * exp an integer, nbf and iat integers when present, sub a string, sid,
+ * type and jti strings or absent; iat_ms (the millisecond of issue, the
+ * edge's own claim) an integer of iat's second.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_jwt_claims(ngx_http_linguamate_jv_t *v,
+    ngx_http_linguamate_claims_t *c)
+{
+    ngx_uint_t                 i;
+    ngx_str_t                 *s;
+    ngx_http_linguamate_jv_t  *ms;
+
+    if (v[NGX_HTTP_LINGUAMATE_C_EXP].type != NGX_HTTP_LINGUAMATE_JV_INTEGER) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    c->exp = (time_t) v[NGX_HTTP_LINGUAMATE_C_EXP].num;
+
+    for (i = NGX_HTTP_LINGUAMATE_C_NBF; i <= NGX_HTTP_LINGUAMATE_C_IAT_MS;
+         i++)
+    {
+        if (v[i].type != NGX_HTTP_LINGUAMATE_JV_NONE
+            && v[i].type != NGX_HTTP_LINGUAMATE_JV_INTEGER)
+        {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+    }
+
+    if (v[NGX_HTTP_LINGUAMATE_C_NBF].type) {
+        c->nbf = (time_t) v[NGX_HTTP_LINGUAMATE_C_NBF].num;
+        c->has_nbf = 1;
+    }
+
+    if (v[NGX_HTTP_LINGUAMATE_C_IAT].type) {
+        c->iat = (time_t) v[NGX_HTTP_LINGUAMATE_C_IAT].num;
+        c->has_iat = 1;
+    }
+
+    ms = &v[NGX_HTTP_LINGUAMATE_C_IAT_MS];
+
+    if (ms->type) {
+        if (!c->has_iat || ms->num < 0 || ms->num / 1000 != c->iat) {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+
+        c->iat_ms = ms->num;
+        c->has_iat_ms = 1;
+    }
+
+    for (i = NGX_HTTP_LINGUAMATE_C_SUB; i <= NGX_HTTP_LINGUAMATE_C_JTI; i++) {
+        if (v[i].type != NGX_HTTP_LINGUAMATE_JV_STRING) {
+            continue;
+        }
+
+        s = (i == NGX_HTTP_LINGUAMATE_C_SUB) ? &c->sub
+            : (i == NGX_HTTP_LINGUAMATE_C_SID) ? &c->sid
+            : (i == NGX_HTTP_LINGUAMATE_C_TYPE) ? &c->type : &c->jti;
+
+        *s = v[i].str;
+
+        if (i != NGX_HTTP_LINGUAMATE_C_TYPE && s->len > 512) {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+    }
+
+    if (c->sub.len == 0) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    return NGX_HTTP_LINGUAMATE_AUTH_OK;
 }
 
 
 static ngx_int_t
-ngx_http_linguamate_hmac_ok(ngx_str_t *secret, u_char *data, size_t len,
+ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data, size_t len,
     u_char *sig)
 {
-    u_char        mac[EVP_MAX_MD_SIZE];
-    unsigned int  mlen;
+    u_char  mac[EVP_MAX_MD_SIZE];
+    size_t  mlen;
 
-    if (HMAC(EVP_sha256(), secret->data, (int) secret->len, data, len, mac,
-             &mlen) == NULL
+    /* a NULL key starts over with the key already set: no allocation */
+
+    if (!EVP_MAC_init(key, NULL, 0, NULL)
+        || !EVP_MAC_update(key, data, len)
+        || !EVP_MAC_final(key, mac, &mlen, sizeof(mac))
         || mlen != 32)
     {
         return 0;
@@ -451,151 +963,338 @@ ngx_http_linguamate_hmac_ok(ngx_str_t *secret, u_char *data, size_t len,
 
 
 /*
- * An integer claim of the parsed payload: NGX_OK (present or not),
- * NGX_ERROR when it is there but not an integer ("soon", 1.5, "17...").
- * libjwt 1.10's jwt_get_grant_int() cannot tell those apart.
+ * One streaming parse of JSON text: values[i] receives the last member
+ * named names[i] at depth 1.  A header is read as yajl_tree read it
+ * (comments allowed) and its first "alg" is noted.  NGX_OK when yajl read
+ * it all.
  */
 
 static ngx_int_t
-ngx_http_linguamate_claim_int(yajl_val root, const char *name, time_t *value,
-    unsigned *present)
+ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
+    ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
+    ngx_http_linguamate_jv_t *values, ngx_uint_t n, ngx_uint_t max_depth)
 {
-    yajl_val     node;
-    const char  *path[2];
+    yajl_handle                        h;
+    yajl_status                        rc;
+    ngx_uint_t                         header;
+    ngx_http_linguamate_jwt_worker_t  *w;
 
-    path[0] = name;
-    path[1] = NULL;
+    w = &ngx_http_linguamate_jwt_worker;
+    w->last = w->arena;
 
-    node = yajl_tree_get(root, path, yajl_t_any);
+    header = (names == ngx_http_linguamate_header_names);
 
-    if (node == NULL) {
-        *present = 0;
-        return NGX_OK;
-    }
+    ngx_memzero(jp, sizeof(ngx_http_linguamate_jparse_t));
+    ngx_memzero(values, n * sizeof(ngx_http_linguamate_jv_t));
 
-    if (!YAJL_IS_INTEGER(node)) {
+    jp->pool = pool;
+    jp->text = text->data;
+    jp->text_end = text->data + text->len;
+    jp->names = names;
+    jp->n = n;
+    jp->values = values;
+    jp->max_depth = max_depth;
+    jp->member = -1;
+    jp->first_alg_wanted = header;
+
+    h = yajl_alloc(&ngx_http_linguamate_jv_callbacks,
+                   &ngx_http_linguamate_jwt_afs, jp);
+    if (h == NULL) {
         return NGX_ERROR;
     }
 
-    *value = (time_t) YAJL_GET_INTEGER(node);
-    *present = 1;
+    if (header) {
+        (void) yajl_config(h, yajl_allow_comments, 1);
+    }
+
+    rc = yajl_parse(h, text->data, text->len);
+
+    if (rc == yajl_status_ok) {
+        rc = yajl_complete_parse(h);
+    }
+
+    yajl_free(h);
+
+    return rc == yajl_status_ok ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * yajl's memory: a bump allocator over the worker's arena, reset at each
+ * parse; past its end (a huge string) the heap.  A block keeps its size
+ * before it, for realloc.
+ */
+
+static void *
+ngx_http_linguamate_jwt_malloc(void *ctx, size_t size)
+{
+    u_char                            *p;
+    size_t                             n;
+    ngx_http_linguamate_jwt_worker_t  *w = ctx;
+
+    n = ngx_align(size, 16) + 16;
+
+    if (n > size && (size_t) (w->arena + sizeof(w->arena) - w->last) >= n) {
+        p = w->last;
+        w->last += n;
+        *(size_t *) p = size;
+        return p + 16;
+    }
+
+    return malloc(size);
+}
+
+
+static void *
+ngx_http_linguamate_jwt_realloc(void *ctx, void *ptr, size_t size)
+{
+    u_char                            *p;
+    size_t                             old;
+    ngx_http_linguamate_jwt_worker_t  *w = ctx;
+
+    if (ptr == NULL) {
+        return ngx_http_linguamate_jwt_malloc(ctx, size);
+    }
+
+    if ((u_char *) ptr < w->arena
+        || (u_char *) ptr >= w->arena + sizeof(w->arena))
+    {
+        return realloc(ptr, size);
+    }
+
+    old = *(size_t *) ((u_char *) ptr - 16);
+
+    p = ngx_http_linguamate_jwt_malloc(ctx, size);
+    if (p) {
+        ngx_memcpy(p, ptr, ngx_min(old, size));
+    }
+
+    return p;
+}
+
+
+static void
+ngx_http_linguamate_jwt_free(void *ctx, void *ptr)
+{
+    ngx_http_linguamate_jwt_worker_t  *w = ctx;
+
+    if ((u_char *) ptr < w->arena
+        || (u_char *) ptr >= w->arena + sizeof(w->arena))
+    {
+        free(ptr);
+    }
+}
+
+
+/* the callbacks: a value at depth 1 is recorded under its member's name */
+
+static ngx_int_t
+ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
+    ngx_http_linguamate_jv_type_e type, const u_char *s, size_t len,
+    int64_t num)
+{
+    u_char                    *p;
+    ngx_http_linguamate_jv_t   v;
+
+    if (jp->depth != 1 || (jp->member < 0 && !jp->first_alg_next)) {
+        return NGX_OK;
+    }
+
+    /* a string with escapes is yajl's decoded copy, which it reuses */
+
+    p = (u_char *) s;
+
+    if (s && len && (s < jp->text || s >= jp->text_end)) {
+        p = ngx_pnalloc(jp->pool, len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, s, len);
+    }
+
+    v.type = type;
+    v.str.data = p;
+    v.str.len = len;
+    v.num = num;
+
+    if (jp->first_alg_next) {
+        jp->first_alg_next = 0;
+        jp->first_alg = v;
+    }
+
+    if (jp->member >= 0) {
+        jp->values[jp->member] = v;
+        jp->member = -1;
+    }
 
     return NGX_OK;
 }
 
 
-/* a string claim, or NULL when absent or not a string */
-
-static const char *
-ngx_http_linguamate_claim_str(yajl_val root, const char *name)
+static int
+ngx_http_linguamate_jv_null(void *ctx)
 {
-    yajl_val     node;
-    const char  *path[2];
-
-    path[0] = name;
-    path[1] = NULL;
-
-    node = yajl_tree_get(root, path, yajl_t_string);
-
-    return node ? node->u.string : NULL;
+    return ngx_http_linguamate_jv_set(ctx, NGX_HTTP_LINGUAMATE_JV_OTHER,
+                                      NULL, 0, 0) == NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_jwt_store(ngx_http_linguamate_jwt_entry_t *e,
-    ngx_str_t *token, jwt_t *jwt, char *payload, ngx_log_t *log)
+static int
+ngx_http_linguamate_jv_boolean(void *ctx, int b)
 {
-    u_char                        *p;
-    size_t                         len;
-    yajl_val                       root;
-    unsigned                       has_exp, has_nbf, has_iat;
-    ngx_int_t                      rc;
-    const char                    *sub, *sid, *type, *jti;
-    ngx_http_linguamate_claims_t   c;
+    return ngx_http_linguamate_jv_set(ctx, b ? NGX_HTTP_LINGUAMATE_JV_TRUE
+                                             : NGX_HTTP_LINGUAMATE_JV_FALSE,
+                                      NULL, 0, 0) == NGX_OK;
+}
 
-    ngx_memzero(&c, sizeof(ngx_http_linguamate_claims_t));
 
-    root = yajl_tree_parse(payload, NULL, 0);
+/*
+ * A number as jansson read it: an integer out of long long, or a real
+ * that overflows, is refused; an integer that yajl_tree would not call
+ * one (LLONG_MIN) is a mere number.
+ */
 
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        yajl_tree_free(root);
-        return NGX_ERROR;
+static int
+ngx_http_linguamate_jv_number(void *ctx, const char *s, size_t len)
+{
+    ngx_http_linguamate_jparse_t *jp = ctx;
+
+    u_char                         *p, buf[64];
+    size_t                          i;
+    double                          d;
+    uint64_t                        n, max;
+    ngx_uint_t                      neg;
+    ngx_http_linguamate_jv_type_e   type;
+
+    neg = (len && s[0] == '-');
+    max = neg ? (uint64_t) 1 << 63 : ((uint64_t) 1 << 63) - 1;
+    n = 0;
+    type = NGX_HTTP_LINGUAMATE_JV_INTEGER;
+
+    for (i = neg; i < len; i++) {
+        if (s[i] == '.' || s[i] == 'e' || s[i] == 'E') {
+            type = NGX_HTTP_LINGUAMATE_JV_NUMBER;
+            break;
+        }
     }
 
-    rc = NGX_ERROR;
+    for (i = neg; type == NGX_HTTP_LINGUAMATE_JV_INTEGER && i < len; i++) {
+        if (n > (max - (uint64_t) (s[i] - '0')) / 10) {
+            jp->refused = 1;        /* jansson: "too big integer" */
+            return 1;
+        }
 
-    if (ngx_http_linguamate_claim_int(root, "exp", &c.exp, &has_exp)
-        != NGX_OK
-        || !has_exp
-        || ngx_http_linguamate_claim_int(root, "nbf", &c.nbf, &has_nbf)
-           != NGX_OK
-        || ngx_http_linguamate_claim_int(root, "iat", &c.iat, &has_iat)
-           != NGX_OK)
+        n = n * 10 + (uint64_t) (s[i] - '0');
+    }
+
+    if (type == NGX_HTTP_LINGUAMATE_JV_NUMBER) {
+        p = (len < sizeof(buf)) ? buf : ngx_pnalloc(jp->pool, len + 1);
+        if (p == NULL) {
+            return 0;
+        }
+
+        *ngx_cpymem(p, s, len) = '\0';
+        d = strtod((char *) p, NULL);
+
+        if (isinf(d)) {
+            jp->refused = 1;        /* jansson: "real number overflow" */
+            return 1;
+        }
+
+    } else if (neg && n == (uint64_t) 1 << 63) {
+        type = NGX_HTTP_LINGUAMATE_JV_NUMBER;
+    }
+
+    return ngx_http_linguamate_jv_set(jp, type, (u_char *) s, len,
+                                      neg ? (int64_t) (0 - n) : (int64_t) n)
+           == NGX_OK;
+}
+
+
+static int
+ngx_http_linguamate_jv_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return ngx_http_linguamate_jv_set(ctx, NGX_HTTP_LINGUAMATE_JV_STRING, s,
+                                      len, 0) == NGX_OK;
+}
+
+
+static int
+ngx_http_linguamate_jv_start_map(void *ctx)
+{
+    ngx_http_linguamate_jparse_t *jp = ctx;
+
+    if (jp->depth == 0) {
+        jp->object = 1;
+    }
+
+    return ngx_http_linguamate_jv_start_array(ctx);
+}
+
+
+static int
+ngx_http_linguamate_jv_start_array(void *ctx)
+{
+    ngx_http_linguamate_jparse_t *jp = ctx;
+
+    if (ngx_http_linguamate_jv_set(jp, NGX_HTTP_LINGUAMATE_JV_OTHER, NULL, 0,
+                                   0)
+        != NGX_OK)
     {
-        goto done;
+        return 0;
     }
 
-    c.has_nbf = has_nbf;
-    c.has_iat = has_iat;
+    return ++jp->depth <= jp->max_depth;
+}
 
-    sub = ngx_http_linguamate_claim_str(root, "sub");
-    sid = ngx_http_linguamate_claim_str(root, "sid");
-    type = ngx_http_linguamate_claim_str(root, "type");
-    jti = ngx_http_linguamate_claim_str(root, "jti");
 
-    if (sub == NULL || sub[0] == '\0') {
-        goto done;
+static int
+ngx_http_linguamate_jv_end(void *ctx)
+{
+    ngx_http_linguamate_jparse_t *jp = ctx;
+
+    jp->depth--;
+
+    return 1;
+}
+
+
+/*
+ * A member's name at depth 1.  The first "alg" of a header is found as
+ * yajl_tree_get() found it: names compared as C strings.
+ */
+
+static int
+ngx_http_linguamate_jv_key(void *ctx, const unsigned char *s, size_t len)
+{
+    ngx_http_linguamate_jparse_t *jp = ctx;
+
+    ngx_uint_t  i;
+
+    jp->member = -1;
+
+    if (jp->depth != 1) {
+        return 1;
     }
 
-    c.sub.len = ngx_strlen(sub);
-    c.sid.len = sid ? ngx_strlen(sid) : 0;
-    c.type.len = type ? ngx_strlen(type) : 0;
-    c.jti.len = jti ? ngx_strlen(jti) : 0;
-    c.payload.len = ngx_strlen(payload);
-
-    if (c.sub.len > 512 || c.sid.len > 512 || c.jti.len > 512) {
-        goto done;
+    if (jp->first_alg_wanted && len >= 3 && ngx_strncmp(s, "alg", 3) == 0
+        && (len == 3 || s[3] == '\0'))
+    {
+        jp->first_alg_wanted = 0;
+        jp->first_alg_next = 1;
     }
 
-    len = token->len + c.sub.len + c.sid.len + c.type.len + c.jti.len
-          + c.payload.len;
-
-    p = ngx_alloc(len, log);
-    if (p == NULL) {
-        goto done;
+    for (i = 0; i < jp->n; i++) {
+        if (jp->names[i].len == len
+            && ngx_memcmp(jp->names[i].data, s, len) == 0)
+        {
+            jp->member = i;
+            break;
+        }
     }
 
-    if (e->mem) {
-        ngx_free(e->mem);
-    }
-
-    e->mem = p;
-    e->checked = 0;
-    e->revoked = 0;
-
-    e->token.data = p;
-    e->token.len = token->len;
-    p = ngx_cpymem(p, token->data, token->len);
-
-    c.sub.data = p;
-    p = ngx_cpymem(p, sub, c.sub.len);
-    c.sid.data = p;
-    p = ngx_cpymem(p, sid ? sid : "", c.sid.len);
-    c.type.data = p;
-    p = ngx_cpymem(p, type ? type : "", c.type.len);
-    c.jti.data = p;
-    p = ngx_cpymem(p, jti ? jti : "", c.jti.len);
-    c.payload.data = p;
-    ngx_memcpy(p, payload, c.payload.len);
-
-    e->claims = c;
-    rc = NGX_OK;
-
-done:
-
-    yajl_tree_free(root);
-
-    return rc;
+    return 1;
 }
 
 
@@ -887,16 +1586,11 @@ ngx_http_linguamate_user_variable(ngx_http_request_t *r,
 }
 
 
-static void
-ngx_http_linguamate_yajl_cleanup(void *data)
-{
-    yajl_val  *root = data;
-
-    yajl_tree_free(*root);
-}
-
-
-/* $linguamate_jwt_claim_NAME: a string, number or boolean claim */
+/*
+ * $linguamate_jwt_claim_NAME: a string, number (its text as signed) or
+ * boolean member of the claims; the last one of that name, as jansson
+ * and JSON.parse read it.  One streaming parse of the verified claims.
+ */
 
 static ngx_int_t
 ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
@@ -904,12 +1598,10 @@ ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
 {
     ngx_str_t *name = (ngx_str_t *) data;
 
-    u_char                     *p, key[128];
-    size_t                      klen;
-    yajl_val                    node;
-    const char                 *path[2];
-    ngx_pool_cleanup_t         *cln;
-    ngx_http_linguamate_ctx_t  *ctx;
+    ngx_str_t                      key;
+    ngx_http_linguamate_jv_t       value;
+    ngx_http_linguamate_ctx_t     *ctx;
+    ngx_http_linguamate_jparse_t   jp;
 
     v->not_found = 1;
 
@@ -919,58 +1611,39 @@ ngx_http_linguamate_claim_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    klen = name->len - (sizeof("linguamate_jwt_claim_") - 1);
+    key.data = name->data + sizeof("linguamate_jwt_claim_") - 1;
+    key.len = name->len - (sizeof("linguamate_jwt_claim_") - 1);
 
-    if (klen == 0 || klen >= sizeof(key)) {
+    if (key.len == 0) {
         return NGX_OK;
     }
 
-    ngx_memcpy(key, name->data + sizeof("linguamate_jwt_claim_") - 1, klen);
-    key[klen] = '\0';
-
-    if (ctx->claims_tree == NULL) {
-        p = ngx_pnalloc(r->pool, ctx->claims.payload.len + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(p, ctx->claims.payload.data, ctx->claims.payload.len);
-        p[ctx->claims.payload.len] = '\0';
-
-        cln = ngx_pool_cleanup_add(r->pool, sizeof(yajl_val));
-        if (cln == NULL) {
-            return NGX_ERROR;
-        }
-
-        *(yajl_val *) cln->data = yajl_tree_parse((const char *) p, NULL, 0);
-        cln->handler = ngx_http_linguamate_yajl_cleanup;
-        ctx->claims_tree = cln->data;
-    }
-
-    path[0] = (const char *) key;
-    path[1] = NULL;
-
-    node = yajl_tree_get(*(yajl_val *) ctx->claims_tree, path, yajl_t_any);
-
-    if (node == NULL) {
+    if (ngx_http_linguamate_jparse(&jp, r->pool, &ctx->claims.payload, &key,
+                                   &value, 1,
+                                   NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH)
+        != NGX_OK)
+    {
         return NGX_OK;
     }
 
-    if (YAJL_IS_STRING(node)) {
-        v->data = (u_char *) YAJL_GET_STRING(node);
-        v->len = ngx_strlen(v->data);
+    switch (value.type) {
 
-    } else if (YAJL_IS_NUMBER(node)) {
-        v->data = (u_char *) node->u.number.r;
-        v->len = ngx_strlen(v->data);
+    case NGX_HTTP_LINGUAMATE_JV_STRING:
+    case NGX_HTTP_LINGUAMATE_JV_INTEGER:
+    case NGX_HTTP_LINGUAMATE_JV_NUMBER:
+        v->data = value.str.data;
+        v->len = value.str.len;
+        break;
 
-    } else if (YAJL_IS_TRUE(node)) {
+    case NGX_HTTP_LINGUAMATE_JV_TRUE:
         ngx_str_set(v, "true");
+        break;
 
-    } else if (YAJL_IS_FALSE(node)) {
+    case NGX_HTTP_LINGUAMATE_JV_FALSE:
         ngx_str_set(v, "false");
+        break;
 
-    } else {
+    default:
         return NGX_OK;
     }
 
@@ -1097,7 +1770,7 @@ ngx_http_linguamate_auth_logout(ngx_http_request_t *r)
 
     if (lmcf->session_zone == NULL
         || ngx_http_linguamate_session_revoke(lmcf->session_zone, r->pool,
-               "sid", &ctx->claims.sid, r->connection->log) != NGX_OK)
+               "sid", &ctx->claims.sid, NULL, r->connection->log) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "linguamate: logout needs a linguamate_session_zone "
@@ -1251,6 +1924,7 @@ ngx_http_linguamate_refresh_token(ngx_pool_t *pool, u_char *body,
 static ngx_int_t
 ngx_http_linguamate_refresh(ngx_http_request_t *r)
 {
+    char                             *grants;
     u_char                            rnd[16];
     ngx_int_t                         rc;
     ngx_buf_t                        *b;
@@ -1340,12 +2014,13 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_linguamate_sign(r, lmcf, (const char *) claims.payload.data,
-                                 "access", lmcf->jwt_expires_in.seconds,
-                                 NULL, &access) != NGX_CONF_OK
-        || ngx_http_linguamate_sign(r, lmcf,
-                                    (const char *) claims.payload.data,
-                                    "refresh",
+    grants = ngx_http_linguamate_refresh_claims(r, lmcf, &token);
+
+    if (grants == NULL
+        || ngx_http_linguamate_sign(r, lmcf, grants, "access",
+                                    lmcf->jwt_expires_in.seconds, NULL,
+                                    &access) != NGX_CONF_OK
+        || ngx_http_linguamate_sign(r, lmcf, grants, "refresh",
                                     lmcf->jwt_refresh_expires_in.seconds,
                                     &jti, &refresh) != NGX_CONF_OK)
     {
@@ -1368,8 +2043,70 @@ ngx_http_linguamate_refresh(ngx_http_request_t *r)
 
 
 /*
+ * The claims of a verified refresh token as the new tokens carry them: read
+ * by libjwt (jansson: one member per name, the last), which issues them.
+ * A string of the request's pool, or NULL.
+ */
+
+static char *
+ngx_http_linguamate_refresh_claims(ngx_http_request_t *r,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token)
+{
+    char        *z, *json, *out;
+    jwt_t       *jwt;
+    ngx_str_t   *key;
+    ngx_uint_t   i;
+
+    z = ngx_pnalloc(r->pool, token->len + 1);
+    if (z == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(z, token->data, token->len);
+    z[token->len] = '\0';
+
+    jwt = NULL;
+
+    for (i = 0; i < 2; i++) {
+        key = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
+
+        if (key->len
+            && jwt_decode(&jwt, z, key->data, (int) key->len) == 0
+            && jwt != NULL)
+        {
+            break;
+        }
+
+        jwt_free(jwt);
+        jwt = NULL;
+    }
+
+    if (jwt == NULL) {
+        return NULL;
+    }
+
+    json = jwt_get_grants_json(jwt, NULL);
+    out = NULL;
+
+    if (json) {
+        out = ngx_pnalloc(r->pool, ngx_strlen(json) + 1);
+        if (out) {
+            ngx_memcpy(out, json, ngx_strlen(json) + 1);
+        }
+    }
+
+    free(json);
+    jwt_free(jwt);
+
+    return out;
+}
+
+
+/*
  * A new token with the claims of "claims" (JSON of the verified token)
- * but a new type, iat, exp and jti.  Returns NGX_CONF_OK or an error.
+ * but a new type, iat, iat_ms, exp and jti.  iat_ms is the millisecond of
+ * issue, which a revocation compares with its own.  Returns NGX_CONF_OK or
+ * an error.
  */
 
 static char *
@@ -1377,16 +2114,18 @@ ngx_http_linguamate_sign(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, const char *claims,
     const char *type, time_t lifetime, ngx_str_t *jti, ngx_str_t *out)
 {
-    u_char  *p;
-    char    *s, jbuf[64];
-    jwt_t   *jwt;
-    time_t   now;
+    u_char   *p;
+    char     *s, jbuf[64];
+    jwt_t    *jwt;
+    time_t    now;
+    int64_t   ms;
 
     if (jwt_new(&jwt) != 0) {
         return NGX_CONF_ERROR;
     }
 
-    now = ngx_time();
+    ms = ngx_http_linguamate_now_ms();
+    now = (time_t) (ms / 1000);
     s = NULL;
 
     if (jwt_add_grants_json(jwt, claims) != 0) {
@@ -1395,12 +2134,14 @@ ngx_http_linguamate_sign(ngx_http_request_t *r,
 
     (void) jwt_del_grants(jwt, "type");
     (void) jwt_del_grants(jwt, "iat");
+    (void) jwt_del_grants(jwt, "iat_ms");
     (void) jwt_del_grants(jwt, "exp");
     (void) jwt_del_grants(jwt, "nbf");
     (void) jwt_del_grants(jwt, "jti");
 
     if (jwt_add_grant(jwt, "type", type) != 0
         || jwt_add_grant_int(jwt, "iat", (long) now) != 0
+        || jwt_add_grant_int(jwt, "iat_ms", (long) ms) != 0
         || jwt_add_grant_int(jwt, "exp", (long) (now + lifetime)) != 0)
     {
         goto failed;

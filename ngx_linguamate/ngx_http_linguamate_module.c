@@ -185,6 +185,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       0,
       NULL },
 
+    { ngx_string("linguamate_jwt_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_main_conf_t, jwt_cache),
+      NULL },
+
     { ngx_string("linguamate_session_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_linguamate_session_zone,
@@ -342,6 +349,7 @@ ngx_http_linguamate_create_main_conf(ngx_conf_t *cf)
      */
 
     lmcf->env_from_process = NGX_CONF_UNSET;
+    lmcf->jwt_cache = NGX_CONF_UNSET;
 
     if (ngx_array_init(&lmcf->warnings, cf->pool, 4, sizeof(ngx_str_t))
         != NGX_OK)
@@ -388,6 +396,19 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
                            "linguamate_trpc_prefix must start with \"/\"");
         return NGX_CONF_ERROR;
     }
+
+    /* verified tokens kept per worker: 8-way sets, 0 turns it off */
+
+    if (lmcf->jwt_cache == NGX_CONF_UNSET) {
+        lmcf->jwt_cache = 4096;
+
+    } else if (lmcf->jwt_cache > 1048576) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "linguamate_jwt_cache takes 0 to 1048576 entries");
+        return NGX_CONF_ERROR;
+    }
+
+    lmcf->jwt_cache = ngx_align(lmcf->jwt_cache, 8);
 
     rv = ngx_http_linguamate_resolve_settings(cf, conf);
     if (rv != NGX_CONF_OK) {
@@ -662,7 +683,7 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
     ngx_http_linguamate_random_reset();
     ngx_http_linguamate_session_init_process();
 
-    return NGX_OK;
+    return ngx_http_linguamate_jwt_init_process(cycle);
 }
 
 

@@ -255,6 +255,7 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_http_linguamate_duration_t  jwt_expires_in;
     ngx_http_linguamate_duration_t  jwt_refresh_expires_in;
     ngx_uint_t                  jwt_leeway;
+    ngx_int_t                   jwt_cache;      /* entries per worker */
     ngx_array_t                *cors_origins;       /* of ngx_str_t */
     ngx_flag_t                  cors_allow_credentials;
     ngx_uint_t                  rate_limit_window_ms;
@@ -384,8 +385,10 @@ typedef struct {
     time_t                      exp;
     time_t                      nbf;
     time_t                      iat;
+    int64_t                     iat_ms;     /* the edge's own claim */
     unsigned                    has_nbf:1;
     unsigned                    has_iat:1;
+    unsigned                    has_iat_ms:1;
 } ngx_http_linguamate_claims_t;
 
 
@@ -400,7 +403,6 @@ typedef struct {
     ngx_uint_t                  lockout_nkeys;
     ngx_uint_t                  lockout_refuse;     /* why not read */
     ngx_http_linguamate_claims_t  claims;
-    void                       *claims_tree;        /* yajl_val * */
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
     ngx_http_linguamate_toolkit_t      *toolkit;
     ngx_uint_t                  breaker_period;     /* of the probe */
@@ -534,6 +536,7 @@ ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
 /* jwt.c */
 ngx_int_t ngx_http_linguamate_jwt_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_linguamate_jwt_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_linguamate_jwt_init_process(ngx_cycle_t *cycle);
 void ngx_http_linguamate_jwt_exit_process(void);
 ngx_uint_t ngx_http_linguamate_jwt_verify(ngx_http_request_t *r,
     ngx_str_t *token, const char *type, ngx_http_linguamate_claims_t *claims);
@@ -552,9 +555,11 @@ char *ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_linguamate_session_init_process(void);
 ngx_int_t ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, ngx_str_t *sub, ngx_str_t *sid, time_t iat);
+    ngx_str_t *sub, ngx_str_t *sid, int64_t issued_ms);
 ngx_int_t ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, ngx_log_t *log);
+    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
+    ngx_log_t *log);
+int64_t ngx_http_linguamate_now_ms(void);
 ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
     ngx_pool_t *pool, ngx_str_t *sid, ngx_str_t *old, ngx_str_t *next,
     ngx_log_t *log);

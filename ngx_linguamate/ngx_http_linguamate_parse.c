@@ -21,6 +21,8 @@ static int ngx_http_linguamate_lower_eq(const unsigned char *p, size_t len,
 static int ngx_http_linguamate_ieq(const unsigned char *a,
     const unsigned char *b, size_t len);
 static int ngx_http_linguamate_b64url_char(unsigned char c);
+static int ngx_http_linguamate_hex4(const unsigned char *p, size_t len,
+    uint32_t *cp);
 static size_t ngx_http_linguamate_json_ws(const unsigned char *p, size_t len,
     size_t i);
 static size_t ngx_http_linguamate_json_string_end(const unsigned char *p,
@@ -397,8 +399,18 @@ int
 ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
     size_t dots[2])
 {
-    size_t         i, n;
-    unsigned char  c;
+    size_t                      i, n;
+    unsigned char               c;
+
+    /* 1: base64url, 2: '.', 0: anything else */
+    static const unsigned char  cls[256] = {
+        ['-'] = 1, ['.'] = 2, ['_'] = 1,
+        ['0'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ['A'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                1, 1, 1, 1, 1, 1,
+        ['a'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                1, 1, 1, 1, 1, 1
+    };
 
     if (len == 0 || len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
         return -1;
@@ -407,24 +419,17 @@ ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
     n = 0;
 
     for (i = 0; i < len; i++) {
-        c = p[i];
+        c = cls[p[i]];
 
-        if (c == '.') {
-            if (n == 2) {
-                return -1;
-            }
-
-            dots[n++] = i;
+        if (c == 1) {
             continue;
         }
 
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '_')
-        {
-            continue;
+        if (c == 0 || n == 2) {
+            return -1;
         }
 
-        return -1;
+        dots[n++] = i;
     }
 
     /* an empty signature is syntax ("alg":"none"); the check refuses it */
@@ -488,6 +493,164 @@ ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
     }
 
     return 1;
+}
+
+
+/*
+ * Whether JSON text that yajl accepted is also what jansson (libjwt's
+ * parser) and JSON.parse accept: no NUL byte; strings in strict UTF-8
+ * (no overlong form, no surrogate, nothing past U+10FFFF); \u escapes
+ * that are not \u0000 and pair their surrogates; and outside strings
+ * none of yajl's extras: comments, vertical tab and form feed as white
+ * space, or an unterminated string after the value (which yajl takes for
+ * the end of the text).  The grammar itself is yajl's to check.
+ */
+
+int
+ngx_http_linguamate_json_strict_ok(const unsigned char *p, size_t len)
+{
+    size_t         i, n;
+    uint32_t       cp, min;
+    unsigned char  c;
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (c == '\0' || c == '\v' || c == '\f' || c == '/') {
+            return 0;
+        }
+
+        if (c != '"') {
+            continue;
+        }
+
+        /* a string */
+
+        for (i++; i < len; i++) {
+            c = p[i];
+
+            if (c == '"') {
+                break;
+            }
+
+            if (c == '\0') {
+                return 0;
+            }
+
+            if (c == '\\') {
+                if (i + 1 < len && p[i + 1] == 'u') {
+                    if (ngx_http_linguamate_hex4(p + i + 2, len - i - 2, &cp)
+                        != 0
+                        || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+                    {
+                        return 0;
+                    }
+
+                    i += 5;
+
+                    if (cp >= 0xd800 && cp <= 0xdbff) {
+                        if (i + 2 >= len || p[i + 1] != '\\'
+                            || p[i + 2] != 'u'
+                            || ngx_http_linguamate_hex4(p + i + 3,
+                                                        len - i - 3, &cp)
+                               != 0
+                            || cp < 0xdc00 || cp > 0xdfff)
+                        {
+                            return 0;
+                        }
+
+                        i += 6;
+                    }
+
+                } else {
+                    i++;
+                }
+
+                continue;
+            }
+
+            if (c < 0x80) {
+                continue;
+            }
+
+            if (c >= 0xc2 && c <= 0xdf) {
+                n = 1;
+                cp = c & 0x1f;
+                min = 0x80;
+
+            } else if (c >= 0xe0 && c <= 0xef) {
+                n = 2;
+                cp = c & 0x0f;
+                min = 0x800;
+
+            } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 3;
+                cp = c & 0x07;
+                min = 0x10000;
+
+            } else {
+                return 0;
+            }
+
+            if (i + n >= len) {
+                return 0;
+            }
+
+            while (n--) {
+                c = p[++i];
+
+                if ((c & 0xc0) != 0x80) {
+                    return 0;
+                }
+
+                cp = (cp << 6) | (c & 0x3f);
+            }
+
+            if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+                return 0;
+            }
+        }
+
+        /* yajl takes an unterminated string after the value as the end */
+
+        if (i >= len) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_linguamate_hex4(const unsigned char *p, size_t len, uint32_t *cp)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len < 4) {
+        return -1;
+    }
+
+    *cp = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            c = (c | 0x20) - 'a' + 10;
+
+        } else {
+            return -1;
+        }
+
+        *cp = (*cp << 4) | c;
+    }
+
+    return 0;
 }
 
 

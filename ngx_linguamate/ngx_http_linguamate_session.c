@@ -10,6 +10,12 @@
  * of its current refresh token).  An entry lasts as long as the tokens it
  * covers could (the refresh lifetime).
  *
+ * The moment of a revocation is kept to the millisecond: a token issued
+ * at or before it is refused, one issued after it is not.  A token's
+ * issue time is its iat_ms claim (the edge's tokens carry it), else the
+ * start of its iat second (so a token of the revocation's own second is
+ * refused: fail closed), else unknown (refused).
+ *
  * The journal is one line per change, appended with a single write(); the
  * master replays it when the zone starts empty and rewrites it compacted
  * (a temporary file renamed over the old one) before any worker runs.
@@ -26,7 +32,8 @@
 
 typedef struct {
     time_t                      until;      /* epoch s: forget after it */
-    time_t                      before;     /* all/sub: iat < before */
+    int64_t                     before;     /* all/sub: epoch ms; issued
+                                               at or before it: revoked */
     u_char                      revoked;    /* sid: */
     u_char                      jti_len;
     u_char                      jti[NGX_HTTP_LINGUAMATE_JTI_MAX];
@@ -105,7 +112,9 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     sz->lmcf = lmcf;
     sz->cycle = cf->cycle;
 
-    ngx_str_set(&sig, "a session zone");
+    /* the revocation's layout changed with its milliseconds */
+
+    ngx_str_set(&sig, "a session zone (revocations in ms)");
 
     zone = ngx_http_linguamate_zone_add(cf, lmcf, &value[1], (size_t) size,
                                         NGX_HTTP_LINGUAMATE_ZONE_SESSION,
@@ -196,9 +205,13 @@ ngx_http_linguamate_session_evictable(ngx_http_linguamate_node_t *node)
 
 
 /*
- * A line: "UNTIL BEFORE REVOKED JTI KEY\n", numbers in decimal, JTI "-"
- * when none; JTI and KEY are %-escaped so that a line is always five
- * fields.  Unknown or broken lines are skipped.
+ * A line: "UNTIL BEFORE REVOKED JTI KEY BEFORE_MS\n", numbers in decimal,
+ * JTI "-" when none; JTI and KEY are %-escaped so that a line is always
+ * six fields.  BEFORE_MS is the moment of a revocation in milliseconds;
+ * BEFORE, the second after it, is what a version without BEFORE_MS reads
+ * (it refuses tokens issued before it: the whole second, fail closed).
+ * A line of such a version has five fields: its revocation is taken to
+ * the end of its second.  Unknown or broken lines are skipped.
  */
 
 static ngx_int_t
@@ -212,6 +225,7 @@ ngx_http_linguamate_journal_load(ngx_http_linguamate_zone_t *zone,
     ngx_fd_t                             fd;
     ngx_uint_t                           i, lines;
     ngx_str_t                            key;
+    off_t                                ms;
     time_t                               until, before, now;
     ngx_file_info_t                      fi;
     ngx_http_linguamate_revocation_t    *rv;
@@ -294,6 +308,17 @@ ngx_http_linguamate_journal_load(ngx_http_linguamate_zone_t *zone,
             continue;
         }
 
+        if (p < eol) {
+            ms = ngx_atoof(p, eol - p);
+
+            if (ms == NGX_ERROR) {
+                continue;
+            }
+
+        } else {
+            ms = before ? (off_t) before * 1000 + 999 : 0;
+        }
+
         /* unescape the key in place (never longer) */
 
         dst = f[4];
@@ -307,7 +332,7 @@ ngx_http_linguamate_journal_load(ngx_http_linguamate_zone_t *zone,
             continue;
         }
 
-        rv->before = ngx_max(rv->before, before);
+        rv->before = ngx_max(rv->before, (int64_t) ms);
 
         if (f[2][0] == '1') {
             rv->revoked = 1;
@@ -379,7 +404,7 @@ ngx_http_linguamate_journal_compact(ngx_http_linguamate_zone_t *zone,
     {
         node = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
         size += 3 * node->len + 3 * NGX_HTTP_LINGUAMATE_JTI_MAX
-                + 3 * NGX_TIME_T_LEN + 8;
+                + 3 * NGX_TIME_T_LEN + NGX_INT64_LEN + 9;
     }
 
     buf = ngx_alloc(size + 1, log);
@@ -463,7 +488,8 @@ static u_char *
 ngx_http_linguamate_journal_line(u_char *p, ngx_str_t *key,
     ngx_http_linguamate_revocation_t *rv)
 {
-    p = ngx_sprintf(p, "%T %T %d ", rv->until, rv->before,
+    p = ngx_sprintf(p, "%T %T %d ", rv->until,
+                    (time_t) (rv->before ? rv->before / 1000 + 1 : 0),
                     rv->revoked ? 1 : 0);
 
     if (rv->jti_len) {
@@ -475,7 +501,7 @@ ngx_http_linguamate_journal_line(u_char *p, ngx_str_t *key,
 
     *p++ = ' ';
     p = (u_char *) ngx_escape_uri(p, key->data, key->len, NGX_ESCAPE_ARGS);
-    *p++ = '\n';
+    p = ngx_sprintf(p, " %L\n", rv->before);
 
     return p;
 }
@@ -598,12 +624,17 @@ ngx_http_linguamate_session_key(ngx_pool_t *pool, const char *prefix,
 }
 
 
-/* is a token (user, session, issued at) revoked? */
+/*
+ * Is a token revoked?  issued: the earliest moment (epoch ms) it may have
+ * been issued at.  The keys are made on the stack: this runs for every
+ * verified token.
+ */
 
 ngx_int_t
 ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, ngx_str_t *sub, ngx_str_t *sid, time_t iat)
+    ngx_str_t *sub, ngx_str_t *sid, int64_t issued)
 {
+    u_char                             buf[2][4 + 512];
     ngx_str_t                          keys[3];
     ngx_uint_t                         i, n;
     ngx_int_t                          revoked;
@@ -614,17 +645,17 @@ ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
     ngx_str_set(&keys[n], "all");
     n++;
 
-    if (sub->len
-        && ngx_http_linguamate_session_key(pool, "sub:", sub, &keys[n])
-           == NGX_OK)
-    {
+    if (sub->len && sub->len <= 512) {
+        keys[n].data = buf[0];
+        keys[n].len = ngx_cpymem(ngx_cpymem(buf[0], "sub:", 4), sub->data,
+                                 sub->len) - buf[0];
         n++;
     }
 
-    if (sid->len
-        && ngx_http_linguamate_session_key(pool, "sid:", sid, &keys[n])
-           == NGX_OK)
-    {
+    if (sid->len && sid->len <= 512) {
+        keys[n].data = buf[1];
+        keys[n].len = ngx_cpymem(ngx_cpymem(buf[1], "sid:", 4), sid->data,
+                                 sid->len) - buf[1];
         n++;
     }
 
@@ -642,7 +673,7 @@ ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
 
         rv = ngx_http_linguamate_node_value(node);
 
-        if (rv->revoked || (rv->before && iat < rv->before)) {
+        if (rv->revoked || (rv->before && issued <= rv->before)) {
             revoked = 1;
         }
     }
@@ -653,17 +684,34 @@ ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
 }
 
 
+/* the wall clock in milliseconds, read now (not nginx's cached time) */
+
+int64_t
+ngx_http_linguamate_now_ms(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
 /*
  * Revoke: kind "all" (id unused), "sub" (a user) or "sid" (a session).
- * "all" and "sub" revoke every token issued before now; "sid" the session
- * whatever the issue time.  The entry lasts the refresh lifetime.
+ * "all" and "sub" revoke every token issued up to this millisecond
+ * (*before_ms, when asked); "sid" the session whatever the issue time.
+ * The entry lasts the refresh lifetime.
  */
 
 ngx_int_t
 ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, ngx_log_t *log)
+    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
+    ngx_log_t *log)
 {
+    int64_t                            ms;
     time_t                             now, until;
+    ngx_uint_t                         n;
     ngx_str_t                          key;
     ngx_http_linguamate_revocation_t  *rv, copy;
     ngx_http_linguamate_session_zone_t *sz;
@@ -672,6 +720,8 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
     now = ngx_time();
     until = now + sz->lmcf->jwt_refresh_expires_in.seconds
             + (time_t) sz->lmcf->jwt_leeway + 1;
+
+    ms = 0;
 
     if (kind[0] == 'a') {
         ngx_str_set(&key, "all");
@@ -696,7 +746,12 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
         rv->revoked = 1;
 
     } else {
-        rv->before = ngx_max(rv->before, now);
+        ms = ngx_http_linguamate_now_ms();
+        rv->before = ngx_max(rv->before, ms);
+
+        if (before_ms) {
+            *before_ms = ms;
+        }
     }
 
     copy = *rv;
@@ -706,6 +761,16 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     ngx_http_linguamate_journal_append(zone, &key, &copy, log);
+
+    /*
+     * A token issued once this call has returned must be accepted: it is
+     * not to share the revocation's millisecond (at most 1 ms, and only
+     * on the operations API)
+     */
+
+    for (n = 0; ms && n < 5 && ngx_http_linguamate_now_ms() <= ms; n++) {
+        ngx_msleep(1);
+    }
 
     return NGX_OK;
 }

@@ -150,9 +150,37 @@ for i in $(seq 1 100); do
 done
 
 declare -A rps p99
-targets="bare counted health live gated limited jwt cors proxied breaker trpc"
+targets="bare counted health live gated limited jwt jwt20k bare20k cors"
+targets="$targets proxied breaker trpc"
 token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
         --secret bench-secret-bench-secret-bench-secret)
+
+# 20,000 distinct tokens (one per user, as real traffic brings them), sent
+# in rotation by a wrk script: "jwt20k" to the JWT location, "bare20k" the
+# same requests to the bare location (what the script costs wrk itself)
+perl -MDigest::SHA=hmac_sha256 -MMIME::Base64 -e '
+    sub b { my $s = encode_base64(shift, ""); $s =~ tr{+/}{-_}; $s =~ s/=+$//; $s }
+    my $h = b(q({"alg":"HS256","typ":"JWT"}));
+    my $now = time;
+    for my $i (1 .. 20000) {
+        my $p = b(qq({"exp":@{[$now + 3600]},"iat":$now,"sid":"session-$i",)
+                  . qq("sub":"user-$i","type":"access"}));
+        print "$h.$p.", b(hmac_sha256("$h.$p", $ARGV[0])), "\n";
+    }' bench-secret-bench-secret-bench-secret > "$dir/tokens"
+cat > "$dir/rotate.lua" <<'LUA'
+local reqs, n, i = {}, 0, 0
+function init(args)
+    for line in io.lines(args[2]) do
+        n = n + 1
+        reqs[n] = wrk.format("GET", args[1],
+                             { ["Authorization"] = "Bearer " .. line })
+    end
+end
+function request()
+    i = i % n + 1
+    return reqs[i]
+end
+LUA
 url_bare="http://127.0.0.1:$port/bare"
 url_health="http://127.0.0.1:$port/api/health"
 url_live="http://127.0.0.1:$port/live"
@@ -161,6 +189,8 @@ url_proxied="http://127.0.0.1:$port/proxied"
 url_breaker="http://127.0.0.1:$port/breaker"
 url_limited="http://127.0.0.1:$port/limited"
 url_jwt="http://127.0.0.1:$port/jwt"
+url_jwt20k="http://127.0.0.1:$port/jwt"
+url_bare20k="http://127.0.0.1:$port/bare"
 url_cors="http://127.0.0.1:$port/cors"
 url_gated="http://127.0.0.1:$port/gated"
 url_trpc="http://127.0.0.1:$port/api/trpc/user.me,lessons.list?batch=1"
@@ -176,7 +206,14 @@ for r in $(seq 1 "$runs"); do
         hdr=()
         [ "$t" = jwt ] && hdr=(-H "Authorization: Bearer $token")
         [ "$t" = cors ] && hdr=(-H "Origin: https://app.example.com")
-        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" "${!url_var}")
+        script=()
+        args=()
+        case $t in
+            *20k) script=(-s "$dir/rotate.lua")
+                  args=(-- "/${t%20k}" "$dir/tokens") ;;
+        esac
+        out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "${hdr[@]}" \
+              "${script[@]}" "${!url_var}" "${args[@]}")
         q=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
         l=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
         errs=$(echo "$out" | awk '/Non-2xx|Socket errors/' || true)
@@ -210,6 +247,11 @@ perl -e 'printf "breaker cost: breaker / proxied = %.1f%%\n", 100*$ARGV[0]/$ARGV
 perl -e 'printf "metrics cost: counted / bare = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$counted" "$base"
 perl -e 'printf "rate limit cost: limited / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$lim" "$live"
 perl -e 'printf "JWT cost: jwt / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$live"
+health=$(echo "${rps[health]}" | median)
+jwt20k=$(echo "${rps[jwt20k]}" | median)
+bare20k=$(echo "${rps[bare20k]}" | median)
+perl -e 'printf "JWT, one token: jwt / health = %.1f%% (goal: 95%% or more)\n", 100*$ARGV[0]/$ARGV[1]' "$jwt" "$health"
+perl -e 'printf "JWT, 20,000 tokens: jwt20k / bare = %.1f%% (goal: 65%% or more); / bare20k (the same wrk script) = %.1f%%; / jwt (one token) = %.1f%%\n", 100*$ARGV[0]/$ARGV[1], 100*$ARGV[0]/$ARGV[2], 100*$ARGV[0]/$ARGV[3]' "$jwt20k" "$base" "$bare20k" "$jwt"
 gated=$(echo "${rps[gated]}" | median)
 perl -e 'printf "module on with the flags gate: gated / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$gated" "$live"
 trpc=$(echo "${rps[trpc]}" | median)

@@ -28,6 +28,26 @@ our %T = (
     strexp    => raw_token('{"alg":"HS256"}', '{"sub":"u","type":"access","exp":"soon"}'),
     nosub     => raw_token('{"alg":"HS256"}', qq({"type":"access","exp":@{[$now+600]}})),
     deep      => raw_token('{"alg":"HS256"}', ('[' x 5000) . (']' x 5000)),
+    crit      => raw_token('{"alg":"HS256","typ":"JWT","crit":["b64"],"b64":false}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    crit_exp  => raw_token('{"alg":"HS256","crit":["exp"]}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    crit_none => raw_token('{"alg":"HS256","crit":[]}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    crit_str  => raw_token('{"alg":"HS256","crit":"b64"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    crit_num  => raw_token('{"alg":"HS256","crit":[1]}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    crit_null => raw_token('{"alg":"HS256","crit":null}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    typ_other => raw_token('{"alg":"HS256","typ":"at+jwt"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    typ_lower => raw_token('{"alg":"HS256","typ":"jwt"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    ms_ok     => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"iat":$now,"iat_ms":@{[$now*1000+999]}})),
+    ms_other  => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"iat":$now,"iat_ms":@{[$now*1000+1000]}})),
+    ms_noiat  => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"iat_ms":@{[$now*1000]}})),
+    ms_str    => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"iat":$now,"iat_ms":"@{[$now*1000]}"})),
+    dup       => raw_token('{"alg":"HS256"}', qq({"sub":"first","type":"access","exp":@{[$now+600]},"email":"a\@x","sub":"user-9","email":"b\@x"})),
+    dup_exp   => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"exp":"later"})),
+    nul       => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}}\0 trailing)),
+    surrogate => raw_token('{"alg":"HS256"}', qq({"sub":"u\\ud800","type":"access","exp":@{[$now+600]}})),
+    overlong  => raw_token('{"alg":"HS256"}', qq({"sub":"u\xc0\xaf","type":"access","exp":@{[$now+600]}})),
+    bigint    => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"n":99999999999999999999})),
+    bigexp    => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":1e400})),
+    trailing  => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}} "x)),
     bigheader => raw_token('{"alg":"HS256","x":"' . ('h' x 10000) . '"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
 );
 
@@ -305,3 +325,84 @@ GET /api/auth/session
 [200, 200, 401, 401]
 --- no_error_log
 [error]
+
+
+
+=== TEST 16: a header with "crit" is refused as MALFORMED: no extension is implemented (RFC 7515, 4.1.11), and a malformed crit too
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 6]
+--- more_headers eval
+[map { "Authorization: Bearer $::T{$_}" } qw(crit crit_exp crit_none crit_str crit_num crit_null)]
+--- error_code eval
+[map { 401 } 1 .. 6]
+--- response_body_like eval
+[map { qr/"reason":"MALFORMED"\}\}$/ } 1 .. 6]
+--- no_error_log
+[error]
+
+
+
+=== TEST 17: typ, when a string, is JWT in any case (as libjwt read it)
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+["GET /api/me", "GET /api/me"]
+--- more_headers eval
+["Authorization: Bearer $::T{typ_other}", "Authorization: Bearer $::T{typ_lower}"]
+--- error_code eval
+[401, 200]
+--- response_body_like eval
+[qr/"reason":"MALFORMED"/, qr/^user=u /]
+--- no_error_log
+[error]
+
+
+
+=== TEST 18: iat_ms, the millisecond of issue, is an integer of iat's second
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 4]
+--- more_headers eval
+[map { "Authorization: Bearer $::T{$_}" } qw(ms_ok ms_other ms_noiat ms_str)]
+--- error_code eval
+[200, 401, 401, 401]
+--- response_body_like eval
+[qr/^user=u /, qr/"reason":"MALFORMED"/, qr/"reason":"MALFORMED"/, qr/"reason":"MALFORMED"/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: a claim given twice counts once, the last one, as JSON.parse reads it
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+["GET /api/me", "GET /api/me"]
+--- more_headers eval
+["Authorization: Bearer $::T{dup}", "Authorization: Bearer $::T{dup_exp}"]
+--- error_code eval
+[200, 401]
+--- response_body_like eval
+[qr/^user=user-9 session= email=b\@x$/, qr/"reason":"MALFORMED"/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 20: claims that jansson or JSON.parse refuse are MALFORMED, though signed: a NUL byte, a lone surrogate, overlong UTF-8, an integer past 64 bits, 1e400, a string left open
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 6]
+--- more_headers eval
+[map { "Authorization: Bearer $::T{$_}" } qw(nul surrogate overlong bigint bigexp trailing)]
+--- error_code eval
+[map { 401 } 1 .. 6]
+--- response_body_like eval
+[map { qr/"reason":"MALFORMED"\}\}$/ } 1 .. 6]
+--- no_error_log
+[error]
+[alert]

@@ -11,6 +11,9 @@ use lib 't/lib';
 use Test::More;
 use JSON::PP;
 use HTTP::Tiny;
+use MIME::Base64 qw(decode_base64);
+use Time::HiRes ();
+use Time::Local qw(timegm);
 use Linguamate::Server;
 use Linguamate::Token;
 
@@ -72,8 +75,40 @@ sub refresh {
     });
 }
 
+# the moment of a revocation, from its answer: epoch milliseconds
+sub revoked_at {
+    my ($r) = @_;
+    my ($y, $mo, $d, $h, $mi, $s, $ms) = $r->{content}
+        =~ /"issuedBefore":"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{3})Z"/
+        or return undef;
+    return timegm($s, $mi, $h, $d, $mo - 1, $y) * 1000 + $ms;
+}
+
+# a token of the app, issued now to the millisecond (iat_ms)
+sub token_now {
+    my (%o) = @_;
+    my $ms = int(Time::HiRes::time() * 1000);
+    return token(%o, iat => int($ms / 1000), claim => ["iat_ms=$ms"]);
+}
+
+# the claims of a token the edge issued
+sub claims_of {
+    my ($t) = @_;
+    my $p = (split /\./, $t)[1];
+    $p =~ tr{-_}{+/};
+    return $json->decode(decode_base64($p . '=' x ((4 - length($p) % 4) % 4)));
+}
+
+# a token issued without milliseconds: the first whole second after the
+# moment ms (polled: the clock passes it within a second)
+sub token_after {
+    my ($ms, %o) = @_;
+    Time::HiRes::sleep(0.05) while Time::HiRes::time() * 1000 < ($ms - $ms % 1000) + 1000;
+    return token(%o);
+}
+
 # tokens issued a few seconds ago: a revocation covers the tokens issued
-# before the second it is made in
+# before it
 my $old = time - 5;
 my $a = token(sub => 'u1', sid => 's1', iat => $old);
 my $b = token(sub => 'u1', sid => 's2', iat => $old);
@@ -94,7 +129,9 @@ $r = admin_post('/api/admin/users/u1/revoke');
 is $r->{status}, 200, 'revoke user u1';
 is status_of($b), '401 REVOKED', 'all of its sessions are refused';
 is status_of($c), '200', 'other users are not';
-my $later = token(sub => 'u1', sid => 's4');
+my $at = revoked_at($r);
+ok $at, 'the revocation names its moment to the millisecond';
+my $later = token_after($at, sub => 'u1', sid => 's4');
 is status_of($later), '200', 'a token u1 gets after the revocation works';
 
 # --- kept across a reload and a restart ------------------------------------
@@ -103,14 +140,27 @@ ok $srv->reload, 'HUP reload';
 is status_of($a), '401 REVOKED', 'the session stays revoked after a reload';
 is status_of($b), '401 REVOKED', 'the user too';
 
+# a journal line of the version before milliseconds: five fields, the
+# revocation's second only
+my $legacy = time - 100;
 $srv->stop;
+open my $jf, '>>', "$state/sessions-sessions.journal" or die $!;
+print $jf time + 86400, " $legacy 0 - sub:legacy\n";
+close $jf;
 $srv->start;
 is status_of($a), '401 REVOKED', 'the session stays revoked after stop/start';
 is status_of($b), '401 REVOKED', 'the user too';
 is status_of($c), '200', 'and the others still work';
 
+is status_of(token(sub => 'legacy', iat => $legacy - 1)), '401 REVOKED',
+   'an old journal line loads: a token of the second before is refused';
+is status_of(token(sub => 'legacy', iat => $legacy)), '401 REVOKED',
+   '  one of its own second too: its moment is taken to the end of it';
+is status_of(token(sub => 'legacy', iat => $legacy + 1)), '200',
+   '  one of the second after is not';
+
 my $journal = do { local $/; open my $f, '<', "$state/sessions-sessions.journal" or die $!; <$f> };
-like $journal, qr/ sid:s1\n/, 'the journal has the session';
+like $journal, qr/ sid:s1 \d+\n/, 'the journal has the session';
 unlike $journal, qr/eyJ|\Q$SECRET\E/, 'and neither tokens nor secrets';
 
 # --- revoke everything -----------------------------------------------------
@@ -119,7 +169,7 @@ $r = admin_post('/api/admin/sessions/revoke-all');
 is $r->{status}, 200, 'revoke-all';
 like $r->{content}, qr/"revoked":"all","issuedBefore":"\d{4}-/, 'says what it did';
 is status_of($c), '401 REVOKED', 'every token issued before is refused';
-my $fresh = token(sub => 'u9', sid => 's99');
+my $fresh = token_after(revoked_at($r), sub => 'u9', sid => 's99');
 is status_of($fresh), '200', 'tokens issued afterwards work';
 like $srv->slurp('logs/events.log'), qr/"evt":"admin_action".*"action":"sessions_revoke_all","status":200/,
      'admin_action logged';
@@ -169,6 +219,49 @@ is $r->{status}, 200, 'logout';
 is status_of($d), '401 REVOKED', 'revokes the caller\'s session';
 $r = $http->post($srv->url('/api/auth/logout'));
 is $r->{status}, 401, 'logout needs a token';
+
+# --- revocation to the millisecond ----------------------------------------
+# The edge's tokens carry iat_ms.  A revocation refuses the tokens issued
+# up to its millisecond, and not one issued after the call returned, even
+# in the same second.  Each round: a refresh, the revocation, a refresh;
+# the rounds repeat until all three fall in one second (polled).
+
+my $at_all;
+for my $kind (qw(all user)) {
+    my ($before, $after, $at);
+    for my $try (1 .. 20) {
+        my $n = "ms-$kind-$try";
+        my $t1 = eval { $json->decode(refresh(token_now(sub => $n, sid => "$n-a",
+                        type => 'refresh', ttl => '7d'))->{content}) };
+        my $rv = admin_post($kind eq 'all' ? '/api/admin/sessions/revoke-all'
+                                           : "/api/admin/users/$n/revoke");
+        $at = revoked_at($rv);
+        my $t2 = eval { $json->decode(refresh(token_now(sub => $n, sid => "$n-b",
+                        type => 'refresh', ttl => '7d'))->{content}) };
+        next unless $at && $t1 && $t1->{accessToken} && $t2 && $t2->{accessToken};
+        my ($i1, $i2) = map { claims_of($_->{accessToken})->{iat_ms} // 0 } $t1, $t2;
+        next unless int($i1 / 1000) == int($at / 1000)
+                    && int($i2 / 1000) == int($at / 1000);
+        ok $i1 <= $at && $at < $i2, "revoke $kind: iat_ms $i1 <= $at < $i2";
+        ($before, $after) = ($t1, $t2);
+        last;
+    }
+    ok $before, "revoke $kind: a refresh before it and one after it, in its second";
+    $at_all = $at if $kind eq 'all';
+    is status_of($before->{accessToken}), '401 REVOKED',
+       "revoke $kind: a token refreshed earlier in the same second is refused";
+    is refresh($before->{refreshToken})->{status}, 401, '  its refresh token too';
+    is status_of($after->{accessToken}), '200',
+       "revoke $kind: a token refreshed after the call returned is accepted";
+    is refresh($after->{refreshToken})->{status}, 200, '  its refresh token refreshes';
+}
+
+# a token of the app without iat_ms: issued at some point of its iat
+# second, which may be before the revocation: refused (fail closed)
+is status_of(token(sub => 'whole', sid => 'whole-1', iat => int($at_all / 1000))),
+   '401 REVOKED', 'a whole-second token of the revocation\'s second is refused';
+is status_of(token(sub => 'whole', sid => 'whole-2', iat => int($at_all / 1000) + 1)),
+   '200', 'one of the next second is not';
 
 $srv->stop;
 unlike $srv->slurp('logs/error.log'), qr/\[(alert|crit)\]|exited on signal/,
