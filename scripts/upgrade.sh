@@ -21,6 +21,13 @@
 # check fails, the new master is stopped (QUIT) and the old one, never
 # touched, serves on.  UPGRADE_TIMEOUT (30) bounds each other wait.
 #
+# The new master's settings are rendered as by a reload: the env file
+# under the contract's settings in this command's environment (which win,
+# .run/conf/environment.conf); nothing of an earlier start's environment is
+# kept.  STATE_DIR cannot change (the state is journaled in the old folder).
+# If the upgrade is refused or rolled back, the configuration files the old
+# master runs are put back as they were.
+#
 # Environment: as scripts/linguamate (LINGUAMATE_RUN_DIR, NGINX, ...);
 # LINGUAMATE_CTL (scripts/linguamate) renders the configuration.
 set -euo pipefail
@@ -28,6 +35,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 run_dir=${LINGUAMATE_RUN_DIR:-$repo/.run}
 nginx=${NGINX:-/usr/sbin/nginx}
+# nginx itself reads NGINX as the sockets of a binary upgrade
+unset NGINX
 ctl=${LINGUAMATE_CTL:-$repo/scripts/linguamate}
 timeout=${UPGRADE_TIMEOUT:-30}
 gate_timeout=${UPGRADE_GATE_TIMEOUT:-10}
@@ -80,6 +89,24 @@ render_with() {
     LINGUAMATE_MODULE=$1 "$ctl" render > /dev/null
 }
 
+# the files of the configuration the old master runs, kept aside until the
+# new one has passed its gate
+save_running() {
+    rm -rf "$run_dir/conf.upgrade"
+    (umask 077 && mkdir "$run_dir/conf.upgrade")
+    cp -a "$run_dir/conf" "$run_dir/url" "$run_dir/port" \
+        "$run_dir/conf.upgrade/" 2>/dev/null || true
+}
+
+restore_running() {
+    local saved=$run_dir/conf.upgrade
+    [ -d "$saved/conf" ] || return 0
+    rm -rf "$run_dir/conf"
+    mv "$saved/conf" "$run_dir/conf"
+    mv "$saved/url" "$saved/port" "$run_dir/" 2>/dev/null || true
+    rm -rf "$saved" "$run_dir/state_dir.new"
+}
+
 nginx_t() {
     "$nginx" -p "$run_dir/" -c "$run_dir/conf/nginx.conf" \
         -e "$run_dir/logs/error.log" -t -q
@@ -120,7 +147,7 @@ gate() {
 
 upgrade_to() {
     new_so=$1
-    local old new cur port
+    local old new cur state_old state_new
     old=$(pid_in "$run_dir/nginx.pid") \
         || die "not running (no master in $run_dir/nginx.pid); use make start"
     if pid=$(pid_in "$run_dir/nginx.pid.oldbin"); then
@@ -136,19 +163,29 @@ upgrade_to() {
         say "$new_so is already loaded"
         return 0
     fi
-    port=$(cat "$run_dir/port")
     gate_port=$(free_port)
     tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
+    save_running
+    trap 'restore_running; rm -rf "$tmp"' EXIT
 
-    # the new configuration: the new module, plus the gate's own port
-    render_with "$new_so"
-    sed -i "0,/^\\( *\\)listen $port;/s//&\\n\\1listen 127.0.0.1:$gate_port;/" \
-        "$run_dir/conf/linguamate.conf"
-    grep -q "listen 127.0.0.1:$gate_port;" "$run_dir/conf/linguamate.conf" \
-        || { render_with "$cur"; die "no \"listen $port;\" in linguamate.conf"; }
+    # the new configuration: the new module, this command's environment,
+    # plus the gate's own port after the deployment's listen line
+    render_with "$new_so" || die "the configuration cannot be rendered;" \
+        "nothing changed"
+    state_old=$(cat "$run_dir/state_dir" 2>/dev/null || true)
+    state_new=$(cat "$run_dir/state_dir.new")
+    if [ -n "$state_old" ] && [ "$state_old" != "$state_new" ]; then
+        die "STATE_DIR cannot change on upgrade ($state_old ->" \
+            "$state_new): the state is journaled in the old folder;" \
+            "nothing changed"
+    fi
+    rm -f "$run_dir/state_dir.new"
+    sed -i "0,/^listen .*;\$/s//&\nlisten 127.0.0.1:$gate_port;/" \
+        "$run_dir/conf/deployment-server.conf"
+    grep -qx "listen 127.0.0.1:$gate_port;" \
+        "$run_dir/conf/deployment-server.conf" \
+        || die "no listen line in deployment-server.conf; nothing changed"
     if ! nginx_t; then
-        render_with "$cur"
         die "nginx -t failed with $new_so; nothing changed"
     fi
 
@@ -159,7 +196,6 @@ upgrade_to() {
             && [ -f "$run_dir/nginx.pid.oldbin" ]
     }
     if ! until_true new_master; then
-        render_with "$cur"
         tail -n 5 "$run_dir/logs/error.log" >&2 || true
         die "the new master did not start; master $old serves on"
     fi
@@ -174,7 +210,6 @@ upgrade_to() {
         # the old master may have been WINCHed by hand: restart its workers
         [ -n "$(pgrep -P "$old" | grep -vx "$new" || true)" ] \
             || kill -HUP "$old"
-        render_with "$cur"
         die "upgrade to $new_so failed its gate; rolled back to $cur"
     fi
 
@@ -189,8 +224,12 @@ upgrade_to() {
 
     echo "$cur" > "$run_dir/module.previous"
     echo "$new_so" > "$run_dir/module.current"
-    # what is on disk is what runs, without the gate's port
-    render_with "$new_so"
+    # what is on disk is what runs, without the gate's port (it closes at
+    # the next reload)
+    sed -i "/^listen 127.0.0.1:$gate_port;\$/d" \
+        "$run_dir/conf/deployment-server.conf"
+    trap 'rm -rf "$tmp"' EXIT
+    rm -rf "$run_dir/conf.upgrade"
     prune
     say "upgraded: master $new runs $new_so"
 }

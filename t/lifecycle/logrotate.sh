@@ -14,10 +14,11 @@ cleanup() { "$repo/scripts/linguamate" stop > /dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT
 port=$(free_port)
 mkdir -p "$tmp/log"
-sed -e "s/^PORT=.*/PORT=$port/" -e "s/^WORKER_PROCESSES=.*/WORKER_PROCESSES=2/" \
-    -e "s|^STATE_DIR=.*|STATE_DIR=$tmp/state|" \
-    -e "s|^LOG_FILE=.*|LOG_FILE=$tmp/log/requests.log|" \
-    "$repo/.env.example" > "$LINGUAMATE_ENV_FILE"
+# the env file holds secrets: 0600, as scripts/linguamate wants it
+(umask 077 && sed -e "s/^PORT=.*/PORT=$port/" -e "s/^WORKER_PROCESSES=.*/WORKER_PROCESSES=2/" \
+        -e "s|^STATE_DIR=.*|STATE_DIR=$tmp/state|" \
+        -e "s|^LOG_FILE=.*|LOG_FILE=$tmp/log/requests.log|" \
+        "$repo/.env.example" > "$LINGUAMATE_ENV_FILE")
 "$repo/scripts/linguamate" start > /dev/null 2>&1 \
     || { not_ok "the deployment starts"; finish; }
 

@@ -30,15 +30,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-sed -e "s/^JWT_SECRET=.*/JWT_SECRET=$secret/" \
-    -e "s/^PORT=.*/PORT=$port/" \
-    -e "s/^WORKER_PROCESSES=.*/WORKER_PROCESSES=2/" \
-    -e "s|^STATE_DIR=.*|STATE_DIR=$tmp/state|" \
-    -e "s/^ADMIN_TOKEN=.*/ADMIN_TOKEN=$admin_token/" \
-    -e "s/^RATE_LIMIT_MAX_REQUESTS=.*/RATE_LIMIT_MAX_REQUESTS=10000/" \
-    -e "s/^RATE_LIMIT_ALLOWLIST=.*/RATE_LIMIT_ALLOWLIST=127.0.0.1/" \
-    -e "s|^LOG_FILE=.*|LOG_FILE=$tmp/requests.log|" \
-    "$repo/.env.example" > "$LINGUAMATE_ENV_FILE"
+# the env file holds secrets: 0600, as scripts/linguamate wants it
+(umask 077 && sed -e "s/^JWT_SECRET=.*/JWT_SECRET=$secret/" \
+        -e "s/^PORT=.*/PORT=$port/" \
+        -e "s/^WORKER_PROCESSES=.*/WORKER_PROCESSES=2/" \
+        -e "s|^STATE_DIR=.*|STATE_DIR=$tmp/state|" \
+        -e "s/^ADMIN_TOKEN=.*/ADMIN_TOKEN=$admin_token/" \
+        -e "s/^RATE_LIMIT_MAX_REQUESTS=.*/RATE_LIMIT_MAX_REQUESTS=10000/" \
+        -e "s/^RATE_LIMIT_ALLOWLIST=.*/RATE_LIMIT_ALLOWLIST=127.0.0.1/" \
+        -e "s|^LOG_FILE=.*|LOG_FILE=$tmp/requests.log|" \
+        "$repo/.env.example" > "$LINGUAMATE_ENV_FILE")
 cp "$LINGUAMATE_ENV_FILE" "$tmp/app.env.good"
 
 # build A: the release build; build B: the same code as another version,
@@ -60,6 +61,8 @@ master() { cat "$tmp/run/nginx.pid" 2>/dev/null; }
 
 out=$("$repo/scripts/linguamate" start 2>&1)
 check "make start: the deployment starts" [ "$(info_version)" = "$ver_a" ]
+check "make start: no warning about the env file (0600)" \
+    bash -c '! grep -q "readable by other users" <<< "$1"' _ "$out"
 echo "# $out"
 
 # --- state kept in STATE_DIR: a revocation, a lockout, a live flag --------
@@ -156,8 +159,10 @@ check "a gate failure: no second master is left" \
     [ ! -e "$tmp/run/nginx.pid.oldbin" ]
 check "a gate failure: the configuration on disk loads the serving module" \
     grep -qF "$(cat "$tmp/run/module.current")" "$tmp/run/conf/nginx.conf"
+# the listen lines: deployment-server.conf, included by linguamate.conf
 check "a gate failure: the gate's port is not left in the configuration" \
-    bash -c "[ \$(grep -c 'listen ' '$tmp/run/conf/linguamate.conf') = 1 ]"
+    bash -c "[ \$(cat '$tmp/run/conf/linguamate.conf' \
+        '$tmp/run/conf/deployment-server.conf' | grep -c '^ *listen ') = 1 ]"
 cp "$tmp/app.env.good" "$LINGUAMATE_ENV_FILE"
 state_survives "after a failed gate"
 
