@@ -162,6 +162,13 @@ cp "$root/tmp/build-b/objs/ngx_http_linguamate_module.so" \
 mv "$root/usr/lib/nginx/modules/.new.so" \
     "$root/usr/lib/nginx/modules/ngx_http_linguamate_module.so"
 version() { curl -s "$url/api/info" | json - '$j->{build}{version}'; }
+# the production refusal of a missing JWT_SECRET: only at the start above,
+# never again for the masters of upgrade and rollback (they get app.env)
+emergs() {
+    cat "$root/var/log/linguamate/error.log" 2>/dev/null \
+        | grep -c 'JWT_SECRET is not set in production'
+}
+emergs_before=$(emergs)
 out=$(in_root linguamate-edge upgrade 2>&1)
 check "linguamate-edge upgrade loads the newly installed module" \
     [ "$(version)" = 9.9.9-helper ]
@@ -170,6 +177,10 @@ out=$(in_root linguamate-edge rollback 2>&1)
 check "linguamate-edge rollback loads the previous one" \
     [ "$(version)" = "$(in_root dpkg-query -W -f='${Version}' libnginx-mod-http-linguamate)" ]
 echo "$out" | sed 's/^/#   /'
+check "no JWT_SECRET refusal after the start without it" \
+    [ "$(emergs)" = "$emergs_before" ]
+check "... nor in the helper's output" \
+    bash -c '! grep -q "JWT_SECRET is not set" <<< "$1"' _ "$out"
 
 # ExecStop: graceful stop
 master=$(cat "$root/run/linguamate/nginx.pid")
