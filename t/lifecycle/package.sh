@@ -173,14 +173,16 @@ out=$(in_root linguamate-edge upgrade 2>&1)
 check "linguamate-edge upgrade loads the newly installed module" \
     [ "$(version)" = 9.9.9-helper ]
 echo "$out" | sed 's/^/#   /'
+helper_out=$out
 out=$(in_root linguamate-edge rollback 2>&1)
+helper_out+=$out
 check "linguamate-edge rollback loads the previous one" \
     [ "$(version)" = "$(in_root dpkg-query -W -f='${Version}' libnginx-mod-http-linguamate)" ]
 echo "$out" | sed 's/^/#   /'
 check "no JWT_SECRET refusal after the start without it" \
     [ "$(emergs)" = "$emergs_before" ]
 check "... nor in the helper's output" \
-    bash -c '! grep -q "JWT_SECRET is not set" <<< "$1"' _ "$out"
+    bash -c '! grep -q "JWT_SECRET is not set" <<< "$1"' _ "$helper_out"
 
 # ExecStop: graceful stop
 master=$(cat "$root/run/linguamate/nginx.pid")

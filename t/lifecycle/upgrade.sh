@@ -136,8 +136,14 @@ under_load() {
 
 # --- 1. upgrade A -> B ------------------------------------------------------
 pid_a=$(master)
-under_load "make upgrade" 0 "$repo/scripts/upgrade.sh" upgrade "$so_b"
+# a setting in the command's environment wins over the env file, as for a
+# reload; the next upgrade (rollback) without it applies the env file again
+max_requests() { curl -s "$url/api/info" | json - '$j->{rateLimit}{maxRequests}'; }
+under_load "make upgrade" 0 env RATE_LIMIT_MAX_REQUESTS=9999 \
+    "$repo/scripts/upgrade.sh" upgrade "$so_b"
 check "make upgrade: /api/info names the new build" [ "$(info_version)" = "$ver_b" ]
+check "make upgrade: applies its own environment (RATE_LIMIT_MAX_REQUESTS)" \
+    [ "$(max_requests)" = 9999 ]
 check "make upgrade: a new master" [ "$(master)" != "$pid_a" ]
 check "make upgrade: the old master is gone" [ ! -d "/proc/$pid_a" ]
 "$repo/scripts/linguamate" status > "$tmp/status" 2>&1
@@ -170,6 +176,8 @@ state_survives "after a failed gate"
 under_load "make rollback" 0 "$repo/scripts/upgrade.sh" rollback
 check "make rollback: /api/info names the previous build" \
     [ "$(info_version)" = "$ver_a" ]
+check "make rollback: keeps nothing of the upgrade's environment" \
+    [ "$(max_requests)" = 10000 ]
 state_survives "after make rollback"
 
 # --- 4. make start and make status tell the truth -------------------------
