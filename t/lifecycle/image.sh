@@ -5,6 +5,7 @@
 # command passes in the container, workers are not root, request lines
 # are on stdout, state is written under the volume's path.
 set -uo pipefail
+# shellcheck source=t/lifecycle/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 image=${LINGUAMATE_IMAGE:-localhost/linguamate-edge:latest}
@@ -34,7 +35,7 @@ port=$(free_port)
 ctr=$(buildah from "$image")
 entry=$(cfg '{Entrypoint}[0]')
 cmd=$(cfg '{Cmd}[0]')
-admin=image-admin-token-image-admin-token-0001
+admin="image-admin-token-image-admin-token-0001"
 buildah run --isolation chroot \
     --env "PORT=$port" --env WORKER_PROCESSES=2 \
     --env JWT_SECRET=image-secret-image-secret-image-secret-01 \

@@ -2,6 +2,7 @@
 # Helpers of the lifecycle checks (t/lifecycle/*.sh, run by
 # scripts/lifecycle.sh): TAP-like "ok"/"not ok" lines, a failure count.
 
+# shellcheck disable=SC2034 # used by the checks that source this
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 failed=0
 n=0

@@ -5,6 +5,7 @@
 # before are in requests.log.1 and those written after in a new
 # requests.log.
 set -uo pipefail
+# shellcheck source=t/lifecycle/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d /tmp/linguamate-logrotate.XXXXXX)

@@ -12,6 +12,7 @@
 #   - the unit passes systemd-analyze verify.
 # Needs root (chroot, mount), debootstrap, the mirror, build/deb/*.deb.
 set -uo pipefail
+# shellcheck source=t/lifecycle/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 cache=$repo/build/rootfs/bookworm

@@ -10,6 +10,7 @@
 #     the port taken.
 # Needs a release build (scripts/build.sh) and wrk.
 set -uo pipefail
+# shellcheck source=t/lifecycle/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d /tmp/linguamate-upgrade.XXXXXX)
@@ -74,7 +75,7 @@ session_code() {
 }
 check "a signed token is accepted before its revocation" [ "$(session_code)" = 200 ]
 "$repo/scripts/linguamate" admin POST /users/lifecycle-user/revoke > /dev/null
-for i in $(seq 1 12); do
+for _ in $(seq 1 12); do
     curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
         -d '{"email":"locked@example.com","refreshToken":"x"}' \
         "$url/api/auth/refresh"
@@ -108,7 +109,7 @@ end
 LUA
 
 under_load() {
-    local what=$1 want_rc=$2 rc figures
+    local what=$1 want_rc=$2 rc
     shift 2
     wrk -t2 -c16 -d"${load_seconds}s" -s "$tmp/paths.lua" "$url" \
         > "$tmp/wrk.out" 2>&1 &
