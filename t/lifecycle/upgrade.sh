@@ -4,6 +4,9 @@
 #   - an upgrade to another build: 0 non-2xx answers, 0 connect errors;
 #   - an upgrade whose new workers fail the gate (not ready) is rolled back
 #     at once, under load, with the same figures; the old build serves on;
+#   - an upgrade applies the settings of its own environment, as a reload;
+#   - an upgrade nginx -t refuses, or one to another STATE_DIR: exit 1, the
+#     configuration on disk is still the running one;
 #   - make rollback to the previous build, under load, the same figures;
 #   - revocations, lockouts and live flags survive each of them;
 #   - make start and make status after "kill -9" of the master, and with
@@ -152,6 +155,32 @@ check "make status names the build loaded" grep -qF "build: $ver_b" "$tmp/status
 check "make status lists 2 workers" \
     [ "$(sed -n 's/^workers: //p' "$tmp/status" | wc -w)" = 2 ]
 state_survives "after make upgrade"
+
+# --- refused before USR2: the configuration on disk is the one running ----
+cp -a "$tmp/run/conf" "$tmp/conf.running"
+pid_b=$(master)
+mkdir -p "$tmp/local.d"
+echo 'not_a_directive on;' > "$tmp/local.d/bad.server.conf"
+NGINX_OVERRIDE_DIR=$tmp/local.d "$repo/scripts/upgrade.sh" rollback \
+    > "$tmp/cmd.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/cmd.out"
+check "an upgrade nginx -t refuses: exits 1" [ "$rc" = 1 ]
+check "... says nothing changed" grep -q "nginx -t failed.*nothing changed" \
+    "$tmp/cmd.out"
+check "... the configuration on disk is the running one" \
+    diff -r "$tmp/conf.running" "$tmp/run/conf"
+STATE_DIR=$tmp/state.other "$repo/scripts/upgrade.sh" rollback \
+    > "$tmp/cmd.out" 2>&1
+rc=$?
+sed 's/^/#   /' "$tmp/cmd.out"
+check "an upgrade to another STATE_DIR: refused" [ "$rc" = 1 ]
+check "... saying why" grep -q "STATE_DIR cannot change on upgrade" \
+    "$tmp/cmd.out"
+check "... the configuration on disk is the running one" \
+    diff -r "$tmp/conf.running" "$tmp/run/conf"
+check "... the same master serves" [ "$(master)" = "$pid_b" ]
+check "... the same build" [ "$(info_version)" = "$ver_b" ]
 
 # --- 2. a new generation that fails its gate: rolled back at once ---------
 # the new master reads the env file: staging with a short secret is not ready
