@@ -159,28 +159,26 @@ state_survives "after make upgrade"
 # --- refused before USR2: the configuration on disk is the one running ----
 cp -a "$tmp/run/conf" "$tmp/conf.running"
 pid_b=$(master)
+# refused WHAT MESSAGE NAME=VALUE: make rollback with that setting in its
+# environment exits 1, says MESSAGE, and changes nothing
+refused() {
+    local what=$1 message=$2 rc
+    env "$3" "$repo/scripts/upgrade.sh" rollback > "$tmp/cmd.out" 2>&1
+    rc=$?
+    sed 's/^/#   /' "$tmp/cmd.out"
+    check "$what: exits 1" [ "$rc" = 1 ]
+    check "... saying \"$message\"" grep -q "$message" "$tmp/cmd.out"
+    check "... the configuration on disk is the running one" \
+        diff -r "$tmp/conf.running" "$tmp/run/conf"
+    check "... the same master serves" [ "$(master)" = "$pid_b" ]
+    check "... the same build" [ "$(info_version)" = "$ver_b" ]
+}
 mkdir -p "$tmp/local.d"
 echo 'not_a_directive on;' > "$tmp/local.d/bad.server.conf"
-NGINX_OVERRIDE_DIR=$tmp/local.d "$repo/scripts/upgrade.sh" rollback \
-    > "$tmp/cmd.out" 2>&1
-rc=$?
-sed 's/^/#   /' "$tmp/cmd.out"
-check "an upgrade nginx -t refuses: exits 1" [ "$rc" = 1 ]
-check "... says nothing changed" grep -q "nginx -t failed.*nothing changed" \
-    "$tmp/cmd.out"
-check "... the configuration on disk is the running one" \
-    diff -r "$tmp/conf.running" "$tmp/run/conf"
-STATE_DIR=$tmp/state.other "$repo/scripts/upgrade.sh" rollback \
-    > "$tmp/cmd.out" 2>&1
-rc=$?
-sed 's/^/#   /' "$tmp/cmd.out"
-check "an upgrade to another STATE_DIR: refused" [ "$rc" = 1 ]
-check "... saying why" grep -q "STATE_DIR cannot change on upgrade" \
-    "$tmp/cmd.out"
-check "... the configuration on disk is the running one" \
-    diff -r "$tmp/conf.running" "$tmp/run/conf"
-check "... the same master serves" [ "$(master)" = "$pid_b" ]
-check "... the same build" [ "$(info_version)" = "$ver_b" ]
+refused "an upgrade nginx -t refuses" "nginx -t failed.*nothing changed" \
+    "NGINX_OVERRIDE_DIR=$tmp/local.d"
+refused "an upgrade to another STATE_DIR" "STATE_DIR cannot change on upgrade" \
+    "STATE_DIR=$tmp/state.other"
 
 # --- 2. a new generation that fails its gate: rolled back at once ---------
 # the new master reads the env file: staging with a short secret is not ready
