@@ -80,8 +80,8 @@ sub write_env {
     rename "$f.tmp", $f or die $!;
 }
 
-# scripts/linguamate ARGS with only PATH, HOME and the given variables in
-# its environment: (exit code, standard output and error)
+# scripts/linguamate ARGS with only PATH, HOME, the sanitizer's variables
+# and the given variables in its environment: (exit code, standard output and error)
 sub ctl {
     my ($self, $env, @args) = @_;
     my %e = (
@@ -93,6 +93,10 @@ sub ctl {
         %{ $env // {} },
     );
     $e{NGINX} = $ENV{TEST_NGINX_BINARY} if $ENV{TEST_NGINX_BINARY};
+    # a SANITIZE=1 run: the runtime and where it reports (scripts/test.sh)
+    for my $k (qw(LINGUAMATE_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)) {
+        $e{$k} = $ENV{$k} if defined $ENV{$k} && !exists $e{$k};
+    }
     my $pid = open(my $fh, '-|') // die "fork: $!";
     if (!$pid) {
         %ENV = %e;
