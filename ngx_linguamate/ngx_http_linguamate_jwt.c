@@ -116,6 +116,9 @@ typedef struct {
 
 #define NGX_HTTP_LINGUAMATE_JWT_WAYS  8
 
+/* the longest base64url header segment remembered as verified */
+#define NGX_HTTP_LINGUAMATE_JWT_HEADER  128
+
 
 /* this worker's keyed MACs, cache of verified tokens and yajl arena */
 typedef struct {
@@ -125,6 +128,8 @@ typedef struct {
     ngx_http_linguamate_jwt_entry_t  *cache;
     ngx_uint_t                  sets;
     uint32_t                    clock;
+    size_t                      header_len; /* 0: none yet */
+    u_char                      header[NGX_HTTP_LINGUAMATE_JWT_HEADER];
     u_char                     *last;       /* of the arena */
     u_char                      arena[NGX_HTTP_LINGUAMATE_JWT_ARENA];
 } ngx_http_linguamate_jwt_worker_t;
@@ -172,6 +177,8 @@ static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c);
+static ngx_uint_t ngx_http_linguamate_jwt_header_ok(
+    ngx_http_linguamate_jv_t *hv);
 static ngx_uint_t ngx_http_linguamate_jwt_claims(
     ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
 static ngx_int_t ngx_http_linguamate_jwt_keys(
@@ -301,6 +308,7 @@ ngx_http_linguamate_jwt_exit_process(void)
     ngx_free(w->cache);
     w->cache = NULL;
     w->sets = 0;
+    w->header_len = 0;
 
     EVP_MAC_free(w->mac);
     w->mac = NULL;
@@ -722,7 +730,7 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     size_t                         dots[2];
     u_char                         sig[33], *last;
     ngx_str_t                      src, hdr, payload, dst;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, known;
     ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
     ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
     ngx_http_linguamate_jparse_t   jp;
@@ -730,6 +738,21 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
     if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /*
+     * a header segment byte-identical to the last one that passed every
+     * header check (1, 2 and the header's part of 4) after a valid
+     * signature passes them again: all of one issuer's tokens share it
+     */
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    known = (w->header_len == dots[0]
+             && ngx_memcmp(w->header, token->data, dots[0]) == 0);
+
+    if (known) {
+        goto signature;
     }
 
     /* 1. the header */
@@ -769,6 +792,8 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
+signature:
+
     /* 3. the signature: 43 characters, 32 bytes, compared in constant time */
 
     src.data = token->data + dots[1] + 1;
@@ -783,8 +808,6 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len != 32) {
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
-
-    w = &ngx_http_linguamate_jwt_worker;
 
     for (i = 0; i < 2; i++) {
         if (w->key[i]
@@ -801,20 +824,18 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
     /* 4. what libjwt refused once the signature held */
 
-    if (jp.refused
-        || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
-        || hv[NGX_HTTP_LINGUAMATE_H_ALG].type != NGX_HTTP_LINGUAMATE_JV_STRING
-        || hv[NGX_HTTP_LINGUAMATE_H_ALG].str.len != 5
-        || ngx_strncmp(hv[NGX_HTTP_LINGUAMATE_H_ALG].str.data, "HS256", 5)
-           != 0
-        || (hv[NGX_HTTP_LINGUAMATE_H_TYP].type
-                == NGX_HTTP_LINGUAMATE_JV_STRING
-            && (hv[NGX_HTTP_LINGUAMATE_H_TYP].str.len != 3
-                || ngx_strncasecmp(hv[NGX_HTTP_LINGUAMATE_H_TYP].str.data,
-                                   (u_char *) "JWT", 3) != 0))
-        || hv[NGX_HTTP_LINGUAMATE_H_CRIT].type != NGX_HTTP_LINGUAMATE_JV_NONE)
-    {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    if (!known) {
+        if (jp.refused
+            || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
+            || !ngx_http_linguamate_jwt_header_ok(hv))
+        {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+
+        if (dots[0] <= NGX_HTTP_LINGUAMATE_JWT_HEADER) {
+            ngx_memcpy(w->header, token->data, dots[0]);
+            w->header_len = dots[0];
+        }
     }
 
     /* libjwt compared the signature as text: the canonical encoding */
@@ -862,6 +883,34 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     c->payload = payload;
 
     return ngx_http_linguamate_jwt_claims(cv, c);
+}
+
+
+/* the header's last "alg" is "HS256", its "typ" "JWT" if any, no "crit" */
+
+static ngx_uint_t
+ngx_http_linguamate_jwt_header_ok(ngx_http_linguamate_jv_t *hv)
+{
+    ngx_http_linguamate_jv_t  *alg, *typ;
+
+    alg = &hv[NGX_HTTP_LINGUAMATE_H_ALG];
+    typ = &hv[NGX_HTTP_LINGUAMATE_H_TYP];
+
+    if (alg->type != NGX_HTTP_LINGUAMATE_JV_STRING
+        || alg->str.len != 5
+        || ngx_strncmp(alg->str.data, "HS256", 5) != 0)
+    {
+        return 0;
+    }
+
+    if (typ->type == NGX_HTTP_LINGUAMATE_JV_STRING
+        && (typ->str.len != 3
+            || ngx_strncasecmp(typ->str.data, (u_char *) "JWT", 3) != 0))
+    {
+        return 0;
+    }
+
+    return hv[NGX_HTTP_LINGUAMATE_H_CRIT].type == NGX_HTTP_LINGUAMATE_JV_NONE;
 }
 
 
