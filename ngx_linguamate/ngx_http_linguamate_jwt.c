@@ -8,9 +8,10 @@
  *   - the header and the claims are each read by one streaming yajl parse
  *     (callbacks into a fixed struct; yajl's own memory comes from a
  *     per-worker arena);
- *   - the signature is checked once, with an HMAC-SHA256 context keyed at
- *     worker start for JWT_SECRET and one for JWT_SECRET_PREVIOUS, and
- *     compared with CRYPTO_memcmp.
+ *   - the signature is checked once, with the classic precomputed HMAC:
+ *     SHA-256 states with the key's inner and outer pads absorbed, made at
+ *     worker start for JWT_SECRET and JWT_SECRET_PREVIOUS and copied per
+ *     token (no EVP dispatch, no allocation), compared with CRYPTO_memcmp.
  *
  * The checks are those libjwt and jansson made before (see docs/auth.md):
  * what jansson refused is refused here too (ngx_http_linguamate_json_
@@ -22,13 +23,18 @@
  */
 
 
+/*
+ * SHA256_Init() and friends are deprecated in OpenSSL 3 but kept: an
+ * EVP_MD_CTX copy allocates a provider context per token, these copy a
+ * struct
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <jwt.h>
 #include <math.h>
 #include <sys/random.h>
 #include <openssl/crypto.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
@@ -123,8 +129,9 @@ typedef struct {
 /* this worker's keyed MACs, cache of verified tokens and yajl arena */
 typedef struct {
     void                       *conf;       /* the secrets' configuration */
-    EVP_MAC                    *mac;
-    EVP_MAC_CTX                *key[2];     /* JWT_SECRET, _PREVIOUS */
+    SHA256_CTX                  ipad[2];    /* JWT_SECRET, _PREVIOUS */
+    SHA256_CTX                  opad[2];
+    ngx_uint_t                  keyed[2];
     ngx_http_linguamate_jwt_entry_t  *cache;
     ngx_uint_t                  sets;
     uint32_t                    clock;
@@ -190,7 +197,7 @@ static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
     ngx_log_t *log);
 static size_t ngx_http_linguamate_claims_copy(u_char *dst,
     ngx_http_linguamate_claims_t *from, ngx_http_linguamate_claims_t *to);
-static ngx_int_t ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data,
+static ngx_int_t ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data,
     size_t len, u_char *sig);
 static ngx_int_t ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
     ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
@@ -295,10 +302,10 @@ ngx_http_linguamate_jwt_exit_process(void)
 
     w = &ngx_http_linguamate_jwt_worker;
 
-    for (i = 0; i < 2; i++) {
-        EVP_MAC_CTX_free(w->key[i]);
-        w->key[i] = NULL;
-    }
+    ngx_explicit_memzero(w->ipad, sizeof(w->ipad));
+    ngx_explicit_memzero(w->opad, sizeof(w->opad));
+    w->keyed[0] = 0;
+    w->keyed[1] = 0;
 
     for (i = 0; w->cache && i < w->sets * NGX_HTTP_LINGUAMATE_JWT_WAYS; i++)
     {
@@ -310,16 +317,14 @@ ngx_http_linguamate_jwt_exit_process(void)
     w->sets = 0;
     w->header_len = 0;
 
-    EVP_MAC_free(w->mac);
-    w->mac = NULL;
     w->conf = NULL;
 }
 
 
 /*
- * The MAC contexts keyed with the secrets of lmcf: made once per worker
- * (at its start, or on first use), reinitialised per token, which costs
- * neither an algorithm fetch nor an allocation.  The cache of verified
+ * The HMAC-SHA256 pad states of the secrets of lmcf: made once per worker
+ * (at its start, or on first use), copied per token, which costs neither
+ * an algorithm fetch nor an allocation.  The cache of verified
  * tokens (linguamate_jwt_cache entries) is allocated with them.
  */
 
@@ -327,9 +332,9 @@ static ngx_int_t
 ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_log_t *log)
 {
-    ngx_uint_t                         i;
+    u_char                             pad[SHA256_CBLOCK];
+    ngx_uint_t                         i, j;
     ngx_str_t                         *secret;
-    OSSL_PARAM                         params[2];
     ngx_http_linguamate_jwt_worker_t  *w;
 
     w = &ngx_http_linguamate_jwt_worker;
@@ -340,15 +345,6 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
 
     ngx_http_linguamate_jwt_exit_process();
 
-    w->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    if (w->mac == NULL) {
-        goto failed;
-    }
-
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 (char *) "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-
     for (i = 0; i < 2; i++) {
         secret = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
 
@@ -356,14 +352,43 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
             continue;
         }
 
-        w->key[i] = EVP_MAC_CTX_new(w->mac);
+        /* RFC 2104: a key longer than a block is hashed first */
 
-        if (w->key[i] == NULL
-            || !EVP_MAC_init(w->key[i], secret->data, secret->len, params))
+        ngx_memzero(pad, sizeof(pad));
+
+        if (secret->len > SHA256_CBLOCK) {
+            if (SHA256(secret->data, secret->len, pad) == NULL) {
+                goto failed;
+            }
+
+        } else {
+            ngx_memcpy(pad, secret->data, secret->len);
+        }
+
+        for (j = 0; j < SHA256_CBLOCK; j++) {
+            pad[j] ^= 0x36;
+        }
+
+        if (!SHA256_Init(&w->ipad[i])
+            || !SHA256_Update(&w->ipad[i], pad, SHA256_CBLOCK))
         {
             goto failed;
         }
+
+        for (j = 0; j < SHA256_CBLOCK; j++) {
+            pad[j] ^= 0x36 ^ 0x5c;
+        }
+
+        if (!SHA256_Init(&w->opad[i])
+            || !SHA256_Update(&w->opad[i], pad, SHA256_CBLOCK))
+        {
+            goto failed;
+        }
+
+        w->keyed[i] = 1;
     }
+
+    ngx_explicit_memzero(pad, sizeof(pad));
 
     if (lmcf->jwt_cache > 0) {
         w->cache = ngx_calloc(lmcf->jwt_cache
@@ -380,6 +405,8 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
     return NGX_OK;
 
 failed:
+
+    ngx_explicit_memzero(pad, sizeof(pad));
 
     ngx_log_error(NGX_LOG_ALERT, log, 0,
                   "linguamate: cannot make the HMAC-SHA256 contexts of the "
@@ -810,8 +837,8 @@ signature:
     }
 
     for (i = 0; i < 2; i++) {
-        if (w->key[i]
-            && ngx_http_linguamate_hmac_ok(w->key[i], token->data, dots[1],
+        if (w->keyed[i]
+            && ngx_http_linguamate_hmac_ok(i, token->data, dots[1],
                                            sig))
         {
             break;
@@ -991,23 +1018,29 @@ ngx_http_linguamate_jwt_claims(ngx_http_linguamate_jv_t *v,
 
 
 static ngx_int_t
-ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data, size_t len,
+ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data, size_t len,
     u_char *sig)
 {
-    u_char  mac[EVP_MAX_MD_SIZE];
-    size_t  mlen;
+    u_char                             mac[SHA256_DIGEST_LENGTH];
+    ngx_int_t                          ok;
+    SHA256_CTX                         c;
+    ngx_http_linguamate_jwt_worker_t  *w;
 
-    /* a NULL key starts over with the key already set: no allocation */
+    w = &ngx_http_linguamate_jwt_worker;
 
-    if (!EVP_MAC_init(key, NULL, 0, NULL)
-        || !EVP_MAC_update(key, data, len)
-        || !EVP_MAC_final(key, mac, &mlen, sizeof(mac))
-        || mlen != 32)
-    {
-        return 0;
+    /* H(K ^ opad, H(K ^ ipad, data)), from the states of the pads */
+
+    c = w->ipad[key];
+    ok = SHA256_Update(&c, data, len) && SHA256_Final(mac, &c);
+
+    if (ok) {
+        c = w->opad[key];
+        ok = SHA256_Update(&c, mac, sizeof(mac)) && SHA256_Final(mac, &c);
     }
 
-    return CRYPTO_memcmp(mac, sig, 32) == 0;
+    ngx_explicit_memzero(&c, sizeof(c));
+
+    return ok && CRYPTO_memcmp(mac, sig, 32) == 0;
 }
 
 
