@@ -111,6 +111,7 @@ typedef struct {
     uint32_t                    hash;
     uint32_t                    used;       /* the worker's clock at use */
     u_char                     *mem;        /* the token, then the claims */
+    size_t                      cap;        /* of mem */
     ngx_str_t                   token;
     ngx_http_linguamate_claims_t  claims;   /* strings in mem */
     size_t                      size;       /* of the claims' strings */
@@ -639,7 +640,7 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
     ngx_http_linguamate_claims_t *c, ngx_log_t *log)
 {
     u_char                            *p;
-    size_t                             size;
+    size_t                             size, cap;
     ngx_uint_t                         i;
     ngx_http_linguamate_jwt_entry_t   *set, *e;
     ngx_http_linguamate_jwt_worker_t  *w;
@@ -669,14 +670,24 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
     size = c->sub.len + c->sid.len + c->type.len + c->jti.len
            + c->payload.len + 1;
 
-    p = ngx_alloc(token->len + size, log);
-    if (p == NULL) {
-        return NULL;
+    /* an entry's memory is reused by the next token that fits in it */
+
+    if (e->mem == NULL || e->cap < token->len + size) {
+        cap = ngx_align(token->len + size, 256);
+
+        p = ngx_alloc(cap, log);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        ngx_free(e->mem);
+
+        e->mem = p;
+        e->cap = cap;
     }
 
-    ngx_free(e->mem);
+    p = e->mem;
 
-    e->mem = p;
     e->hash = hash;
     e->used = ++w->clock;
     e->token.data = p;
