@@ -8,9 +8,10 @@
  *   - the header and the claims are each read by one streaming yajl parse
  *     (callbacks into a fixed struct; yajl's own memory comes from a
  *     per-worker arena);
- *   - the signature is checked once, with an HMAC-SHA256 context keyed at
- *     worker start for JWT_SECRET and one for JWT_SECRET_PREVIOUS, and
- *     compared with CRYPTO_memcmp.
+ *   - the signature is checked once, with the classic precomputed HMAC:
+ *     SHA-256 states with the key's inner and outer pads absorbed, made at
+ *     worker start for JWT_SECRET and JWT_SECRET_PREVIOUS and copied per
+ *     token (no EVP dispatch, no allocation), compared with CRYPTO_memcmp.
  *
  * The checks are those libjwt and jansson made before (see docs/auth.md):
  * what jansson refused is refused here too (ngx_http_linguamate_json_
@@ -22,13 +23,18 @@
  */
 
 
+/*
+ * SHA256_Init() and friends are deprecated in OpenSSL 3 but kept: an
+ * EVP_MD_CTX copy allocates a provider context per token, these copy a
+ * struct
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <jwt.h>
 #include <math.h>
 #include <sys/random.h>
 #include <openssl/crypto.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
+#include <openssl/sha.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
@@ -105,6 +111,7 @@ typedef struct {
     uint32_t                    hash;
     uint32_t                    used;       /* the worker's clock at use */
     u_char                     *mem;        /* the token, then the claims */
+    size_t                      cap;        /* of mem */
     ngx_str_t                   token;
     ngx_http_linguamate_claims_t  claims;   /* strings in mem */
     size_t                      size;       /* of the claims' strings */
@@ -116,15 +123,21 @@ typedef struct {
 
 #define NGX_HTTP_LINGUAMATE_JWT_WAYS  8
 
+/* the longest base64url header segment remembered as verified */
+#define NGX_HTTP_LINGUAMATE_JWT_HEADER  128
+
 
 /* this worker's keyed MACs, cache of verified tokens and yajl arena */
 typedef struct {
     void                       *conf;       /* the secrets' configuration */
-    EVP_MAC                    *mac;
-    EVP_MAC_CTX                *key[2];     /* JWT_SECRET, _PREVIOUS */
+    SHA256_CTX                  ipad[2];    /* JWT_SECRET, _PREVIOUS */
+    SHA256_CTX                  opad[2];
+    ngx_uint_t                  keyed[2];
     ngx_http_linguamate_jwt_entry_t  *cache;
     ngx_uint_t                  sets;
     uint32_t                    clock;
+    size_t                      header_len; /* 0: none yet */
+    u_char                      header[NGX_HTTP_LINGUAMATE_JWT_HEADER];
     u_char                     *last;       /* of the arena */
     u_char                      arena[NGX_HTTP_LINGUAMATE_JWT_ARENA];
 } ngx_http_linguamate_jwt_worker_t;
@@ -172,6 +185,8 @@ static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c);
+static ngx_uint_t ngx_http_linguamate_jwt_header_ok(
+    ngx_http_linguamate_jv_t *hv);
 static ngx_uint_t ngx_http_linguamate_jwt_claims(
     ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
 static ngx_int_t ngx_http_linguamate_jwt_keys(
@@ -183,7 +198,7 @@ static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
     ngx_log_t *log);
 static size_t ngx_http_linguamate_claims_copy(u_char *dst,
     ngx_http_linguamate_claims_t *from, ngx_http_linguamate_claims_t *to);
-static ngx_int_t ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data,
+static ngx_int_t ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data,
     size_t len, u_char *sig);
 static ngx_int_t ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
     ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
@@ -288,10 +303,10 @@ ngx_http_linguamate_jwt_exit_process(void)
 
     w = &ngx_http_linguamate_jwt_worker;
 
-    for (i = 0; i < 2; i++) {
-        EVP_MAC_CTX_free(w->key[i]);
-        w->key[i] = NULL;
-    }
+    ngx_explicit_memzero(w->ipad, sizeof(w->ipad));
+    ngx_explicit_memzero(w->opad, sizeof(w->opad));
+    w->keyed[0] = 0;
+    w->keyed[1] = 0;
 
     for (i = 0; w->cache && i < w->sets * NGX_HTTP_LINGUAMATE_JWT_WAYS; i++)
     {
@@ -301,17 +316,16 @@ ngx_http_linguamate_jwt_exit_process(void)
     ngx_free(w->cache);
     w->cache = NULL;
     w->sets = 0;
+    w->header_len = 0;
 
-    EVP_MAC_free(w->mac);
-    w->mac = NULL;
     w->conf = NULL;
 }
 
 
 /*
- * The MAC contexts keyed with the secrets of lmcf: made once per worker
- * (at its start, or on first use), reinitialised per token, which costs
- * neither an algorithm fetch nor an allocation.  The cache of verified
+ * The HMAC-SHA256 pad states of the secrets of lmcf: made once per worker
+ * (at its start, or on first use), copied per token, which costs neither
+ * an algorithm fetch nor an allocation.  The cache of verified
  * tokens (linguamate_jwt_cache entries) is allocated with them.
  */
 
@@ -319,9 +333,9 @@ static ngx_int_t
 ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_log_t *log)
 {
-    ngx_uint_t                         i;
+    u_char                             pad[SHA256_CBLOCK];
+    ngx_uint_t                         i, j;
     ngx_str_t                         *secret;
-    OSSL_PARAM                         params[2];
     ngx_http_linguamate_jwt_worker_t  *w;
 
     w = &ngx_http_linguamate_jwt_worker;
@@ -332,15 +346,6 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
 
     ngx_http_linguamate_jwt_exit_process();
 
-    w->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-    if (w->mac == NULL) {
-        goto failed;
-    }
-
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-                                                 (char *) "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-
     for (i = 0; i < 2; i++) {
         secret = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
 
@@ -348,14 +353,43 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
             continue;
         }
 
-        w->key[i] = EVP_MAC_CTX_new(w->mac);
+        /* RFC 2104: a key longer than a block is hashed first */
 
-        if (w->key[i] == NULL
-            || !EVP_MAC_init(w->key[i], secret->data, secret->len, params))
+        ngx_memzero(pad, sizeof(pad));
+
+        if (secret->len > SHA256_CBLOCK) {
+            if (SHA256(secret->data, secret->len, pad) == NULL) {
+                goto failed;
+            }
+
+        } else {
+            ngx_memcpy(pad, secret->data, secret->len);
+        }
+
+        for (j = 0; j < SHA256_CBLOCK; j++) {
+            pad[j] ^= 0x36;
+        }
+
+        if (!SHA256_Init(&w->ipad[i])
+            || !SHA256_Update(&w->ipad[i], pad, SHA256_CBLOCK))
         {
             goto failed;
         }
+
+        for (j = 0; j < SHA256_CBLOCK; j++) {
+            pad[j] ^= 0x36 ^ 0x5c;
+        }
+
+        if (!SHA256_Init(&w->opad[i])
+            || !SHA256_Update(&w->opad[i], pad, SHA256_CBLOCK))
+        {
+            goto failed;
+        }
+
+        w->keyed[i] = 1;
     }
+
+    ngx_explicit_memzero(pad, sizeof(pad));
 
     if (lmcf->jwt_cache > 0) {
         w->cache = ngx_calloc(lmcf->jwt_cache
@@ -372,6 +406,8 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
     return NGX_OK;
 
 failed:
+
+    ngx_explicit_memzero(pad, sizeof(pad));
 
     ngx_log_error(NGX_LOG_ALERT, log, 0,
                   "linguamate: cannot make the HMAC-SHA256 contexts of the "
@@ -604,7 +640,7 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
     ngx_http_linguamate_claims_t *c, ngx_log_t *log)
 {
     u_char                            *p;
-    size_t                             size;
+    size_t                             size, cap;
     ngx_uint_t                         i;
     ngx_http_linguamate_jwt_entry_t   *set, *e;
     ngx_http_linguamate_jwt_worker_t  *w;
@@ -634,14 +670,24 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
     size = c->sub.len + c->sid.len + c->type.len + c->jti.len
            + c->payload.len + 1;
 
-    p = ngx_alloc(token->len + size, log);
-    if (p == NULL) {
-        return NULL;
+    /* an entry's memory is reused by the next token that fits in it */
+
+    if (e->mem == NULL || e->cap < token->len + size) {
+        cap = ngx_align(token->len + size, 256);
+
+        p = ngx_alloc(cap, log);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        ngx_free(e->mem);
+
+        e->mem = p;
+        e->cap = cap;
     }
 
-    ngx_free(e->mem);
+    p = e->mem;
 
-    e->mem = p;
     e->hash = hash;
     e->used = ++w->clock;
     e->token.data = p;
@@ -722,7 +768,7 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     size_t                         dots[2];
     u_char                         sig[33], *last;
     ngx_str_t                      src, hdr, payload, dst;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, known;
     ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
     ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
     ngx_http_linguamate_jparse_t   jp;
@@ -730,6 +776,21 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
     if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /*
+     * a header segment byte-identical to the last one that passed every
+     * header check (1, 2 and the header's part of 4) after a valid
+     * signature passes them again: all of one issuer's tokens share it
+     */
+
+    w = &ngx_http_linguamate_jwt_worker;
+
+    known = (w->header_len == dots[0]
+             && ngx_memcmp(w->header, token->data, dots[0]) == 0);
+
+    if (known) {
+        goto signature;
     }
 
     /* 1. the header */
@@ -769,6 +830,8 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
+signature:
+
     /* 3. the signature: 43 characters, 32 bytes, compared in constant time */
 
     src.data = token->data + dots[1] + 1;
@@ -784,11 +847,9 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
-    w = &ngx_http_linguamate_jwt_worker;
-
     for (i = 0; i < 2; i++) {
-        if (w->key[i]
-            && ngx_http_linguamate_hmac_ok(w->key[i], token->data, dots[1],
+        if (w->keyed[i]
+            && ngx_http_linguamate_hmac_ok(i, token->data, dots[1],
                                            sig))
         {
             break;
@@ -801,20 +862,18 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
     /* 4. what libjwt refused once the signature held */
 
-    if (jp.refused
-        || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
-        || hv[NGX_HTTP_LINGUAMATE_H_ALG].type != NGX_HTTP_LINGUAMATE_JV_STRING
-        || hv[NGX_HTTP_LINGUAMATE_H_ALG].str.len != 5
-        || ngx_strncmp(hv[NGX_HTTP_LINGUAMATE_H_ALG].str.data, "HS256", 5)
-           != 0
-        || (hv[NGX_HTTP_LINGUAMATE_H_TYP].type
-                == NGX_HTTP_LINGUAMATE_JV_STRING
-            && (hv[NGX_HTTP_LINGUAMATE_H_TYP].str.len != 3
-                || ngx_strncasecmp(hv[NGX_HTTP_LINGUAMATE_H_TYP].str.data,
-                                   (u_char *) "JWT", 3) != 0))
-        || hv[NGX_HTTP_LINGUAMATE_H_CRIT].type != NGX_HTTP_LINGUAMATE_JV_NONE)
-    {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    if (!known) {
+        if (jp.refused
+            || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
+            || !ngx_http_linguamate_jwt_header_ok(hv))
+        {
+            return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+        }
+
+        if (dots[0] <= NGX_HTTP_LINGUAMATE_JWT_HEADER) {
+            ngx_memcpy(w->header, token->data, dots[0]);
+            w->header_len = dots[0];
+        }
     }
 
     /* libjwt compared the signature as text: the canonical encoding */
@@ -862,6 +921,34 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     c->payload = payload;
 
     return ngx_http_linguamate_jwt_claims(cv, c);
+}
+
+
+/* the header's last "alg" is "HS256", its "typ" "JWT" if any, no "crit" */
+
+static ngx_uint_t
+ngx_http_linguamate_jwt_header_ok(ngx_http_linguamate_jv_t *hv)
+{
+    ngx_http_linguamate_jv_t  *alg, *typ;
+
+    alg = &hv[NGX_HTTP_LINGUAMATE_H_ALG];
+    typ = &hv[NGX_HTTP_LINGUAMATE_H_TYP];
+
+    if (alg->type != NGX_HTTP_LINGUAMATE_JV_STRING
+        || alg->str.len != 5
+        || ngx_strncmp(alg->str.data, "HS256", 5) != 0)
+    {
+        return 0;
+    }
+
+    if (typ->type == NGX_HTTP_LINGUAMATE_JV_STRING
+        && (typ->str.len != 3
+            || ngx_strncasecmp(typ->str.data, (u_char *) "JWT", 3) != 0))
+    {
+        return 0;
+    }
+
+    return hv[NGX_HTTP_LINGUAMATE_H_CRIT].type == NGX_HTTP_LINGUAMATE_JV_NONE;
 }
 
 
@@ -942,23 +1029,29 @@ ngx_http_linguamate_jwt_claims(ngx_http_linguamate_jv_t *v,
 
 
 static ngx_int_t
-ngx_http_linguamate_hmac_ok(EVP_MAC_CTX *key, u_char *data, size_t len,
+ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data, size_t len,
     u_char *sig)
 {
-    u_char  mac[EVP_MAX_MD_SIZE];
-    size_t  mlen;
+    u_char                             mac[SHA256_DIGEST_LENGTH];
+    ngx_int_t                          ok;
+    SHA256_CTX                         c;
+    ngx_http_linguamate_jwt_worker_t  *w;
 
-    /* a NULL key starts over with the key already set: no allocation */
+    w = &ngx_http_linguamate_jwt_worker;
 
-    if (!EVP_MAC_init(key, NULL, 0, NULL)
-        || !EVP_MAC_update(key, data, len)
-        || !EVP_MAC_final(key, mac, &mlen, sizeof(mac))
-        || mlen != 32)
-    {
-        return 0;
+    /* H(K ^ opad, H(K ^ ipad, data)), from the states of the pads */
+
+    c = w->ipad[key];
+    ok = SHA256_Update(&c, data, len) && SHA256_Final(mac, &c);
+
+    if (ok) {
+        c = w->opad[key];
+        ok = SHA256_Update(&c, mac, sizeof(mac)) && SHA256_Final(mac, &c);
     }
 
-    return CRYPTO_memcmp(mac, sig, 32) == 0;
+    ngx_explicit_memzero(&c, sizeof(c));
+
+    return ok && CRYPTO_memcmp(mac, sig, 32) == 0;
 }
 
 

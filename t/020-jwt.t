@@ -35,6 +35,7 @@ our %T = (
     crit_num  => raw_token('{"alg":"HS256","crit":[1]}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
     crit_null => raw_token('{"alg":"HS256","crit":null}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
     typ_other => raw_token('{"alg":"HS256","typ":"at+jwt"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
+    typ_jws   => raw_token('{"alg":"HS256","typ":"JWS"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
     typ_lower => raw_token('{"alg":"HS256","typ":"jwt"}', qq({"sub":"u","type":"access","exp":@{[$now+600]}})),
     ms_ok     => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"iat":$now,"iat_ms":@{[$now*1000+999]}})),
     ms_other  => raw_token('{"alg":"HS256"}', qq({"sub":"u","type":"access","exp":@{[$now+600]},"iat":$now,"iat_ms":@{[$now*1000+1000]}})),
@@ -403,6 +404,47 @@ GET /api/auth/session
 [map { 401 } 1 .. 6]
 --- response_body_like eval
 [map { qr/"reason":"MALFORMED"\}\}$/ } 1 .. 6]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 21: a token whose header differs from the last verified one is checked in full (even of the same length): crit or "typ":"JWS" after a valid token is MALFORMED, a bad signature under the same header is BAD_SIGNATURE
+--- http_config eval: $::Http
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 6]
+--- more_headers eval
+[map { "Authorization: Bearer $::T{$_}" } qw(valid typ_jws crit other typ_other valid)]
+--- error_code eval
+[200, 401, 401, 401, 401, 200]
+--- response_body_like eval
+[qr/^user=user-1 /, qr/"reason":"MALFORMED"\}\}$/, qr/"reason":"MALFORMED"\}\}$/,
+ qr/"reason":"BAD_SIGNATURE"\}\}$/, qr/"reason":"MALFORMED"\}\}$/,
+ qr/^user=user-1 /]
+--- no_error_log
+[error]
+[alert]
+
+
+
+=== TEST 22: secrets of one SHA-256 block (64 bytes) and longer (hashed first, RFC 2104) verify; a secret one byte shorter does not
+--- http_config eval
+"    linguamate_jwt_secret " . ('k' x 64) . ";\n"
+. "    linguamate_jwt_secret_previous " . ('p' x 100) . ";\n"
+. "    linguamate_log_file logs/events.log;\n"
+--- config eval: $::Api
+--- request eval
+[map { "GET /api/me" } 1 .. 3]
+--- more_headers eval
+["Authorization: Bearer " . Linguamate::Token::token(sub => 'user-64', secret => 'k' x 64),
+ "Authorization: Bearer " . Linguamate::Token::token(sub => 'user-100', secret => 'p' x 100),
+ "Authorization: Bearer " . Linguamate::Token::token(sub => 'user-63', secret => 'k' x 63)]
+--- error_code eval
+[200, 200, 401]
+--- response_body_like eval
+[qr/^user=user-64 /, qr/^user=user-100 /, qr/"reason":"BAD_SIGNATURE"\}\}$/]
 --- no_error_log
 [error]
 [alert]
