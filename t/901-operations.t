@@ -272,14 +272,29 @@ for my $how ('reopen', 'USR1') {
         ok kill('USR1', $a->master), 'mv + kill -USR1 <master>';
     }
     ok poll(sub { -e "$logs/linguamate.log" }, 5), '... a new file';
-    my $mark = "rotated-$how";
-    ok poll(sub {
-        $a->get('/api/health', 'X-Correlation-Id' => $mark);
-        grep { /"correlationId":"\Q$mark\E"/ } $a->log_lines;
-    }, 10), '... takes the new lines';
-    ok !(grep { /"correlationId":"\Q$mark\E"/ }
-         $a->log_lines("linguamate.log.$how")),
-       '... and the moved file none of them';
+    # each worker reopens when the master tells it, and its lines are
+    # buffered (flush=1s): send a batch on new connections (any worker),
+    # wait until its lines are written somewhere, then see where
+    my $fresh = HTTP::Tiny->new(timeout => 5, keep_alive => 0);
+    my $n = 0;
+    my $batch = sub {
+        my ($mark) = @_;
+        my $re = qr/"correlationId":"\Q$mark\E-\d"/;
+        $fresh->get($a->url . '/api/health',
+                    { headers => { 'X-Correlation-Id' => "$mark-$_" } })
+            for 1 .. 8;
+        my ($new, $old) = (0, 0);
+        poll(sub {
+            $new = grep { /$re/ } $a->log_lines;
+            $old = grep { /$re/ } $a->log_lines("linguamate.log.$how");
+            $new + $old == 8;
+        }, 5);
+        return ($new, $old);
+    };
+    ok poll(sub { ($batch->("rotating-$how-" . $n++))[0] == 8 }, 20),
+       '... every worker takes the new lines';
+    is_deeply [$batch->("rotated-$how")], [8, 0],
+       '... and the moved file gets none of them';
 }
 
 # --- several hosts (issue 16.10) ---------------------------------------------
