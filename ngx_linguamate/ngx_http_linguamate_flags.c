@@ -19,6 +19,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_state.h"
 
 
 #define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
@@ -37,7 +38,7 @@ typedef struct {
 struct ngx_http_linguamate_flags_s {
     ngx_http_linguamate_flag_t  f[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_atomic_t                generation;
-    ngx_atomic_t                saved;      /* the generation on disk */
+    ngx_atomic_t                saved;      /* unused (the zone's layout) */
     /* cache purges: of all entries, of the procedures of a slot */
     ngx_atomic_t                cache_all;
     ngx_atomic_t                cache_slot[NGX_HTTP_LINGUAMATE_CACHE_SLOTS];
@@ -50,8 +51,8 @@ typedef struct ngx_http_linguamate_flags_s  ngx_http_linguamate_flags_t;
 
 typedef struct {
     ngx_http_linguamate_main_conf_t  *lmcf;
-    ngx_cycle_t                      *cycle;
-    ngx_str_t                         path;     /* STATE_DIR/flags.state */
+    ngx_http_linguamate_state_t      *state;    /* STATE_DIR/flags.state */
+    ngx_uint_t                        dropped;  /* by the last load */
 } ngx_http_linguamate_flags_zone_t;
 
 
@@ -87,12 +88,12 @@ static ngx_int_t ngx_http_linguamate_flags_fresh(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_flags_kept(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_flags_path(
-    ngx_http_linguamate_zone_t *zone);
-static void ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
+static ngx_int_t ngx_http_linguamate_flags_apply(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_rec_t *rec,
     ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_flags_save(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_flags_snapshot(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_emit_pt emit,
+    void *sink, ngx_log_t *log);
 static void ngx_http_linguamate_flags_dropped(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
     ngx_uint_t conf);
@@ -118,7 +119,7 @@ ngx_int_t
 ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     ngx_http_linguamate_main_conf_t *lmcf)
 {
-    ngx_str_t                          name, sig;
+    ngx_str_t                          name, sig, file;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_zone_t  *fz;
 
@@ -128,7 +129,6 @@ ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     }
 
     fz->lmcf = lmcf;
-    fz->cycle = cf->cycle;
 
     ngx_str_set(&name, "linguamate_flags");
     ngx_str_set(&sig, "the flags zone");
@@ -143,6 +143,21 @@ ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     zone->data = fz;
     zone->init_fresh = ngx_http_linguamate_flags_fresh;
     zone->init_kept = ngx_http_linguamate_flags_kept;
+
+    /* a snapshot, rewritten whole at each change: six lines at most */
+
+    ngx_str_set(&file, "flags.state");
+
+    fz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
+                                                 &file);
+    if (fz->state == NULL) {
+        return NGX_ERROR;
+    }
+
+    fz->state->data = fz;
+    fz->state->apply = ngx_http_linguamate_flags_apply;
+    fz->state->snapshot = ngx_http_linguamate_flags_snapshot;
+    fz->state->snapshot_only = 1;
 
     lmcf->flags_zone = zone;
 
@@ -235,11 +250,21 @@ ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
 
     ngx_http_linguamate_settings_digest(fz->lmcf, fl, 0);
 
-    if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
+    if (ngx_http_linguamate_state_path(fz->state) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_http_linguamate_flags_load(zone, log);
+    fz->dropped = 0;
+
+    if (ngx_http_linguamate_state_load(fz->state, log) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "linguamate: live flag changes restored from \"%V\"",
+                      &fz->state->path);
+    }
+
+    if (fz->dropped) {
+        (void) ngx_http_linguamate_state_compact(fz->state, log);
+    }
 
     return NGX_OK;
 }
@@ -262,7 +287,7 @@ ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
     fl = zone->sh->data;
     fz->lmcf->flags = fl;
 
-    if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
+    if (ngx_http_linguamate_state_path(fz->state) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -294,7 +319,7 @@ ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
     ngx_http_linguamate_settings_digest(fz->lmcf, fl, 1);
 
     if (dropped) {
-        (void) ngx_http_linguamate_flags_save(zone, log);
+        (void) ngx_http_linguamate_state_compact(fz->state, log);
     }
 
     return NGX_OK;
@@ -359,25 +384,6 @@ ngx_http_linguamate_settings_digest(ngx_http_linguamate_main_conf_t *lmcf,
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_flags_path(ngx_http_linguamate_zone_t *zone)
-{
-    ngx_http_linguamate_flags_zone_t  *fz;
-
-    fz = zone->data;
-
-    fz->path.len = fz->lmcf->state_dir.len + sizeof("/flags.state") - 1;
-    fz->path.data = ngx_pnalloc(fz->cycle->pool, fz->path.len + 1);
-    if (fz->path.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(fz->path.data, "%V/flags.state%Z", &fz->lmcf->state_dir);
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_http_linguamate_flags_dropped(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_uint_t flag, ngx_uint_t live, ngx_uint_t conf)
@@ -406,211 +412,112 @@ ngx_http_linguamate_flags_dropped(ngx_http_linguamate_main_conf_t *lmcf,
 
 
 /*
- * STATE_DIR/flags.state, a line per live change:
- * "NAME VALUE BASE SINCE\n", numbers in decimal.
- */
-
-static void
-ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
-{
-    u_char                            *p, *last, *line, *eol;
-    u_char                             buf[2048];
-    ssize_t                            n;
-    ngx_fd_t                           fd;
-    ngx_int_t                          v[3];
-    ngx_uint_t                         i, k, changed, dropped;
-    ngx_http_linguamate_flags_t       *fl;
-    ngx_http_linguamate_flags_zone_t  *fz;
-
-    fz = zone->data;
-    fl = zone->sh->data;
-
-    fd = ngx_open_file(fz->path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "linguamate: cannot read \"%V\": live flag changes "
-                          "are not restored", &fz->path);
-        }
-
-        return;
-    }
-
-    n = ngx_read_fd(fd, buf, sizeof(buf) - 1);
-    (void) ngx_close_file(fd);
-
-    if (n < 0) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot read \"%V\"", &fz->path);
-        return;
-    }
-
-    last = buf + n;
-    changed = 0;
-    dropped = 0;
-
-    for (line = buf; line < last; line = eol + 1) {
-        eol = ngx_strlchr(line, last, '\n');
-        if (eol == NULL) {
-            break;          /* a line cut short is ignored */
-        }
-
-        p = ngx_strlchr(line, eol, ' ');
-        if (p == NULL) {
-            continue;
-        }
-
-        for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
-            if (ngx_http_linguamate_flag_names[i].len == (size_t) (p - line)
-                && ngx_strncmp(line, ngx_http_linguamate_flag_names[i].data,
-                               p - line) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == NGX_HTTP_LINGUAMATE_NFLAGS) {
-            continue;
-        }
-
-        for (k = 0; k < 3; k++) {
-            line = p + 1;
-            p = ngx_strlchr(line, eol, ' ');
-            if (p == NULL) {
-                p = eol;
-            }
-
-            v[k] = ngx_atoi(line, p - line);
-            if (v[k] == NGX_ERROR || (k < 2 && p == eol)) {
-                break;
-            }
-        }
-
-        if (k < 3) {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "linguamate: a bad line in \"%V\" is ignored",
-                          &fz->path);
-            continue;
-        }
-
-        if (!ngx_http_linguamate_flag_valid(i, v[0])
-            || !ngx_http_linguamate_flag_valid(i, v[1])
-            || v[2] > 4102444800)   /* 2100-01-01 */
-        {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "linguamate: a bad value in \"%V\" is ignored",
-                          &fz->path);
-            continue;
-        }
-
-        if ((ngx_uint_t) v[1] != ngx_http_linguamate_flag_conf(fz->lmcf, i)) {
-            /* the configuration changed while stopped: it wins */
-            ngx_http_linguamate_flags_dropped(fz->lmcf, i, v[0],
-                               ngx_http_linguamate_flag_conf(fz->lmcf, i));
-            dropped = 1;
-            continue;
-        }
-
-        fl->f[i].value = v[0];
-        fl->f[i].live = 1;
-        fl->f[i].base = v[1];
-        fl->f[i].since = v[2];
-        changed = 1;
-    }
-
-    if (changed) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "linguamate: live flag changes restored from \"%V\"",
-                      &fz->path);
-    }
-
-    if (dropped) {
-        (void) ngx_http_linguamate_flags_save(zone, log);
-    }
-}
-
-
-/*
- * Write the live changes: a temporary file renamed over the old one.  The
- * snapshot is taken under the zone mutex, written and synced without it,
- * and renamed under it only if no newer snapshot is on disk yet, so that
- * two workers saving at once leave the later change there.
+ * A record of STATE_DIR/flags.state (or of another replica) into the
+ * zone: a live change whose configured value is still the one it
+ * overrode, or the clearing of one.  A value a PATCH could not set is
+ * a bad record.
  */
 
 static ngx_int_t
-ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
+ngx_http_linguamate_flags_apply(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_rec_t *rec, ngx_log_t *log)
 {
-    u_char                             buf[1024], tmp[NGX_MAX_PATH], *p;
-    ngx_fd_t                           fd;
-    ngx_int_t                          rc;
-    ngx_uint_t                         i, gen;
+    ngx_uint_t                         i, conf;
+    ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_t       *fl;
     ngx_http_linguamate_flags_zone_t  *fz;
 
-    fz = zone->data;
+    fz = st->data;
+    zone = st->zone;
     fl = zone->sh->data;
 
-    if (fz->path.len + 32 > NGX_MAX_PATH) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(tmp, "%V.%P.tmp%Z", &fz->path, ngx_pid);
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    gen = fl->generation;
-    p = buf;
-
     for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
-        if (fl->f[i].live) {
-            p = ngx_sprintf(p, "%V %uA %uA %uA\n",
-                            &ngx_http_linguamate_flag_names[i],
-                            fl->f[i].value, fl->f[i].base, fl->f[i].since);
+        if (ngx_http_linguamate_flag_names[i].len == rec->key.len
+            && ngx_strncmp(rec->key.data,
+                           ngx_http_linguamate_flag_names[i].data,
+                           rec->key.len) == 0)
+        {
+            break;
         }
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\": live flag changes "
-                      "will not survive a restart", tmp);
+    if (i == NGX_HTTP_LINGUAMATE_NFLAGS) {
         return NGX_ERROR;
     }
 
-    if (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\": live flag changes "
-                      "will not survive a restart", tmp);
-        (void) ngx_close_file(fd);
-        (void) ngx_delete_file(tmp);
+    conf = ngx_http_linguamate_flag_conf(fz->lmcf, i);
+
+    if (rec->type == NGX_HTTP_LINGUAMATE_STATE_UNFLAG) {
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        fl->f[i].live = 0;
+        fl->f[i].value = conf;
+        fl->generation++;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_OK;
+    }
+
+    if (rec->n[0] > NGX_MAX_INT_T_VALUE || rec->n[1] > NGX_MAX_INT_T_VALUE
+        || !ngx_http_linguamate_flag_valid(i, (ngx_int_t) rec->n[0])
+        || !ngx_http_linguamate_flag_valid(i, (ngx_int_t) rec->n[1])
+        || rec->n[2] > 4102444800)   /* 2100-01-01 */
+    {
         return NGX_ERROR;
     }
 
-    (void) ngx_close_file(fd);
-
-    rc = NGX_OK;
+    if ((ngx_uint_t) rec->n[1] != conf) {
+        /* the configuration changed while stopped: it wins */
+        ngx_http_linguamate_flags_dropped(fz->lmcf, i,
+                                          (ngx_uint_t) rec->n[0], conf);
+        fz->dropped = 1;
+        return NGX_DECLINED;
+    }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    if ((ngx_atomic_int_t) (gen - fl->saved) < 0) {
-        /* a newer snapshot is already there */
-        (void) ngx_delete_file(tmp);
+    fl->f[i].value = (ngx_uint_t) rec->n[0];
+    fl->f[i].live = 1;
+    fl->f[i].base = (ngx_uint_t) rec->n[1];
+    fl->f[i].since = (ngx_uint_t) rec->n[2];
+    fl->generation++;
 
-    } else if (ngx_rename_file(tmp, fz->path.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot rename \"%s\" to \"%V\"", tmp,
-                      &fz->path);
-        (void) ngx_delete_file(tmp);
-        rc = NGX_ERROR;
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    } else {
-        fl->saved = gen;
+    return NGX_OK;
+}
+
+
+/* the live changes, as records */
+
+static ngx_int_t
+ngx_http_linguamate_flags_snapshot(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_emit_pt emit, void *sink, ngx_log_t *log)
+{
+    ngx_int_t                         rc;
+    ngx_uint_t                        i;
+    ngx_http_linguamate_zone_t       *zone;
+    ngx_http_linguamate_flags_t      *fl;
+    ngx_http_linguamate_state_rec_t   rec;
+
+    zone = st->zone;
+    fl = zone->sh->data;
+    rc = NGX_OK;
+
+    ngx_memzero(&rec, sizeof(ngx_http_linguamate_state_rec_t));
+    rec.type = NGX_HTTP_LINGUAMATE_STATE_FLAG;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS && rc == NGX_OK; i++) {
+        if (!fl->f[i].live) {
+            continue;
+        }
+
+        rec.key = ngx_http_linguamate_flag_names[i];
+        rec.n[0] = fl->f[i].value;
+        rec.n[1] = fl->f[i].base;
+        rec.n[2] = fl->f[i].since;
+
+        rc = emit(sink, &rec);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -1037,7 +944,9 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
     const char                        *field, *message;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_flags_zone_t  *fz;
     ngx_http_linguamate_main_conf_t   *lmcf;
+    ngx_http_linguamate_state_rec_t    rec[NGX_HTTP_LINGUAMATE_NFLAGS];
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
@@ -1106,15 +1015,25 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
 
         conf = ngx_http_linguamate_flag_conf(lmcf, i);
 
+        /* the change as a record of the state layer */
+
+        ngx_memzero(&rec[n], sizeof(ngx_http_linguamate_state_rec_t));
+        rec[n].key = ngx_http_linguamate_flag_names[i];
+
         if (set[i] == 2) {
             fl->f[i].live = 0;
             fl->f[i].value = conf;
+            rec[n].type = NGX_HTTP_LINGUAMATE_STATE_UNFLAG;
 
         } else {
             fl->f[i].base = conf;
             fl->f[i].since = ngx_time();
             fl->f[i].value = value[i];
             fl->f[i].live = 1;
+            rec[n].type = NGX_HTTP_LINGUAMATE_STATE_FLAG;
+            rec[n].n[0] = value[i];
+            rec[n].n[1] = conf;
+            rec[n].n[2] = fl->f[i].since;
         }
 
         p = ngx_sprintf(p, "%s\"%V\":", n++ ? "," : "",
@@ -1137,7 +1056,10 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
     *p++ = '}';
     changes->len = p - changes->data;
 
-    (void) ngx_http_linguamate_flags_save(zone, r->connection->log);
+    fz = zone->data;
+
+    (void) ngx_http_linguamate_state_write(fz->state, rec, n,
+                                           r->connection->log);
 
     b->last = ngx_sprintf(b->last, "{\"success\":true,");
     b->last = ngx_http_linguamate_flags_json(lmcf, b->last);
