@@ -119,7 +119,7 @@ ngx_int_t
 ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     ngx_http_linguamate_main_conf_t *lmcf)
 {
-    ngx_str_t                          name, sig, file;
+    ngx_str_t                          name, sig;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_zone_t  *fz;
 
@@ -146,17 +146,15 @@ ngx_http_linguamate_flags_init(ngx_conf_t *cf,
 
     /* a snapshot, rewritten whole at each change: six lines at most */
 
-    ngx_str_set(&file, "flags.state");
-
     fz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
-                                                 &file);
+                                        "flags.state",
+                                        ngx_http_linguamate_flags_apply,
+                                        ngx_http_linguamate_flags_snapshot,
+                                        fz);
     if (fz->state == NULL) {
         return NGX_ERROR;
     }
 
-    fz->state->data = fz;
-    fz->state->apply = ngx_http_linguamate_flags_apply;
-    fz->state->snapshot = ngx_http_linguamate_flags_snapshot;
     fz->state->snapshot_only = 1;
 
     lmcf->flags_zone = zone;

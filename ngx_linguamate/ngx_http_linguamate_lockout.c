@@ -232,7 +232,7 @@ ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ssize_t                              size;
     ngx_int_t                            n;
-    ngx_str_t                           *value, s, sig, file;
+    ngx_str_t                           *value, s, sig;
     ngx_uint_t                           i;
     ngx_http_linguamate_zone_t          *zone;
     ngx_http_linguamate_lockout_zone_t  *lz;
@@ -309,25 +309,12 @@ ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->data = lz;
     zone->init_fresh = ngx_http_linguamate_lockout_fresh;
 
-    /* STATE_DIR/lockouts-NAME.journal */
-
-    file.len = sizeof("lockouts-.journal") - 1 + value[1].len;
-    file.data = ngx_pnalloc(cf->pool, file.len);
-    if (file.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_sprintf(file.data, "lockouts-%V.journal", &value[1]);
-
     lz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
-                                                 &file);
+                    "lockouts-%V.journal", ngx_http_linguamate_lockout_apply,
+                    ngx_http_linguamate_lockout_snapshot, lz);
     if (lz->state == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    lz->state->data = lz;
-    lz->state->apply = ngx_http_linguamate_lockout_apply;
-    lz->state->snapshot = ngx_http_linguamate_lockout_snapshot;
 
     return NGX_CONF_OK;
 }

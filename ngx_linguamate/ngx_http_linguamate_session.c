@@ -80,7 +80,7 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_linguamate_main_conf_t *lmcf = conf;
 
     ssize_t                              size;
-    ngx_str_t                           *value, sig, file;
+    ngx_str_t                           *value, sig;
     ngx_http_linguamate_zone_t          *zone;
     ngx_http_linguamate_session_zone_t  *sz;
 
@@ -121,25 +121,12 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     zone->init_fresh = ngx_http_linguamate_session_fresh;
     zone->evictable = ngx_http_linguamate_session_evictable;
 
-    /* STATE_DIR/sessions-NAME.journal */
-
-    file.len = sizeof("sessions-.journal") - 1 + value[1].len;
-    file.data = ngx_pnalloc(cf->pool, file.len);
-    if (file.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_sprintf(file.data, "sessions-%V.journal", &value[1]);
-
     sz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
-                                                 &file);
+                    "sessions-%V.journal", ngx_http_linguamate_session_apply,
+                    ngx_http_linguamate_session_snapshot, sz);
     if (sz->state == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    sz->state->data = sz;
-    sz->state->apply = ngx_http_linguamate_session_apply;
-    sz->state->snapshot = ngx_http_linguamate_session_snapshot;
 
     lmcf->session_zone = zone;
 

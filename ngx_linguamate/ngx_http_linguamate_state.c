@@ -109,11 +109,16 @@ ngx_http_linguamate_state_backend_t  ngx_http_linguamate_state_file = {
 };
 
 
-/* a feature's state, kept in STATE_DIR/FILE; dir is read when needed */
+/*
+ * A feature's state, kept in STATE_DIR/FILE, FILE a format of the zone's
+ * name ("sessions-%V.journal"); STATE_DIR is read when first needed
+ */
 
 ngx_http_linguamate_state_t *
 ngx_http_linguamate_state_create(ngx_conf_t *cf,
-    ngx_http_linguamate_zone_t *zone, ngx_str_t *dir, ngx_str_t *file)
+    ngx_http_linguamate_zone_t *zone, ngx_str_t *dir, const char *file,
+    ngx_http_linguamate_state_apply_pt apply,
+    ngx_http_linguamate_state_snapshot_pt snapshot, void *data)
 {
     ngx_http_linguamate_state_t  *st;
 
@@ -122,11 +127,21 @@ ngx_http_linguamate_state_create(ngx_conf_t *cf,
         return NULL;
     }
 
+    st->file.data = ngx_pnalloc(cf->pool, ngx_strlen(file) + zone->name.len);
+    if (st->file.data == NULL) {
+        return NULL;
+    }
+
+    st->file.len = ngx_sprintf(st->file.data, file, &zone->name)
+                   - st->file.data;
+
     st->kind = zone->kind;
     st->zone = zone;
     st->cycle = cf->cycle;
     st->dir = dir;
-    st->file = *file;
+    st->apply = apply;
+    st->snapshot = snapshot;
+    st->data = data;
     st->backends[0] = &ngx_http_linguamate_state_file;
     st->nbackends = 1;
 
@@ -263,7 +278,8 @@ ngx_http_linguamate_state_same(ngx_http_linguamate_state_rec_t *a,
            && a->n[0] == b->n[0] && a->n[1] == b->n[1] && a->n[2] == b->n[2]
            && a->key.len == b->key.len && a->aux.len == b->aux.len
            && ngx_memcmp(a->key.data, b->key.data, a->key.len) == 0
-           && ngx_memcmp(a->aux.data, b->aux.data, a->aux.len) == 0;
+           && (a->aux.len == 0
+               || ngx_memcmp(a->aux.data, b->aux.data, a->aux.len) == 0);
 }
 
 
@@ -511,7 +527,10 @@ ngx_http_linguamate_state_line(u_char *p, ngx_http_linguamate_state_rec_t *rec)
     p = ngx_http_linguamate_state_escape(p, &rec->key);
     p = ngx_sprintf(p, " %L %L %L ", rec->n[0], rec->n[1], rec->n[2]);
 
-    if (rec->aux.len) {
+    if (rec->aux.len == 1 && rec->aux.data[0] == '-') {
+        p = ngx_cpymem(p, "%2D", 3);     /* not "none" */
+
+    } else if (rec->aux.len) {
         p = ngx_http_linguamate_state_escape(p, &rec->aux);
 
     } else {
@@ -546,7 +565,10 @@ ngx_http_linguamate_state_legacy(u_char *p, ngx_uint_t kind,
                         rec->n[1] ? rec->n[1] / 1000 + 1 : 0,
                         rec->n[2] ? 1 : 0);
 
-        if (rec->aux.len) {
+        if (rec->aux.len == 1 && rec->aux.data[0] == '-') {
+            p = ngx_cpymem(p, "%2D", 3);
+
+        } else if (rec->aux.len) {
             p = (u_char *) ngx_escape_uri(p, rec->aux.data, rec->aux.len,
                                           NGX_ESCAPE_ARGS);
         } else {
@@ -671,6 +693,8 @@ ngx_http_linguamate_state_parse_v2(u_char *line, size_t len,
         return rec->n[2] <= 1 ? NGX_OK : NGX_ERROR;
 
     case NGX_HTTP_LINGUAMATE_STATE_LOCK:
+        return (rec->aux.len == 0 && rec->n[2] == 0) ? NGX_OK : NGX_ERROR;
+
     case NGX_HTTP_LINGUAMATE_STATE_FLAG:
         return rec->aux.len == 0 ? NGX_OK : NGX_ERROR;
 

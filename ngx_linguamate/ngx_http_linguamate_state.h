@@ -139,7 +139,9 @@ extern ngx_http_linguamate_state_backend_t  ngx_http_linguamate_state_file;
 
 
 ngx_http_linguamate_state_t *ngx_http_linguamate_state_create(ngx_conf_t *cf,
-    ngx_http_linguamate_zone_t *zone, ngx_str_t *dir, ngx_str_t *file);
+    ngx_http_linguamate_zone_t *zone, ngx_str_t *dir, const char *file,
+    ngx_http_linguamate_state_apply_pt apply,
+    ngx_http_linguamate_state_snapshot_pt snapshot, void *data);
 ngx_int_t ngx_http_linguamate_state_write(ngx_http_linguamate_state_t *st,
     ngx_http_linguamate_state_rec_t *rec, ngx_uint_t n, ngx_log_t *log);
 ngx_int_t ngx_http_linguamate_state_load(ngx_http_linguamate_state_t *st,
