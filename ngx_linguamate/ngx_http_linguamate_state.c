@@ -207,20 +207,25 @@ ngx_http_linguamate_state_write(ngx_http_linguamate_state_t *st,
 }
 
 
-/* at start: every backend's records into the zone */
+/*
+ * At start: every backend's records into the zone.  NGX_OK: some were
+ * applied; NGX_DECLINED: none; NGX_ERROR: a backend could not be read.
+ */
 
 ngx_int_t
 ngx_http_linguamate_state_load(ngx_http_linguamate_state_t *st,
     ngx_log_t *log)
 {
-    ngx_int_t   rc;
+    ngx_int_t   rc, n;
     ngx_uint_t  i;
 
-    rc = NGX_OK;
+    rc = NGX_DECLINED;
 
     for (i = 0; i < st->nbackends; i++) {
-        if (st->backends[i]->load(st, log) == NGX_ERROR) {
-            rc = NGX_ERROR;
+        n = st->backends[i]->load(st, log);
+
+        if (n == NGX_ERROR || (n == NGX_OK && rc != NGX_ERROR)) {
+            rc = n;
         }
     }
 
