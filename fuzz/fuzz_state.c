@@ -16,6 +16,10 @@
 #include "ngx_http_linguamate_state.h"
 
 
+/* a v2 line and its shadow */
+#define FUZZ_STATE_LINES  (2 * NGX_HTTP_LINGUAMATE_STATE_LINE_MAX)
+
+
 static ngx_int_t fuzz_state_apply(ngx_http_linguamate_state_t *st,
     ngx_http_linguamate_state_rec_t *rec, ngx_log_t *log);
 static void fuzz_state_roundtrip(ngx_uint_t kind,
@@ -144,11 +148,11 @@ fuzz_state_apply(ngx_http_linguamate_state_t *st,
 static void
 fuzz_state_roundtrip(ngx_uint_t kind, ngx_http_linguamate_state_rec_t *rec)
 {
-    u_char                           *p, *q, line[2 * NGX_HTTP_LINGUAMATE_STATE_LINE_MAX];
-    size_t                            i;
-    ngx_http_linguamate_state_rec_t   back;
-    u_char                            scratch[NGX_HTTP_LINGUAMATE_STATE_KEY_MAX
-                                              + NGX_HTTP_LINGUAMATE_STATE_AUX_MAX];
+    u_char                               *p, *q;
+    size_t                                i;
+    ngx_http_linguamate_state_rec_t       back;
+    ngx_http_linguamate_state_scratch_t   scratch;
+    u_char                                line[FUZZ_STATE_LINES];
 
     p = ngx_http_linguamate_state_line(line, rec);
 

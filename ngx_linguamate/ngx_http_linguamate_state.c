@@ -72,7 +72,7 @@ static ngx_int_t ngx_http_linguamate_state_file_compact(
     ngx_http_linguamate_state_t *st, ngx_log_t *log);
 static ngx_fd_t ngx_http_linguamate_state_open_locked(
     ngx_http_linguamate_state_t *st);
-static ngx_int_t ngx_http_linguamate_state_emit(void *sink,
+static ngx_int_t ngx_http_linguamate_state_emit(void *data,
     ngx_http_linguamate_state_rec_t *rec);
 static void ngx_http_linguamate_state_error(ngx_http_linguamate_state_t *st,
     ngx_log_t *log, ngx_err_t err, const char *fmt, ...);
@@ -299,12 +299,11 @@ ngx_http_linguamate_state_parse_buf(ngx_http_linguamate_state_t *st,
     u_char *buf, size_t len, ngx_http_linguamate_state_stats_t *stats,
     ngx_log_t *log)
 {
-    u_char                           *line, *eol, *end;
-    ngx_int_t                         rc;
-    ngx_uint_t                        v2, prev_v2;
-    ngx_http_linguamate_state_rec_t   rec, prev;
-    u_char                            scratch[2][NGX_HTTP_LINGUAMATE_STATE_KEY_MAX
-                                              + NGX_HTTP_LINGUAMATE_STATE_AUX_MAX];
+    u_char                               *line, *eol, *end;
+    ngx_int_t                             rc;
+    ngx_uint_t                            v2, prev_v2;
+    ngx_http_linguamate_state_rec_t       rec, prev;
+    ngx_http_linguamate_state_scratch_t   scratch[2];
 
     ngx_memzero(stats, sizeof(ngx_http_linguamate_state_stats_t));
     ngx_memzero(&prev, sizeof(ngx_http_linguamate_state_rec_t));

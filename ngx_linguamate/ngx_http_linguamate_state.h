@@ -34,6 +34,9 @@
 #define NGX_HTTP_LINGUAMATE_STATE_KEY_MAX   516
 #define NGX_HTTP_LINGUAMATE_STATE_AUX_MAX   48
 #define NGX_HTTP_LINGUAMATE_STATE_LINE_MAX  2048
+/* what a parse needs beside the line: the key and the aux unescaped */
+#define NGX_HTTP_LINGUAMATE_STATE_SCRATCH                                    \
+    (NGX_HTTP_LINGUAMATE_STATE_KEY_MAX + NGX_HTTP_LINGUAMATE_STATE_AUX_MAX)
 
 /* a file stops growing here; it is compacted first, at most once a minute */
 #define NGX_HTTP_LINGUAMATE_STATE_CAP       (48 * 1024 * 1024)
@@ -63,6 +66,9 @@ typedef struct {
     ngx_str_t                    aux;
 } ngx_http_linguamate_state_rec_t;
 
+
+typedef u_char  ngx_http_linguamate_state_scratch_t[
+                    NGX_HTTP_LINGUAMATE_STATE_SCRATCH];
 
 typedef struct ngx_http_linguamate_state_s  ngx_http_linguamate_state_t;
 
