@@ -12,7 +12,9 @@
  * or until the configured value changes (seen at a reload or a start): a
  * live change records the configured value it overrode, and when the
  * configuration no longer says that, the configuration wins.  Live changes
- * are written to STATE_DIR/flags.state so that they survive a restart.
+ * are written to STATE_DIR/flags.state so that they survive a restart:
+ * a snapshot of the state layer (ngx_http_linguamate_state.c), rewritten
+ * whole at each change, "flag" records.
  */
 
 

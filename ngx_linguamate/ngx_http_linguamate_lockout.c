@@ -14,8 +14,8 @@
  * Locks survive a restart: each lock and each unlock of the operations API
  * is a record of the state layer (ngx_http_linguamate_state.c) appended
  * to STATE_DIR/lockouts-ZONE.journal; at start the master replays it
- * (locks still in force) and compacts it.  Failure
- * counts below the threshold last a minute and are not kept.
+ * (locks still in force) and compacts it.  Failure counts below the
+ * threshold last a minute and are not kept.
  */
 
 

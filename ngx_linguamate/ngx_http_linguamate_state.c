@@ -1153,12 +1153,28 @@ ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
 
     ngx_sprintf(tmp, "%V.tmp%Z", &st->path);
 
-    /* the file itself is the lock; one that cannot be opened: none */
+    ccf = (ngx_core_conf_t *) ngx_get_conf(st->cycle->conf_ctx,
+                                           ngx_core_module);
+
+    if (geteuid() != 0 || ccf == NULL
+        || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT)
+    {
+        ccf = NULL;
+    }
+
+    /*
+     * The file itself is the lock (made if missing, for the workers who
+     * append to it); one that cannot be opened: none, and the rename
+     * below says why
+     */
 
     lock = ngx_open_file(st->path.data, NGX_FILE_RDONLY,
                          NGX_FILE_CREATE_OR_OPEN, 0600);
 
-    if (lock != NGX_INVALID_FILE && flock(lock, LOCK_EX) == -1) {
+    if (lock != NGX_INVALID_FILE
+        && ((ccf && fchown(lock, ccf->user, ccf->group) == -1)
+            || flock(lock, LOCK_EX) == -1))
+    {
         (void) ngx_close_file(lock);
         lock = NGX_INVALID_FILE;
     }
@@ -1197,12 +1213,7 @@ ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
 
     /* the workers append to it */
 
-    ccf = (ngx_core_conf_t *) ngx_get_conf(st->cycle->conf_ctx,
-                                           ngx_core_module);
-
-    if (geteuid() == 0 && ccf && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
-        && fchown(sink.fd, ccf->user, ccf->group) == -1)
-    {
+    if (ccf && fchown(sink.fd, ccf->user, ccf->group) == -1) {
         ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
                       "linguamate: cannot chown \"%s\"", tmp);
     }
@@ -1227,9 +1238,11 @@ ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
         (void) ngx_close_file(lock);
     }
 
-    /* the rename itself, on disk */
+    /* the rename itself, on disk: the directory, "PATH" up to its "/" */
 
-    dir = ngx_open_file(st->dir->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    *(ngx_cpymem(tmp, st->path.data, st->path.len - st->file.len - 1)) = '\0';
+
+    dir = ngx_open_file(tmp, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
 
     if (dir != NGX_INVALID_FILE) {
         (void) fsync(dir);
