@@ -49,17 +49,7 @@ $srv->start;
 my $http = HTTP::Tiny->new(timeout => 10);
 
 # every check goes to both workers: fresh connections, several times
-sub status_of {
-    my ($token) = @_;
-    my %seen;
-    for (1 .. 6) {
-        my $r = $http->get($srv->url('/api/auth/session'),
-                           { headers => { Authorization => "Bearer $token" } });
-        my $reason = eval { $json->decode($r->{content})->{error}{reason} };
-        $seen{ $r->{status} . ($reason ? " $reason" : '') }++;
-    }
-    return join ',', sort keys %seen;
-}
+sub status_of { session_status($srv, $_[0]) }
 
 sub admin_post {
     my ($path) = @_;
