@@ -62,7 +62,7 @@ typedef struct {
 #define NGX_HTTP_LINGUAMATE_SETTING_KIND(env, dir, kind, def, field, lo, hi) \
     NGX_HTTP_LINGUAMATE_SK_##env = NGX_HTTP_LINGUAMATE_KIND_##kind,
 #define NGX_HTTP_LINGUAMATE_SETTING_MAX(env, dir, kind, def, field, lo, hi)  \
-    NGX_HTTP_LINGUAMATE_SMAX_##env = hi,
+    NGX_HTTP_LINGUAMATE_SMAX_##env = (hi),
 
 enum {
     NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_KIND)
@@ -103,6 +103,17 @@ static const ngx_uint_t  ngx_http_linguamate_flag_kinds[] = {
 
 static const ngx_uint_t  ngx_http_linguamate_flag_max[] = {
     NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_MAX)
+};
+
+/* the endpoints' maintenance column; a proxied location (EP_NONE) is in */
+
+#define NGX_HTTP_LINGUAMATE_EP_MAINTENANCE(id, name, h, m, probe, cache,    \
+                                           maint)                            \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (maint),
+
+static const u_char  ngx_http_linguamate_endpoint_maintenance[] = {
+    [NGX_HTTP_LINGUAMATE_EP_NONE] = 1,
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_MAINTENANCE)
 };
 
 /* a group ("features") is a bit of a ngx_uint_t in patch_parse() */
@@ -710,8 +721,8 @@ ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
     /* the endpoints' maintenance column: health, metrics, ... answer */
 
     if (llcf->maintenance
-        && ngx_http_linguamate_ep_in(NGX_HTTP_LINGUAMATE_EP_MAINTAINED,
-                                     llcf->endpoint)
+        && llcf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
+        && ngx_http_linguamate_endpoint_maintenance[llcf->endpoint]
         && ngx_http_linguamate_maintenance_on(lmcf))
     {
         /* the header keeps pointing at it: the request's memory */
@@ -1346,7 +1357,8 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
                 return NGX_ERROR;
             }
 
-            err->field = (const char *) name->data;
+            err->field = (const char *)
+                         ngx_http_linguamate_flag_names[flag].data;
 
             if (ngx_http_linguamate_patch_value(fv, flag, set, value,
                                                 &err->message)

@@ -151,7 +151,7 @@ static ngx_http_linguamate_jwt_worker_t  ngx_http_linguamate_jwt_worker;
 #define NGX_HTTP_LINGUAMATE_REASON_NAME(id, name, message)                   \
     [NGX_HTTP_LINGUAMATE_AUTH_##id] = ngx_string(name),
 #define NGX_HTTP_LINGUAMATE_REASON_MESSAGE(id, name, message)                \
-    [NGX_HTTP_LINGUAMATE_AUTH_##id] = message,
+    [NGX_HTTP_LINGUAMATE_AUTH_##id] = (message),
 
 static ngx_str_t  ngx_http_linguamate_reasons[] = {
     [NGX_HTTP_LINGUAMATE_AUTH_OK] = ngx_string("NONE"),

@@ -39,16 +39,19 @@
     X(SILENT, 100, "silent", 0)
 
 #define NGX_HTTP_LINGUAMATE_LOG_LEVEL_ID(id, n, name, line)                  \
-    NGX_HTTP_LINGUAMATE_LOG_##id = n,
+    NGX_HTTP_LINGUAMATE_LOG_##id = (n),
+#define NGX_HTTP_LINGUAMATE_LOG_LEVEL_INDEX(id, n, name, line)               \
+    NGX_HTTP_LINGUAMATE_LOGI_##id,
 
 enum {
     NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_LOG_LEVEL_ID)
 };
 
-#define NGX_HTTP_LINGUAMATE_LOG_LEVEL_ONE(id, n, name, line)  + 1
-
-#define NGX_HTTP_LINGUAMATE_NLOG_LEVELS                                      \
-    (0 NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_LOG_LEVEL_ONE))
+/* their positions in the list, and the count */
+enum {
+    NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_LOG_LEVEL_INDEX)
+    NGX_HTTP_LINGUAMATE_NLOG_LEVELS
+};
 
 
 /*
@@ -175,8 +178,8 @@ typedef enum {
  *                body is discarded), POST (others get a 405 with "Allow:
  *                POST") or ANY (the handler checks the method itself)
  *   probe        a probe (load balancers, Prometheus): outside the limits
- *                it inherits unless RATE_LIMIT_PROBES (merge_loc_conf)
- *   cache        caching headers by default ("linguamate_cache")
+ *                it inherits unless RATE_LIMIT_PROBES (module.c's merge)
+ *   cache        caching headers by default ("linguamate_cache", module.c)
  *   maintenance  refused in maintenance mode (flags.c); 0: answers anyway
  *
  * Adding an endpoint: a line here and its handler; module.c (the
@@ -218,32 +221,5 @@ enum {
 #define NGX_HTTP_LINGUAMATE_M_POST_ALLOW      "POST"
 #define NGX_HTTP_LINGUAMATE_M_ANY             0
 #define NGX_HTTP_LINGUAMATE_M_ANY_ALLOW       NULL
-
-/* the columns probe, cache and maintenance as bit masks by endpoint */
-#define NGX_HTTP_LINGUAMATE_EP_PROBE_BIT(id, name, h, m, probe, cache,      \
-                                         maint)                              \
-    | ((uint32_t) (probe) << NGX_HTTP_LINGUAMATE_EP_##id)
-#define NGX_HTTP_LINGUAMATE_EP_CACHE_BIT(id, name, h, m, probe, cache,      \
-                                         maint)                              \
-    | ((uint32_t) (cache) << NGX_HTTP_LINGUAMATE_EP_##id)
-#define NGX_HTTP_LINGUAMATE_EP_MAINT_BIT(id, name, h, m, probe, cache,      \
-                                         maint)                              \
-    | ((uint32_t) (maint) << NGX_HTTP_LINGUAMATE_EP_##id)
-
-#define NGX_HTTP_LINGUAMATE_EP_PROBES                                        \
-    (0 NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_PROBE_BIT))
-#define NGX_HTTP_LINGUAMATE_EP_CACHED                                        \
-    (0 NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_CACHE_BIT))
-/* EP_NONE (a proxied location) is in maintenance too */
-#define NGX_HTTP_LINGUAMATE_EP_MAINTAINED                                    \
-    (1 NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_MAINT_BIT))
-
-/* whether endpoint "ep" (any ngx_uint_t, even unset) is in "mask" */
-#define ngx_http_linguamate_ep_in(mask, ep)                                  \
-    ((ep) < NGX_HTTP_LINGUAMATE_NENDPOINTS && ((mask) >> (ep)) & 1)
-
-_Static_assert(NGX_HTTP_LINGUAMATE_NENDPOINTS <= 32,
-               "the endpoint masks are 32 bits");
-
 
 #endif /* _NGX_HTTP_LINGUAMATE_LISTS_H_INCLUDED_ */

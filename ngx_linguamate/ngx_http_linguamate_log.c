@@ -24,7 +24,7 @@ static ngx_uint_t ngx_http_linguamate_status_level(ngx_http_request_t *r);
 
 #define NGX_HTTP_LINGUAMATE_LEVEL_CASE(id, n, name, line)                    \
     case NGX_HTTP_LINGUAMATE_LOG_##id:                                       \
-        return line ? #id : "LOG";
+        return (line) ? #id : "LOG";
 
 const char *
 ngx_http_linguamate_level_name(ngx_uint_t level)

@@ -88,7 +88,7 @@ static ngx_uint_t  ngx_http_linguamate_statuses[] = {
 };
 
 #define NGX_HTTP_LINGUAMATE_REASON_LABEL(id, name, message)                  \
-    [NGX_HTTP_LINGUAMATE_AUTH_##id] = name,
+    [NGX_HTTP_LINGUAMATE_AUTH_##id] = (name),
 #define NGX_HTTP_LINGUAMATE_CLIENT_LABEL(id, level, label, security)  label,
 
 /* linguamate_auth_failures_total{reason}: from 1, AUTH_OK is no failure */

@@ -38,6 +38,22 @@ _Static_assert(sizeof(ngx_http_linguamate_endpoints)
                "a name per endpoint, and the terminator");
 
 
+/* the endpoints' probe and cache columns, by endpoint */
+
+#define NGX_HTTP_LINGUAMATE_EP_PROBE(id, name, h, m, probe, cache, maint)    \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (probe),
+#define NGX_HTTP_LINGUAMATE_EP_CACHE(id, name, h, m, probe, cache, maint)    \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (cache),
+
+static const u_char  ngx_http_linguamate_endpoint_probe[] = {
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_PROBE)
+};
+
+static const u_char  ngx_http_linguamate_endpoint_cache[] = {
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_CACHE)
+};
+
+
 static ngx_conf_enum_t  ngx_http_linguamate_auth_modes[] = {
     { ngx_string("off"), NGX_HTTP_LINGUAMATE_AUTH_OFF },
     { ngx_string("on"), NGX_HTTP_LINGUAMATE_AUTH_ON },
@@ -567,8 +583,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->limits == NULL) {
         conf->limits = prev->limits;
 
-        conf->probe = ngx_http_linguamate_ep_in(NGX_HTTP_LINGUAMATE_EP_PROBES,
-                                                conf->endpoint);
+        conf->probe = conf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
+                      && ngx_http_linguamate_endpoint_probe[conf->endpoint];
     }
 
     if (conf->lockout == NULL) {
@@ -599,8 +615,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->cache == NGX_CONF_UNSET
         && conf->endpoint != NGX_HTTP_LINGUAMATE_EP_NONE)
     {
-        conf->cache = ngx_http_linguamate_ep_in(NGX_HTTP_LINGUAMATE_EP_CACHED,
-                                                conf->endpoint);
+        conf->cache = conf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
+                      && ngx_http_linguamate_endpoint_cache[conf->endpoint];
     }
 
     return NGX_CONF_OK;
