@@ -976,7 +976,7 @@ u_char *
 ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p)
 {
-    size_t                        g, open;
+    size_t                        g, glen;
     ngx_str_t                    *name;
     ngx_uint_t                    i, n, m, conf;
     ngx_http_linguamate_flags_t  *fl;
@@ -984,7 +984,7 @@ ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     /* in the list's order; a group's flags nest: "features":{"chat":...} */
 
     p = ngx_sprintf(p, "\"flags\":{");
-    open = 0;
+    glen = 0;
     n = 0;
     m = 0;
 
@@ -992,22 +992,22 @@ ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
         name = &ngx_http_linguamate_flag_names[i];
         g = ngx_http_linguamate_flag_group(i);
 
-        if (open
-            && (g != open || ngx_strncmp(name->data,
+        if (glen
+            && (g != glen || ngx_strncmp(name->data,
                                  ngx_http_linguamate_flag_names[i - 1].data,
                                  g) != 0))
         {
             *p++ = '}';
-            open = 0;
+            glen = 0;
         }
 
-        if (g && !open) {
+        if (g && !glen) {
             p = ngx_sprintf(p, "%s\"%*s\":{", n++ ? "," : "", g, name->data);
-            open = g;
+            glen = g;
             m = 0;
         }
 
-        if (open) {
+        if (glen) {
             p = ngx_sprintf(p, "%s\"%*s\":", m++ ? "," : "",
                             name->len - g - 1, name->data + g + 1);
 
@@ -1019,7 +1019,7 @@ ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
                                            ngx_http_linguamate_flag(lmcf, i));
     }
 
-    if (open) {
+    if (glen) {
         *p++ = '}';
     }
 

@@ -82,12 +82,12 @@ static ngx_str_t  ngx_http_linguamate_ready_body =
                                       NGX_HTTP_LINGUAMATE_M_##m,             \
                                       NGX_HTTP_LINGUAMATE_M_##m##_ALLOW },
 
-static ngx_http_linguamate_endpoint_t  ngx_http_linguamate_endpoints[] = {
+static ngx_http_linguamate_endpoint_t  ngx_http_linguamate_endpoint_table[] = {
     [NGX_HTTP_LINGUAMATE_EP_NONE] = { NULL, 0, NULL },
     NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_ENTRY)
 };
 
-_Static_assert(sizeof(ngx_http_linguamate_endpoints)
+_Static_assert(sizeof(ngx_http_linguamate_endpoint_table)
                / sizeof(ngx_http_linguamate_endpoint_t)
                == NGX_HTTP_LINGUAMATE_NENDPOINTS,
                "an entry per endpoint");
@@ -107,7 +107,7 @@ ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ep = &ngx_http_linguamate_endpoints[llcf->endpoint];
+    ep = &ngx_http_linguamate_endpoint_table[llcf->endpoint];
 
     /*
      * the methods of the list: anything else gets a 405 envelope with
