@@ -23,7 +23,7 @@
  * NGX_HTTP_LINGUAMATE_LOG_<ID>, pino's number (the "level" of a line),
  * the name LOG_LEVEL takes (any case) and the flags API shows, and whether
  * a line can have the level: "silent" is a threshold only (no line is
- * written at it, the pretty log names no line with it, PATCH does not set
+ * written at it, the pretty log would call one "LOG", PATCH does not set
  * it).  The pretty log's name is #ID.  Used by log.c (pretty names),
  * settings.c (LOG_LEVEL), flags.c (the live logLevel) and, through the
  * client levels below, ingest.c.
