@@ -25,7 +25,6 @@
 
 
 #define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
-#define NGX_HTTP_LINGUAMATE_CACHE_MAX   31536000
 #define NGX_HTTP_LINGUAMATE_CACHE_SLOTS 256
 
 
@@ -58,17 +57,70 @@ typedef struct {
 } ngx_http_linguamate_flags_zone_t;
 
 
+/*
+ * A flag is what its setting is: the kind (BOOL, LEVEL, UINT) and the
+ * upper bound of each setting, as constants
+ */
+
+#define NGX_HTTP_LINGUAMATE_SETTING_KIND(env, dir, kind, def, field, lo, hi) \
+    NGX_HTTP_LINGUAMATE_SK_##env = NGX_HTTP_LINGUAMATE_KIND_##kind,
+#define NGX_HTTP_LINGUAMATE_SETTING_MAX(env, dir, kind, def, field, lo, hi)  \
+    NGX_HTTP_LINGUAMATE_SMAX_##env = (hi),
+
+enum {
+    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_KIND)
+};
+
+enum {
+    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_MAX)
+};
+
+
+/* the tables of NGX_HTTP_LINGUAMATE_FLAGS, by flag */
+
+#define NGX_HTTP_LINGUAMATE_FLAG_NAME(id, name, setting)  ngx_string(name),
+#define NGX_HTTP_LINGUAMATE_FLAG_ENV(id, name, setting)  #setting,
+#define NGX_HTTP_LINGUAMATE_FLAG_SETTING(id, name, setting)                  \
+    NGX_HTTP_LINGUAMATE_S_##setting,
+#define NGX_HTTP_LINGUAMATE_FLAG_KIND(id, name, setting)                     \
+    NGX_HTTP_LINGUAMATE_SK_##setting,
+#define NGX_HTTP_LINGUAMATE_FLAG_MAX(id, name, setting)                      \
+    NGX_HTTP_LINGUAMATE_SMAX_##setting,
+
 /* the names: the API's, the environment's */
 static ngx_str_t  ngx_http_linguamate_flag_names[] = {
-    ngx_string("maintenance"), ngx_string("features.chat"),
-    ngx_string("features.analytics"), ngx_string("strictMode"),
-    ngx_string("logLevel"), ngx_string("cacheTtlSeconds")
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_NAME)
 };
 
 static const char  *ngx_http_linguamate_flag_envs[] = {
-    "MAINTENANCE_MODE", "FEATURE_CHAT_ENABLED", "FEATURE_ANALYTICS_ENABLED",
-    "SECURITY_STRICT_MODE", "LOG_LEVEL", "CACHE_TTL_SECONDS"
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_ENV)
 };
+
+static const ngx_uint_t  ngx_http_linguamate_flag_settings[] = {
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_SETTING)
+};
+
+static const ngx_uint_t  ngx_http_linguamate_flag_kinds[] = {
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_KIND)
+};
+
+static const ngx_uint_t  ngx_http_linguamate_flag_max[] = {
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_MAX)
+};
+
+/* the endpoints' maintenance column; a proxied location (EP_NONE) is in */
+
+#define NGX_HTTP_LINGUAMATE_EP_MAINTENANCE(id, name, h, m, probe, cache,    \
+                                           maint)                            \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (maint),
+
+static const u_char  ngx_http_linguamate_endpoint_maintenance[] = {
+    [NGX_HTTP_LINGUAMATE_EP_NONE] = 1,
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_MAINTENANCE)
+};
+
+/* a group ("features") is a bit of a ngx_uint_t in patch_parse() */
+_Static_assert(NGX_HTTP_LINGUAMATE_NFLAGS <= 32, "too many flags");
 
 #if (NGX_HTTP_CACHE)
 /* NGX_HTTP_CACHE_MISS .. NGX_HTTP_CACHE_SCARCE, as $upstream_cache_status */
@@ -79,8 +131,19 @@ static ngx_str_t  ngx_http_linguamate_cache_statuses[] = {
 };
 #endif
 
-static const char  *ngx_http_linguamate_api_levels[] = {
-    "trace", "debug", "info", "warn", "error", "fatal", NULL
+/* the log levels of the logLevel flag: PATCH sets those a line can have */
+
+typedef struct {
+    const char                 *name;
+    ngx_uint_t                  level;
+    ngx_uint_t                  line;
+} ngx_http_linguamate_api_level_t;
+
+#define NGX_HTTP_LINGUAMATE_API_LEVEL(id, n, name, line)  { name, n, line },
+
+static ngx_http_linguamate_api_level_t  ngx_http_linguamate_api_levels[] = {
+    NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_API_LEVEL)
+    { NULL, 0, 0 }
 };
 
 
@@ -103,9 +166,9 @@ static ngx_int_t ngx_http_linguamate_gate_handler(ngx_http_request_t *r);
 static void ngx_http_linguamate_settings_digest(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
     ngx_uint_t log);
+static size_t ngx_http_linguamate_flag_group(ngx_uint_t flag);
 static ngx_int_t ngx_http_linguamate_patch_parse(yajl_val root,
-    ngx_int_t *set, ngx_uint_t *value, const char **field,
-    const char **message);
+    ngx_int_t *set, ngx_uint_t *value, ngx_http_linguamate_flags_error_t *err);
 static ngx_int_t ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag,
     ngx_int_t *set, ngx_uint_t *value, const char **message);
 static const char *ngx_http_linguamate_api_level(ngx_uint_t level);
@@ -195,24 +258,23 @@ ngx_http_linguamate_maintenance_on(ngx_http_linguamate_main_conf_t *lmcf)
 }
 
 
+/* the configured value: the flag's setting */
+
 static ngx_uint_t
 ngx_http_linguamate_flag_conf(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_uint_t flag)
 {
-    switch (flag) {
-    case NGX_HTTP_LINGUAMATE_F_MAINTENANCE:
-        return lmcf->maintenance ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_CHAT:
-        return lmcf->feature_chat ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_ANALYTICS:
-        return lmcf->feature_analytics ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_STRICT:
-        return lmcf->strict_mode ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
-        return lmcf->log_level;
-    default: /* NGX_HTTP_LINGUAMATE_F_CACHE_TTL */
-        return lmcf->cache_ttl_seconds;
+    u_char                         *field;
+    ngx_http_linguamate_setting_t  *s;
+
+    s = &ngx_http_linguamate_settings[ngx_http_linguamate_flag_settings[flag]];
+    field = (u_char *) lmcf + s->offset;
+
+    if (s->kind == NGX_HTTP_LINGUAMATE_KIND_BOOL) {
+        return *(ngx_flag_t *) field ? 1 : 0;
     }
+
+    return *(ngx_uint_t *) field;
 }
 
 
@@ -563,44 +625,37 @@ ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
 
     ngx_http_linguamate_trpc_parse(r, ctx);
 
-    if (llcf->maintenance && ngx_http_linguamate_maintenance_on(lmcf)) {
+    /* the endpoints' maintenance column: health, metrics, ... answer */
 
-        switch (llcf->endpoint) {
-        case NGX_HTTP_LINGUAMATE_EP_HEALTH:
-        case NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE:
-        case NGX_HTTP_LINGUAMATE_EP_HEALTH_READY:
-        case NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED:
-        case NGX_HTTP_LINGUAMATE_EP_METRICS:
-        case NGX_HTTP_LINGUAMATE_EP_ADMIN:
-        case NGX_HTTP_LINGUAMATE_EP_ERROR:
-            break;
+    if (llcf->maintenance
+        && llcf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
+        && ngx_http_linguamate_endpoint_maintenance[llcf->endpoint]
+        && ngx_http_linguamate_maintenance_on(lmcf))
+    {
+        /* the header keeps pointing at it: the request's memory */
 
-        default:
-            /* the header keeps pointing at it: the request's memory */
-
-            extra.data = ngx_pnalloc(r->pool, 64);
-            if (extra.data == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            extra.len = ngx_sprintf(extra.data, ",\"retryAfter\":%T",
-                                    lmcf->maintenance_retry_after.seconds)
-                        - extra.data;
-
-            if (ngx_http_linguamate_add_header(r, "Retry-After",
-                    sizeof("Retry-After") - 1,
-                    extra.data + sizeof(",\"retryAfter\":") - 1,
-                    extra.len - (sizeof(",\"retryAfter\":") - 1))
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_linguamate_phase_error(r,
-                       NGX_HTTP_SERVICE_UNAVAILABLE, "MAINTENANCE",
-                       "The service is down for maintenance; please try "
-                       "again later", &extra);
+        extra.data = ngx_pnalloc(r->pool, 64);
+        if (extra.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+
+        extra.len = ngx_sprintf(extra.data, ",\"retryAfter\":%T",
+                                lmcf->maintenance_retry_after.seconds)
+                    - extra.data;
+
+        if (ngx_http_linguamate_add_header(r, "Retry-After",
+                sizeof("Retry-After") - 1,
+                extra.data + sizeof(",\"retryAfter\":") - 1,
+                extra.len - (sizeof(",\"retryAfter\":") - 1))
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_linguamate_phase_error(r,
+                   NGX_HTTP_SERVICE_UNAVAILABLE, "MAINTENANCE",
+                   "The service is down for maintenance; please try "
+                   "again later", &extra);
     }
 
     if (ctx->trpc) {
@@ -828,26 +883,51 @@ u_char *
 ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p)
 {
-    ngx_uint_t                    i, n, conf;
+    size_t                        g, glen;
+    ngx_str_t                    *name;
+    ngx_uint_t                    i, n, m, conf;
     ngx_http_linguamate_flags_t  *fl;
 
-    p = ngx_sprintf(p, "\"flags\":{\"maintenance\":");
-    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_MAINTENANCE,
-            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_MAINTENANCE));
-    p = ngx_sprintf(p, ",\"features\":{\"chat\":");
-    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_CHAT,
-            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CHAT));
-    p = ngx_sprintf(p, ",\"analytics\":");
-    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_ANALYTICS,
-            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_ANALYTICS));
+    /* in the list's order; a group's flags nest: "features":{"chat":...} */
 
-    for (i = NGX_HTTP_LINGUAMATE_F_STRICT; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++)
-    {
-        p = ngx_sprintf(p, "%s\"%V\":", i == NGX_HTTP_LINGUAMATE_F_STRICT
-                                        ? "}," : ",",
-                        &ngx_http_linguamate_flag_names[i]);
+    p = ngx_sprintf(p, "\"flags\":{");
+    glen = 0;
+    n = 0;
+    m = 0;
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        name = &ngx_http_linguamate_flag_names[i];
+        g = ngx_http_linguamate_flag_group(i);
+
+        if (glen
+            && (g != glen || ngx_strncmp(name->data,
+                                 ngx_http_linguamate_flag_names[i - 1].data,
+                                 g) != 0))
+        {
+            *p++ = '}';
+            glen = 0;
+        }
+
+        if (g && !glen) {
+            p = ngx_sprintf(p, "%s\"%*s\":{", n++ ? "," : "", g, name->data);
+            glen = g;
+            m = 0;
+        }
+
+        if (glen) {
+            p = ngx_sprintf(p, "%s\"%*s\":", m++ ? "," : "",
+                            name->len - g - 1, name->data + g + 1);
+
+        } else {
+            p = ngx_sprintf(p, "%s\"%V\":", n++ ? "," : "", name);
+        }
+
         p = ngx_http_linguamate_flag_value(p, i,
                                            ngx_http_linguamate_flag(lmcf, i));
+    }
+
+    if (glen) {
+        *p++ = '}';
     }
 
     /* which ones are live changes, over what configured value, since when */
@@ -883,10 +963,10 @@ ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
 static u_char *
 ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
 {
-    switch (flag) {
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+    switch (ngx_http_linguamate_flag_kinds[flag]) {
+    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
         return ngx_sprintf(p, "\"%s\"", ngx_http_linguamate_api_level(value));
-    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+    case NGX_HTTP_LINGUAMATE_KIND_UINT:
         return ngx_sprintf(p, "%ui", value);
     default:
         return ngx_sprintf(p, "%s", value ? "true" : "false");
@@ -894,17 +974,27 @@ ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
 }
 
 
-/* a value read back from STATE_DIR: what a PATCH could have set */
+/*
+ * A value read back from STATE_DIR: one of the flag's setting (any log
+ * level, "silent" too, as LOG_LEVEL may say)
+ */
 
 static ngx_uint_t
 ngx_http_linguamate_flag_valid(ngx_uint_t flag, ngx_int_t v)
 {
-    switch (flag) {
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
-        return (v >= 10 && v <= 60 && v % 10 == 0)
-               || v == NGX_HTTP_LINGUAMATE_LOG_SILENT;
-    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
-        return v >= 0 && v <= NGX_HTTP_LINGUAMATE_CACHE_MAX;
+    ngx_http_linguamate_api_level_t  *l;
+
+    switch (ngx_http_linguamate_flag_kinds[flag]) {
+    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
+        for (l = ngx_http_linguamate_api_levels; l->name; l++) {
+            if ((ngx_int_t) l->level == v) {
+                return 1;
+            }
+        }
+
+        return 0;
+    case NGX_HTTP_LINGUAMATE_KIND_UINT:
+        return v >= 0 && v <= (ngx_int_t) ngx_http_linguamate_flag_max[flag];
     default:
         return v == 0 || v == 1;
     }
@@ -914,11 +1004,30 @@ ngx_http_linguamate_flag_valid(ngx_uint_t flag, ngx_int_t v)
 static const char *
 ngx_http_linguamate_api_level(ngx_uint_t level)
 {
-    if (level >= 10 && level <= 60) {
-        return ngx_http_linguamate_api_levels[level / 10 - 1];
+    ngx_http_linguamate_api_level_t  *l;
+
+    for (l = ngx_http_linguamate_api_levels; l->name; l++) {
+        if (l->level == level) {
+            return l->name;
+        }
     }
 
     return "silent";
+}
+
+
+/* a nested flag's group: the length of "features" in "features.chat" */
+
+static size_t
+ngx_http_linguamate_flag_group(ngx_uint_t flag)
+{
+    u_char     *dot;
+    ngx_str_t  *name;
+
+    name = &ngx_http_linguamate_flag_names[flag];
+    dot = ngx_strlchr(name->data, name->data + name->len, '.');
+
+    return dot ? (size_t) (dot - name->data) : 0;
 }
 
 
@@ -927,21 +1036,22 @@ ngx_http_linguamate_api_level(ngx_uint_t level)
  * "features":{"chat":bool,"analytics":bool},"strictMode":bool,
  * "logLevel":"trace".."fatal","cacheTtlSeconds":int}; null clears a live
  * change.  All or nothing: one bad field and nothing changes.  Returns
- * NGX_DECLINED with "changes" naming the field and the message on a bad
- * body, NGX_OK with the answer in "out".
+ * NGX_DECLINED with the field and the message in "err" on a bad body,
+ * NGX_OK with the answer in "out".
  */
 
 ngx_int_t
 ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
-    size_t len, ngx_str_t *changes, ngx_buf_t **out)
+    size_t len, ngx_str_t *changes, ngx_buf_t **out,
+    ngx_http_linguamate_flags_error_t *err)
 {
     u_char                            *p;
+    size_t                             flen;
     yajl_val                           root;
     ngx_int_t                          rc, set[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_buf_t                         *b;
     ngx_uint_t                         i, n, conf;
     ngx_uint_t                         value[NGX_HTTP_LINGUAMATE_NFLAGS];
-    const char                        *field, *message;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_t       *fl;
     ngx_http_linguamate_flags_zone_t  *fz;
@@ -950,8 +1060,8 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    field = "body";
-    message = "must be a JSON object";
+    err->field = "body";
+    err->message = "must be a JSON object";
     root = NULL;
 
     if (len && ngx_strlen(body) == len
@@ -960,21 +1070,21 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
         root = yajl_tree_parse((const char *) body, NULL, 0);
     }
 
-    rc = ngx_http_linguamate_patch_parse(root, set, value, &field, &message);
+    rc = ngx_http_linguamate_patch_parse(root, set, value, err);
 
     if (rc != NGX_OK) {
         /* the field may be a key of the tree: copied before it is freed */
 
-        changes->len = ngx_min(ngx_strlen(field), 64) + ngx_strlen(message)
-                       + 2;
-        changes->data = ngx_pnalloc(r->pool, changes->len);
-        if (changes->data == NULL) {
+        flen = ngx_min(ngx_strlen(err->field), 64);
+
+        p = ngx_pnalloc(r->pool, flen + 1);
+        if (p == NULL) {
             yajl_tree_free(root);
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(changes->data, field, ngx_min(ngx_strlen(field), 64));
-        ngx_sprintf(p, "%Z%s%Z", message);
+        *ngx_cpymem(p, err->field, flen) = '\0';
+        err->field = (const char *) p;
 
         yajl_tree_free(root);
 
@@ -1071,13 +1181,18 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
 }
 
 
+/* the messages below name every flag */
+_Static_assert(NGX_HTTP_LINGUAMATE_NFLAGS == 6,
+               "patch_parse()'s messages name each flag");
+
 static ngx_int_t
 ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
-    ngx_uint_t *value, const char **field, const char **message)
+    ngx_uint_t *value, ngx_http_linguamate_flags_error_t *err)
 {
-    size_t      i, j;
-    yajl_val    v, fv;
-    ngx_uint_t  flag, n, features;
+    size_t       i, j, g, len;
+    yajl_val     v, fv;
+    ngx_str_t   *name;
+    ngx_uint_t   flag, n, groups;
     const char  *key, *fkey;
 
     ngx_memzero(set, NGX_HTTP_LINGUAMATE_NFLAGS * sizeof(ngx_int_t));
@@ -1087,88 +1202,100 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
     }
 
     n = 0;
-    features = 0;
+    g = 0;
+    groups = 0;     /* bit of the first flag of each group seen */
 
     for (i = 0; i < root->u.object.len; i++) {
         key = root->u.object.keys[i];
         v = root->u.object.values[i];
-        *field = key;
+        err->field = key;
+        len = ngx_strlen(key);
 
-        if (ngx_strcmp(key, "features") == 0) {
-            if (features++) {
-                *message = "is duplicated";
-                return NGX_ERROR;
-            }
-
-            if (!YAJL_IS_OBJECT(v)) {
-                *message = "must be an object of chat and analytics";
-                return NGX_ERROR;
-            }
-
-            for (j = 0; j < v->u.object.len; j++) {
-                fkey = v->u.object.keys[j];
-                fv = v->u.object.values[j];
-
-                if (ngx_strcmp(fkey, "chat") == 0) {
-                    *field = "features.chat";
-                    flag = NGX_HTTP_LINGUAMATE_F_CHAT;
-
-                } else if (ngx_strcmp(fkey, "analytics") == 0) {
-                    *field = "features.analytics";
-                    flag = NGX_HTTP_LINGUAMATE_F_ANALYTICS;
-
-                } else {
-                    *field = "features";
-                    *message = "unknown feature: the features are chat and "
-                               "analytics";
-                    return NGX_ERROR;
-                }
-
-                if (ngx_http_linguamate_patch_value(fv, flag, set, value,
-                                                    message)
-                    != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
-
-                n++;
-            }
-
-            continue;
-        }
+        /* a flag of its own, or the first flag of a group */
 
         for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
-            if (flag == NGX_HTTP_LINGUAMATE_F_CHAT
-                || flag == NGX_HTTP_LINGUAMATE_F_ANALYTICS)
-            {
-                continue;
-            }
+            name = &ngx_http_linguamate_flag_names[flag];
+            g = ngx_http_linguamate_flag_group(flag);
 
-            if (ngx_strcmp(key, ngx_http_linguamate_flag_names[flag].data)
-                == 0)
+            if ((g ? g : name->len) == len
+                && ngx_strncmp(key, name->data, len) == 0)
             {
                 break;
             }
         }
 
         if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
-            *message = "unknown flag: the flags are maintenance, features, "
-                       "strictMode, logLevel and cacheTtlSeconds";
+            err->message = "unknown flag: the flags are maintenance, "
+                           "features, strictMode, logLevel and "
+                           "cacheTtlSeconds";
             return NGX_ERROR;
         }
 
-        if (ngx_http_linguamate_patch_value(v, flag, set, value, message)
-            != NGX_OK)
-        {
+        if (g == 0) {
+            if (ngx_http_linguamate_patch_value(v, flag, set, value,
+                                                &err->message)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            n++;
+            continue;
+        }
+
+        /* a group: {"features":{"chat":bool,"analytics":bool}} */
+
+        if (groups & ((ngx_uint_t) 1 << flag)) {
+            err->message = "is duplicated";
             return NGX_ERROR;
         }
 
-        n++;
+        groups |= (ngx_uint_t) 1 << flag;
+
+        if (!YAJL_IS_OBJECT(v)) {
+            err->message = "must be an object of chat and analytics";
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < v->u.object.len; j++) {
+            fkey = v->u.object.keys[j];
+            fv = v->u.object.values[j];
+
+            for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
+                name = &ngx_http_linguamate_flag_names[flag];
+
+                if (ngx_http_linguamate_flag_group(flag) == len
+                    && ngx_strncmp(name->data, key, len) == 0
+                    && ngx_strcmp(name->data + len + 1, fkey) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
+                err->field = key;
+                err->message = "unknown feature: the features are chat and "
+                               "analytics";
+                return NGX_ERROR;
+            }
+
+            err->field = (const char *)
+                         ngx_http_linguamate_flag_names[flag].data;
+
+            if (ngx_http_linguamate_patch_value(fv, flag, set, value,
+                                                &err->message)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            n++;
+        }
     }
 
     if (n == 0) {
-        *field = "body";
-        *message = "names no flag to change";
+        err->field = "body";
+        err->message = "names no flag to change";
         return NGX_ERROR;
     }
 
@@ -1176,11 +1303,16 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
 }
 
 
+/* the messages below name the levels and the bound */
+_Static_assert(NGX_HTTP_LINGUAMATE_NLOG_LEVELS == 7
+               && NGX_HTTP_LINGUAMATE_SMAX_CACHE_TTL_SECONDS == 31536000,
+               "patch_value()'s messages name the levels and the bound");
+
 static ngx_int_t
 ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
     ngx_uint_t *value, const char **message)
 {
-    ngx_uint_t  i;
+    ngx_http_linguamate_api_level_t  *l;
 
     /* a key given twice: JSON.parse would take the last, yajl the first */
 
@@ -1194,16 +1326,14 @@ ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
         return NGX_OK;
     }
 
-    switch (flag) {
+    switch (ngx_http_linguamate_flag_kinds[flag]) {
 
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
         if (YAJL_IS_STRING(v) && v->u.string) {
-            for (i = 0; ngx_http_linguamate_api_levels[i]; i++) {
-                if (ngx_strcmp(v->u.string,
-                               ngx_http_linguamate_api_levels[i]) == 0)
-                {
+            for (l = ngx_http_linguamate_api_levels; l->name; l++) {
+                if (l->line && ngx_strcmp(v->u.string, l->name) == 0) {
                     set[flag] = 1;
-                    value[flag] = (i + 1) * 10;
+                    value[flag] = l->level;
                     return NGX_OK;
                 }
             }
@@ -1213,15 +1343,17 @@ ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
                    "(or null)";
         return NGX_ERROR;
 
-    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+    case NGX_HTTP_LINGUAMATE_KIND_UINT:
         if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0
-            && YAJL_GET_INTEGER(v) <= NGX_HTTP_LINGUAMATE_CACHE_MAX)
+            && YAJL_GET_INTEGER(v)
+               <= (long long) ngx_http_linguamate_flag_max[flag])
         {
             set[flag] = 1;
             value[flag] = (ngx_uint_t) YAJL_GET_INTEGER(v);
             return NGX_OK;
         }
 
+        /* one integer flag so far: cacheTtlSeconds, its bound here */
         *message = "must be an integer from 0 to 31536000 (or null)";
         return NGX_ERROR;
 

@@ -14,6 +14,7 @@
 
 #include "ngx_http_linguamate_parse.h"
 #include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_lists.h"
 
 
 #define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
@@ -29,14 +30,6 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 #define NGX_HTTP_LINGUAMATE_ENV_STAGING      2
 #define NGX_HTTP_LINGUAMATE_ENV_PRODUCTION   3
 
-/* pino levels */
-#define NGX_HTTP_LINGUAMATE_LOG_TRACE    10
-#define NGX_HTTP_LINGUAMATE_LOG_DEBUG    20
-#define NGX_HTTP_LINGUAMATE_LOG_INFO     30
-#define NGX_HTTP_LINGUAMATE_LOG_WARN     40
-#define NGX_HTTP_LINGUAMATE_LOG_ERROR    50
-#define NGX_HTTP_LINGUAMATE_LOG_FATAL    60
-#define NGX_HTTP_LINGUAMATE_LOG_SILENT   100
 /* or-ed into a level: written whatever LOG_LEVEL is (admin_action) */
 #define NGX_HTTP_LINGUAMATE_LOG_AUDIT    0x10000
 
@@ -45,25 +38,6 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 /* requests per window a limit may allow: the sliding log keeps each one */
 #define NGX_HTTP_LINGUAMATE_LIMIT_MAX    10000
 #define NGX_HTTP_LINGUAMATE_ISO_LEN  (sizeof("1970-01-01T00:00:00.000Z") - 1)
-
-/* the endpoints a location can serve with "linguamate_endpoint" */
-#define NGX_HTTP_LINGUAMATE_EP_NONE              0
-#define NGX_HTTP_LINGUAMATE_EP_ROOT              1
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH            2
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE       3
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH_READY      4
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED   5
-#define NGX_HTTP_LINGUAMATE_EP_INFO              6
-#define NGX_HTTP_LINGUAMATE_EP_NOT_FOUND         7
-#define NGX_HTTP_LINGUAMATE_EP_ERROR             8
-#define NGX_HTTP_LINGUAMATE_EP_ADMIN             9
-#define NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION     10
-#define NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH     11
-#define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
-#define NGX_HTTP_LINGUAMATE_EP_METRICS          13
-#define NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH   14
-#define NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS      15
-#define NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS 16
 
 /*
  * The client telemetry counters of metrics.c: the log records by level
@@ -83,15 +57,6 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 #define NGX_HTTP_LINGUAMATE_CM_SKEW          2
 #define NGX_HTTP_LINGUAMATE_CM_TOO_LARGE     3
 #define NGX_HTTP_LINGUAMATE_CM_REASONS       4
-
-/* the flags the operations API changes live, in the flags zone */
-#define NGX_HTTP_LINGUAMATE_F_MAINTENANCE        0
-#define NGX_HTTP_LINGUAMATE_F_CHAT               1
-#define NGX_HTTP_LINGUAMATE_F_ANALYTICS          2
-#define NGX_HTTP_LINGUAMATE_F_STRICT             3
-#define NGX_HTTP_LINGUAMATE_F_LOG_LEVEL          4
-#define NGX_HTTP_LINGUAMATE_F_CACHE_TTL          5
-#define NGX_HTTP_LINGUAMATE_NFLAGS               6
 
 /* linguamate_feature: 0 is none */
 #define NGX_HTTP_LINGUAMATE_FEATURE_CHAT         1
@@ -365,16 +330,6 @@ typedef struct {
 /* optional even in strict mode (public procedures), a bad token refused */
 #define NGX_HTTP_LINGUAMATE_AUTH_PUBLIC     3
 
-/* verification outcomes, the contract's reasons */
-#define NGX_HTTP_LINGUAMATE_AUTH_OK             0
-#define NGX_HTTP_LINGUAMATE_AUTH_MISSING        1
-#define NGX_HTTP_LINGUAMATE_AUTH_MALFORMED      2
-#define NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE  3
-#define NGX_HTTP_LINGUAMATE_AUTH_EXPIRED        4
-#define NGX_HTTP_LINGUAMATE_AUTH_NOT_YET_VALID  5
-#define NGX_HTTP_LINGUAMATE_AUTH_WRONG_TYPE     6
-#define NGX_HTTP_LINGUAMATE_AUTH_REVOKED        7
-
 
 typedef struct {
     ngx_str_t                   sub;
@@ -557,8 +512,8 @@ void ngx_http_linguamate_session_init_process(void);
 ngx_int_t ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *sub, ngx_str_t *sid, int64_t issued_ms);
 ngx_int_t ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
-    ngx_log_t *log);
+    ngx_pool_t *pool, ngx_http_linguamate_revoke_e kind, ngx_str_t *id,
+    int64_t *before_ms, ngx_log_t *log);
 int64_t ngx_http_linguamate_now_ms(void);
 ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
     ngx_pool_t *pool, ngx_str_t *sid, ngx_str_t *old, ngx_str_t *next,
@@ -652,7 +607,8 @@ size_t ngx_http_linguamate_flags_json_len(void);
 u_char *ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p);
 ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
-    u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out);
+    u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out,
+    ngx_http_linguamate_flags_error_t *err);
 ngx_int_t ngx_http_linguamate_cache_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_atomic_uint_t ngx_http_linguamate_cache_purge(

@@ -435,16 +435,17 @@ ngx_http_linguamate_now_ms(void)
 
 
 /*
- * Revoke: kind "all" (id unused), "sub" (a user) or "sid" (a session).
- * "all" and "sub" revoke every token issued up to this millisecond
- * (*before_ms, when asked); "sid" the session whatever the issue time.
+ * Revoke: everything (REVOKE_ALL, id unused), a user (REVOKE_USER, id
+ * the sub) or a session (REVOKE_SESSION, id the sid).  ALL and USER
+ * revoke every token issued up to this millisecond (*before_ms, when
+ * asked); SESSION the session whatever the issue time.
  * The entry lasts the refresh lifetime.
  */
 
 ngx_int_t
 ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
-    ngx_log_t *log)
+    ngx_pool_t *pool, ngx_http_linguamate_revoke_e kind, ngx_str_t *id,
+    int64_t *before_ms, ngx_log_t *log)
 {
     int64_t                            ms;
     time_t                             now, until;
@@ -460,11 +461,12 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
 
     ms = 0;
 
-    if (kind[0] == 'a') {
+    if (kind == NGX_HTTP_LINGUAMATE_REVOKE_ALL) {
         ngx_str_set(&key, "all");
 
-    } else if (ngx_http_linguamate_session_key(pool, kind[1] == 'u'
-                                               ? "sub:" : "sid:", id, &key)
+    } else if (ngx_http_linguamate_session_key(pool,
+                   kind == NGX_HTTP_LINGUAMATE_REVOKE_USER ? "sub:" : "sid:",
+                   id, &key)
                != NGX_OK)
     {
         return NGX_ERROR;
@@ -479,7 +481,7 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
         return NGX_ERROR;
     }
 
-    if (kind[1] == 'i') {
+    if (kind == NGX_HTTP_LINGUAMATE_REVOKE_SESSION) {
         rv->revoked = 1;
 
     } else {
