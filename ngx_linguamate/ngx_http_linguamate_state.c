@@ -70,6 +70,13 @@ static ngx_int_t ngx_http_linguamate_state_file_load(
     ngx_http_linguamate_state_t *st, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_state_file_compact(
     ngx_http_linguamate_state_t *st, ngx_log_t *log);
+static ngx_core_conf_t *ngx_http_linguamate_state_owner(
+    ngx_http_linguamate_state_t *st);
+static ngx_fd_t ngx_http_linguamate_state_lock(
+    ngx_http_linguamate_state_t *st, ngx_core_conf_t *ccf);
+static ngx_int_t ngx_http_linguamate_state_compact_locked(
+    ngx_http_linguamate_state_t *st, ngx_fd_t lock, ngx_core_conf_t *ccf,
+    ngx_log_t *log);
 static ngx_fd_t ngx_http_linguamate_state_open_locked(
     ngx_http_linguamate_state_t *st);
 static ngx_int_t ngx_http_linguamate_state_emit(void *data,
@@ -1010,6 +1017,13 @@ again:
 }
 
 
+/*
+ * At start: the file read and applied, then rewritten compacted, under
+ * one exclusive lock, so that no append of a process still running (the
+ * old workers of a binary upgrade) falls between the two.  A file that
+ * cannot be read is left as it is.
+ */
+
 static ngx_int_t
 ngx_http_linguamate_state_file_load(ngx_http_linguamate_state_t *st,
     ngx_log_t *log)
@@ -1017,54 +1031,50 @@ ngx_http_linguamate_state_file_load(ngx_http_linguamate_state_t *st,
     u_char                             *buf;
     off_t                               size;
     ssize_t                             n;
-    ngx_fd_t                            fd;
+    ngx_fd_t                            lock;
     ngx_file_info_t                     fi;
+    ngx_core_conf_t                    *ccf;
     ngx_http_linguamate_state_stats_t   stats;
 
     if (ngx_http_linguamate_state_path(st) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    fd = ngx_open_file(st->path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    ccf = ngx_http_linguamate_state_owner(st);
+    lock = ngx_http_linguamate_state_lock(st, ccf);
 
-    if (fd == NGX_INVALID_FILE) {
-        if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "linguamate: cannot read \"%V\": its state is not "
-                          "restored", &st->path);
-            return NGX_ERROR;
-        }
-
-        ngx_log_debug1(NGX_LOG_DEBUG_CORE, log, 0,
-                       "linguamate state: no \"%V\" yet", &st->path);
-        return NGX_DECLINED;
+    if (lock == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "linguamate: cannot read \"%V\": its state is not "
+                      "restored", &st->path);
+        return NGX_ERROR;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+    if (ngx_fd_info(lock, &fi) == NGX_FILE_ERROR
         || (size = ngx_file_size(&fi)) > NGX_HTTP_LINGUAMATE_STATE_READ_MAX)
     {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "linguamate: \"%V\" is unreadable or larger than "
                       "%d MB: its state is not restored", &st->path,
                       NGX_HTTP_LINGUAMATE_STATE_READ_MAX / (1024 * 1024));
-        (void) ngx_close_file(fd);
+        (void) ngx_close_file(lock);
         return NGX_ERROR;
     }
 
     buf = ngx_alloc((size_t) size + 1, log);
     if (buf == NULL) {
-        (void) ngx_close_file(fd);
+        (void) ngx_close_file(lock);
         return NGX_ERROR;
     }
 
-    n = ngx_read_fd(fd, buf, (size_t) size);
-    (void) ngx_close_file(fd);
+    n = ngx_read_fd(lock, buf, (size_t) size);
 
     if (n < 0) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "linguamate: cannot read \"%V\": its state is not "
                       "restored", &st->path);
         ngx_free(buf);
+        (void) ngx_close_file(lock);
         return NGX_ERROR;
     }
 
@@ -1090,6 +1100,8 @@ ngx_http_linguamate_state_file_load(ngx_http_linguamate_state_t *st,
                       "linguamate: %ui records restored from \"%V\"",
                       stats.applied, &st->path);
     }
+
+    (void) ngx_http_linguamate_state_compact_locked(st, lock, ccf, log);
 
     return stats.applied ? NGX_OK : NGX_DECLINED;
 }
@@ -1131,27 +1143,30 @@ ngx_http_linguamate_state_emit(void *data,
 }
 
 
-/*
- * The live state into PATH.tmp, synced, renamed over PATH, with the
- * directory synced; under the exclusive lock of PATH, so that no append
- * lands in the file being replaced.
- */
-
 static ngx_int_t
 ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
     ngx_log_t *log)
 {
-    u_char                            tmp[NGX_MAX_PATH];
-    ngx_fd_t                          lock, dir;
-    ngx_err_t                         err;
-    ngx_core_conf_t                  *ccf;
-    ngx_http_linguamate_state_sink_t  sink;
+    ngx_core_conf_t  *ccf;
 
     if (ngx_http_linguamate_state_path(st) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(tmp, "%V.tmp%Z", &st->path);
+    ccf = ngx_http_linguamate_state_owner(st);
+
+    return ngx_http_linguamate_state_compact_locked(st,
+                              ngx_http_linguamate_state_lock(st, ccf), ccf,
+                              log);
+}
+
+
+/* the workers' user and group when the master runs as root, or NULL */
+
+static ngx_core_conf_t *
+ngx_http_linguamate_state_owner(ngx_http_linguamate_state_t *st)
+{
+    ngx_core_conf_t  *ccf;
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(st->cycle->conf_ctx,
                                            ngx_core_module);
@@ -1159,25 +1174,59 @@ ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
     if (geteuid() != 0 || ccf == NULL
         || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT)
     {
-        ccf = NULL;
+        return NULL;
     }
 
-    /*
-     * The file itself is the lock (made if missing, for the workers who
-     * append to it); one that cannot be opened: none, and the rename
-     * below says why
-     */
+    return ccf;
+}
 
-    lock = ngx_open_file(st->path.data, NGX_FILE_RDONLY,
-                         NGX_FILE_CREATE_OR_OPEN, 0600);
 
-    if (lock != NGX_INVALID_FILE
-        && ((ccf && fchown(lock, ccf->user, ccf->group) == -1)
-            || flock(lock, LOCK_EX) == -1))
+/*
+ * The file itself is the lock, open for reading with LOCK_EX; made if
+ * missing, for the workers who append to it
+ */
+
+static ngx_fd_t
+ngx_http_linguamate_state_lock(ngx_http_linguamate_state_t *st,
+    ngx_core_conf_t *ccf)
+{
+    ngx_fd_t   fd;
+    ngx_err_t  err;
+
+    fd = ngx_open_file(st->path.data, NGX_FILE_RDONLY,
+                       NGX_FILE_CREATE_OR_OPEN, 0600);
+
+    if (fd != NGX_INVALID_FILE
+        && ((ccf && fchown(fd, ccf->user, ccf->group) == -1)
+            || flock(fd, LOCK_EX) == -1))
     {
-        (void) ngx_close_file(lock);
-        lock = NGX_INVALID_FILE;
+        err = ngx_errno;
+        (void) ngx_close_file(fd);
+        ngx_set_errno(err);
+        fd = NGX_INVALID_FILE;
     }
+
+    return fd;
+}
+
+
+/*
+ * The live state into PATH.tmp, synced, renamed over PATH, with the
+ * directory synced; under the exclusive lock of PATH (closed here), so
+ * that no append lands in the file being replaced.  No lock (a path that
+ * cannot be opened): the rename says why.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_state_compact_locked(ngx_http_linguamate_state_t *st,
+    ngx_fd_t lock, ngx_core_conf_t *ccf, ngx_log_t *log)
+{
+    u_char                            tmp[NGX_MAX_PATH];
+    ngx_fd_t                          dir;
+    ngx_err_t                         err;
+    ngx_http_linguamate_state_sink_t  sink;
+
+    ngx_sprintf(tmp, "%V.tmp%Z", &st->path);
 
     ngx_memzero(&sink, sizeof(ngx_http_linguamate_state_sink_t));
     sink.st = st;

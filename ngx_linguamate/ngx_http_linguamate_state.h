@@ -94,7 +94,9 @@ typedef struct {
     ngx_int_t                  (*append)(ngx_http_linguamate_state_t *st,
                                     ngx_http_linguamate_state_rec_t *rec,
                                     ngx_uint_t n, ngx_log_t *log);
-    /* every record kept, each through ngx_http_linguamate_state_apply() */
+    /* at start: every record kept, each through
+       ngx_http_linguamate_state_apply() (the file then compacts itself,
+       under the same lock) */
     ngx_int_t                  (*load)(ngx_http_linguamate_state_t *st,
                                     ngx_log_t *log);
     /* replace what is kept by the live state (st->snapshot) */
