@@ -73,7 +73,8 @@ static ngx_int_t ngx_http_linguamate_state_file_compact(
 static ngx_core_conf_t *ngx_http_linguamate_state_owner(
     ngx_http_linguamate_state_t *st);
 static ngx_fd_t ngx_http_linguamate_state_lock(
-    ngx_http_linguamate_state_t *st, ngx_core_conf_t *ccf);
+    ngx_http_linguamate_state_t *st, ngx_core_conf_t *ccf,
+    ngx_uint_t create);
 static ngx_int_t ngx_http_linguamate_state_compact_locked(
     ngx_http_linguamate_state_t *st, ngx_fd_t lock, ngx_core_conf_t *ccf,
     ngx_log_t *log);
@@ -1041,9 +1042,15 @@ ngx_http_linguamate_state_file_load(ngx_http_linguamate_state_t *st,
     }
 
     ccf = ngx_http_linguamate_state_owner(st);
-    lock = ngx_http_linguamate_state_lock(st, ccf);
+    lock = ngx_http_linguamate_state_lock(st, ccf, 0);
 
     if (lock == NGX_INVALID_FILE) {
+        if (ngx_errno == NGX_ENOENT) {
+            ngx_log_debug1(NGX_LOG_DEBUG_CORE, log, 0,
+                           "linguamate state: no \"%V\" yet", &st->path);
+            return NGX_DECLINED;
+        }
+
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
                       "linguamate: cannot read \"%V\": its state is not "
                       "restored", &st->path);
@@ -1156,8 +1163,8 @@ ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
     ccf = ngx_http_linguamate_state_owner(st);
 
     return ngx_http_linguamate_state_compact_locked(st,
-                              ngx_http_linguamate_state_lock(st, ccf), ccf,
-                              log);
+                              ngx_http_linguamate_state_lock(st, ccf, 1),
+                              ccf, log);
 }
 
 
@@ -1183,18 +1190,19 @@ ngx_http_linguamate_state_owner(ngx_http_linguamate_state_t *st)
 
 /*
  * The file itself is the lock, open for reading with LOCK_EX; made if
- * missing, for the workers who append to it
+ * missing and asked, for the workers who append to it
  */
 
 static ngx_fd_t
 ngx_http_linguamate_state_lock(ngx_http_linguamate_state_t *st,
-    ngx_core_conf_t *ccf)
+    ngx_core_conf_t *ccf, ngx_uint_t create)
 {
     ngx_fd_t   fd;
     ngx_err_t  err;
 
     fd = ngx_open_file(st->path.data, NGX_FILE_RDONLY,
-                       NGX_FILE_CREATE_OR_OPEN, 0600);
+                       create ? NGX_FILE_CREATE_OR_OPEN : NGX_FILE_OPEN,
+                       0600);
 
     if (fd != NGX_INVALID_FILE
         && ((ccf && fchown(fd, ccf->user, ccf->group) == -1)
