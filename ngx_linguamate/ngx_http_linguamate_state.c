@@ -1021,8 +1021,8 @@ again:
 /*
  * At start: the file read and applied, then rewritten compacted, under
  * one exclusive lock, so that no append of a process still running (the
- * old workers of a binary upgrade) falls between the two.  A file that
- * cannot be read is left as it is.
+ * old workers of a binary upgrade) falls between the two; a missing file
+ * is made (empty).  A file that cannot be read is left as it is.
  */
 
 static ngx_int_t
@@ -1042,12 +1042,14 @@ ngx_http_linguamate_state_file_load(ngx_http_linguamate_state_t *st,
     }
 
     ccf = ngx_http_linguamate_state_owner(st);
-    lock = ngx_http_linguamate_state_lock(st, ccf, 0);
+    lock = ngx_http_linguamate_state_lock(st, ccf, 1);
 
     if (lock == NGX_INVALID_FILE) {
         if (ngx_errno == NGX_ENOENT) {
+            /* no STATE_DIR: nothing to restore, the writes will say */
             ngx_log_debug1(NGX_LOG_DEBUG_CORE, log, 0,
-                           "linguamate state: no \"%V\" yet", &st->path);
+                           "linguamate state: no directory for \"%V\"",
+                           &st->path);
             return NGX_DECLINED;
         }
 
