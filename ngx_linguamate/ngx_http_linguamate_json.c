@@ -7,6 +7,39 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+
+
+typedef struct {
+    ngx_uint_t                  status;
+    const char                 *code;
+    ngx_int_t                   rpc;
+} ngx_http_linguamate_trpc_code_t;
+
+
+/* tRPC's codes (TRPC_ERROR_CODES_BY_KEY) by HTTP status */
+static ngx_http_linguamate_trpc_code_t  ngx_http_linguamate_trpc_codes[] = {
+    { 400, "BAD_REQUEST", -32600 },
+    { 401, "UNAUTHORIZED", -32001 },
+    { 402, "PAYMENT_REQUIRED", -32002 },
+    { 403, "FORBIDDEN", -32003 },
+    { 404, "NOT_FOUND", -32004 },
+    { 405, "METHOD_NOT_SUPPORTED", -32005 },
+    { 408, "TIMEOUT", -32008 },
+    { 409, "CONFLICT", -32009 },
+    { 412, "PRECONDITION_FAILED", -32012 },
+    { 413, "PAYLOAD_TOO_LARGE", -32013 },
+    { 415, "UNSUPPORTED_MEDIA_TYPE", -32015 },
+    { 422, "UNPROCESSABLE_CONTENT", -32022 },
+    { 429, "TOO_MANY_REQUESTS", -32029 },
+    { 499, "CLIENT_CLOSED_REQUEST", -32099 },
+    { 500, "INTERNAL_SERVER_ERROR", -32603 },
+    { 501, "NOT_IMPLEMENTED", -32603 },
+    { 502, "BAD_GATEWAY", -32603 },
+    { 503, "SERVICE_UNAVAILABLE", -32603 },
+    { 504, "GATEWAY_TIMEOUT", -32603 },
+    { 0, NULL, 0 }
+};
 
 
 static size_t ngx_http_linguamate_utf8_len(u_char *p, size_t size);
@@ -273,9 +306,10 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* under the tRPC prefix, the shape the app's tRPC client reads */
-
-    ngx_http_linguamate_trpc_parse(r, ctx);
+    /*
+     * under the tRPC prefix, the shape the app's tRPC client reads, from
+     * the call the core read at POST_READ
+     */
 
     if (ctx->trpc) {
         return ngx_http_linguamate_trpc_error(r, ctx, status, code, message,
@@ -391,4 +425,176 @@ ngx_http_linguamate_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
     body->len = p - body->data;
 
     return NGX_OK;
+}
+
+
+static ngx_http_linguamate_trpc_code_t *
+ngx_http_linguamate_trpc_code(ngx_uint_t status)
+{
+    ngx_uint_t                        i;
+    ngx_http_linguamate_trpc_code_t  *c;
+
+    c = ngx_http_linguamate_trpc_codes;
+
+    for (i = 0; c[i].status; i++) {
+        if (c[i].status == status) {
+            return &c[i];
+        }
+    }
+
+    /* BAD_REQUEST for another 4xx, INTERNAL_SERVER_ERROR otherwise */
+
+    return (status >= 400 && status < 500) ? &c[0] : &c[14];
+}
+
+
+/*
+ * The error in tRPC v11's superjson shape:
+ *   {"error":{"json":{"message":M,"code":-32029,"data":{"code":
+ *   "TOO_MANY_REQUESTS","httpStatus":429,"path":"auth.login",...}}}}
+ * with the edge's own fields (retryAfter, reason, feature, details) and
+ * the correlation id in "data"; for a batch, an array with one element
+ * per procedure.  The HTTP status is the same.
+ */
+
+ngx_int_t
+ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra)
+{
+    size_t                            len, one, mlen, elen;
+    ngx_buf_t                        *b;
+    ngx_str_t                        *path, none;
+    ngx_uint_t                        i, n;
+    ngx_http_linguamate_trpc_code_t  *tc;
+
+    tc = ngx_http_linguamate_trpc_code(status);
+
+    mlen = ngx_strlen(message);
+    elen = extra ? extra->len : 0;
+
+    /* not a batch: one error, for the path as a whole */
+
+    n = ctx->trpc_batch ? ctx->trpc_n : 1;
+    ngx_str_null(&none);
+
+    one = sizeof("{\"error\":{\"json\":{\"message\":\"\",\"code\":-32600,"
+                 "\"data\":{\"code\":\"\",\"httpStatus\":600,"
+                 "\"path\":\"\",\"correlationId\":\"\","
+                 "\"edgeCode\":\"\"}}}},")
+          + ngx_http_linguamate_json_escape_len((u_char *) message, mlen)
+          + ngx_strlen(tc->code) + ngx_strlen(code) + elen
+          + ctx->corr_id.len;
+
+    len = 4 + n * one;
+
+    for (i = 0; i < ctx->trpc_n; i++) {
+        len += ngx_http_linguamate_json_escape_len(ctx->trpc_procs[i].data,
+                                                   ctx->trpc_procs[i].len);
+    }
+
+    len += ngx_http_linguamate_json_escape_len(ctx->trpc_path.data,
+                                               ctx->trpc_path.len);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->trpc_batch) {
+        *b->last++ = '[';
+    }
+
+    for (i = 0; i < n; i++) {
+        path = !ctx->trpc_batch ? &ctx->trpc_path
+               : ctx->trpc_n ? &ctx->trpc_procs[i] : &none;
+
+        b->last = ngx_cpymem(b->last, "{\"error\":{\"json\":{\"message\":\"",
+                         sizeof("{\"error\":{\"json\":{\"message\":\"") - 1);
+        b->last = ngx_http_linguamate_json_escape(b->last, (u_char *) message,
+                                                  mlen);
+        b->last = ngx_sprintf(b->last, "\",\"code\":%i,\"data\":{\"code\":"
+                              "\"%s\",\"httpStatus\":%ui,\"path\":\"",
+                              tc->rpc, tc->code, status);
+        b->last = ngx_http_linguamate_json_escape(b->last, path->data,
+                                                  path->len);
+        *b->last++ = '"';
+
+        if (elen) {
+            b->last = ngx_cpymem(b->last, extra->data, elen);
+        }
+
+        b->last = ngx_sprintf(b->last, ",\"correlationId\":\"%V\","
+                              "\"edgeCode\":\"%s\"}}}}", &ctx->corr_id,
+                              code);
+
+        if (ctx->trpc_batch && i + 1 < n) {
+            *b->last++ = ',';
+        }
+
+        if (!ctx->trpc_batch) {
+            break;
+        }
+    }
+
+    if (ctx->trpc_batch) {
+        *b->last++ = ']';
+    }
+
+    *b->last++ = '\n';
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return ngx_http_linguamate_send_json(r, status, b);
+}
+
+
+/*
+ * Answer with the envelope from a phase handler and end the request;
+ * the phase engine must not run further handlers for it.
+ */
+
+ngx_int_t
+ngx_http_linguamate_phase_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *extra)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_linguamate_send_error(r, status, code, message, extra);
+
+    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_validation_error(ngx_http_request_t *r,
+    const char *field, const char *message)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   extra;
+
+    len = sizeof(",\"details\":[{\"field\":\"\",\"message\":\"\"}]")
+          + ngx_strlen(field) + ngx_strlen(message);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    extra.data = p;
+    extra.len = ngx_sprintf(p, ",\"details\":[{\"field\":\"%s\","
+                            "\"message\":\"%s\"}]", field, message) - p;
+
+    return ngx_http_linguamate_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "VALIDATION_ERROR",
+                                          "Invalid request body", &extra);
 }

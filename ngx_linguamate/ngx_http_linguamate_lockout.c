@@ -21,7 +21,11 @@
 #include <yajl/yajl_parse.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_window.h"
+#include "ngx_http_linguamate_lockout.h"
 
 
 #define NGX_HTTP_LINGUAMATE_EMAIL_MAX      254
@@ -143,7 +147,6 @@ typedef struct {
 } ngx_http_linguamate_email_ctx_t;
 
 
-static ngx_int_t ngx_http_linguamate_lockout_handler(ngx_http_request_t *r);
 static void ngx_http_linguamate_lockout_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
@@ -357,14 +360,6 @@ ngx_http_linguamate_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 ngx_int_t
-ngx_http_linguamate_lockout_init(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_ACCESS_PHASE,
-                                           ngx_http_linguamate_lockout_handler);
-}
-
-
-static ngx_int_t
 ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
 {
     u_char                          *p;
@@ -397,8 +392,6 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
     }
 
     /* a tRPC call is under the lockout only with an auth procedure */
-
-    ngx_http_linguamate_trpc_parse(r, ctx);
 
     if (ctx->trpc && ctx->trpc_auth_n == 0) {
         ctx->lockout_done = 1;
@@ -1889,7 +1882,6 @@ ngx_http_linguamate_lockout_replay(ngx_http_linguamate_zone_t *zone,
                       &zone->name, &lz->journal);
     }
 }
-
 
 
 /* a lock read back at start, for what is left of it */

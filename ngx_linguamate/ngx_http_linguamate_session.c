@@ -25,6 +25,8 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_session.h"
 
 
 #define NGX_HTTP_LINGUAMATE_JTI_MAX  48
