@@ -560,7 +560,16 @@ static ngx_int_t
 ngx_http_linguamate_error_page(ngx_http_request_t *r)
 {
     ngx_uint_t                    status;
+    ngx_http_linguamate_ctx_t    *ctx;
     ngx_http_linguamate_error_t  *e;
+
+    /* a refusal of the edge's own: as the step that refused recorded it */
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    if (ctx && ngx_http_linguamate_refusal_pending(r, ctx)) {
+        return ngx_http_linguamate_send_refusal(r, ctx);
+    }
 
     status = r->err_status;
 

@@ -43,6 +43,14 @@ static ngx_http_linguamate_trpc_code_t  ngx_http_linguamate_trpc_codes[] = {
 
 
 static size_t ngx_http_linguamate_utf8_len(u_char *p, size_t size);
+static void ngx_http_linguamate_json_headers(ngx_http_request_t *r,
+    ngx_buf_t *b);
+static ngx_buf_t *ngx_http_linguamate_envelope(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, const char *code, const char *message,
+    ngx_str_t *extra);
+static ngx_buf_t *ngx_http_linguamate_trpc_shape(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra);
 
 
 static ngx_str_t  ngx_http_linguamate_json_type =
@@ -252,14 +260,11 @@ ngx_http_linguamate_iso_time(u_char *buf, time_t sec, ngx_msec_t msec)
 }
 
 
-ngx_int_t
-ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_buf_t *b)
-{
-    ngx_int_t    rc;
-    ngx_chain_t  out;
+/* the type and length of a JSON answer held in one buffer */
 
-    r->headers_out.status = status;
+static void
+ngx_http_linguamate_json_headers(ngx_http_request_t *r, ngx_buf_t *b)
+{
     r->headers_out.content_type = ngx_http_linguamate_json_type;
     r->headers_out.content_type_len = ngx_http_linguamate_json_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -269,6 +274,18 @@ ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
         r->headers_out.content_length->hash = 0;
         r->headers_out.content_length = NULL;
     }
+}
+
+
+ngx_int_t
+ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    ngx_http_linguamate_json_headers(r, b);
 
     rc = ngx_http_send_header(r);
 
@@ -292,29 +309,14 @@ ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
  * "extra" is a JSON fragment that starts with a comma, or NULL.
  */
 
-ngx_int_t
-ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message, ngx_str_t *extra)
+static ngx_buf_t *
+ngx_http_linguamate_envelope(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, const char *code, const char *message,
+    ngx_str_t *extra)
 {
-    size_t                      len, mlen;
-    ngx_buf_t                  *b;
-    ngx_time_t                 *tp;
-    ngx_http_linguamate_ctx_t  *ctx;
-
-    ctx = ngx_http_linguamate_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /*
-     * under the tRPC prefix, the shape the app's tRPC client reads, from
-     * the call the core read at POST_READ
-     */
-
-    if (ctx->trpc) {
-        return ngx_http_linguamate_trpc_error(r, ctx, status, code, message,
-                                              extra);
-    }
+    size_t       len, mlen;
+    ngx_buf_t   *b;
+    ngx_time_t  *tp;
 
     mlen = ngx_strlen(message);
 
@@ -328,7 +330,7 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     tp = ngx_timeofday();
@@ -350,6 +352,46 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     b->last = ngx_cpymem(b->last, "}}\n", 3);
+
+    return b;
+}
+
+
+/*
+ * The body of a refusal: under the tRPC prefix (the call the core read at
+ * POST_READ), the shape the app's tRPC client reads, else the envelope.
+ */
+
+ngx_buf_t *
+ngx_http_linguamate_error_buf(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra)
+{
+    if (ctx->trpc) {
+        return ngx_http_linguamate_trpc_shape(r, ctx, status, code, message,
+                                              extra);
+    }
+
+    return ngx_http_linguamate_envelope(r, ctx, code, message, extra);
+}
+
+
+ngx_int_t
+ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *extra)
+{
+    ngx_buf_t                  *b;
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_http_linguamate_error_buf(r, ctx, status, code, message, extra);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     /* the request may carry a body nobody read; keep the connection sane */
 
@@ -457,8 +499,8 @@ ngx_http_linguamate_trpc_code(ngx_uint_t status)
  * per procedure.  The HTTP status is the same.
  */
 
-ngx_int_t
-ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
+static ngx_buf_t *
+ngx_http_linguamate_trpc_shape(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
     const char *message, ngx_str_t *extra)
 {
@@ -498,7 +540,7 @@ ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     if (ctx->trpc_batch) {
@@ -543,34 +585,145 @@ ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
 
     *b->last++ = '\n';
 
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        r->keepalive = 0;
-    }
-
-    return ngx_http_linguamate_send_json(r, status, b);
+    return b;
 }
 
 
 /*
- * Answer with the envelope from a phase handler and end the request;
- * the phase engine must not run further handlers for it.
+ * The one way to refuse, from a phase step: the refusal is recorded in
+ * the ctx (which outlives internal redirects) and its status returned to
+ * nginx, which finalizes the request with it.  So nginx's rules apply as
+ * to any module's refusal: "satisfy any" may grant what ACCESS refused,
+ * and an error_page for the status takes over.  The error endpoint
+ * ("linguamate_endpoint error") renders the recorded refusal; with no
+ * error_page, the header and body filters answer with it instead of
+ * nginx's HTML page (ngx_http_linguamate_refusal_buf()).  Headers the step
+ * set (Retry-After, X-RateLimit-*, WWW-Authenticate) stay in headers_out.
  */
 
 ngx_int_t
 ngx_http_linguamate_phase_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message, ngx_str_t *extra)
 {
-    ngx_int_t  rc;
+    size_t                          len;
+    ngx_http_linguamate_ctx_t      *ctx;
+    ngx_http_linguamate_refusal_t  *rf;
 
-    rc = ngx_http_linguamate_send_error(r, status, code, message, extra);
-
-    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_finalize_request(r, rc);
+    rf = &ctx->refusal;
 
-    return NGX_DONE;
+    /* the message and the fields may live on the step's stack */
+
+    len = ngx_strlen(message);
+
+    rf->message = ngx_pnalloc(r->pool, len + 1);
+    if (rf->message == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(rf->message, message, len + 1);
+
+    rf->extra.len = 0;
+
+    if (extra && extra->len) {
+        rf->extra.data = ngx_pstrdup(r->pool, extra);
+        if (rf->extra.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rf->extra.len = extra->len;
+    }
+
+    rf->status = status;
+    rf->code = code;
+    rf->loc_conf = r->loc_conf;
+    rf->uri_changes = r->uri_changes;
+    rf->keepalive = r->keepalive;
+    rf->set = 1;
+    rf->sent = 0;
+    rf->swap = 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "linguamate refusal: %ui %s", status, code);
+
+    return status;
+}
+
+
+/*
+ * Is this answer the recorded refusal, unsent?  r->err_status is the
+ * status nginx finalized the request with; an error_page redirect (to
+ * any location) changes r->uri_changes.
+ */
+
+ngx_uint_t
+ngx_http_linguamate_refusal_pending(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    return ctx->refusal.set && !ctx->refusal.sent
+           && r->err_status == ctx->refusal.status;
+}
+
+
+/* the error endpoint, after an error_page redirect: render the refusal */
+
+ngx_int_t
+ngx_http_linguamate_send_refusal(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    ngx_http_linguamate_refusal_t  *rf;
+
+    rf = &ctx->refusal;
+
+    rf->sent = 1;
+    rf->swap = 1;           /* its headers as in the refusing location */
+
+    r->keepalive = rf->keepalive;
+
+    return ngx_http_linguamate_send_error(r, rf->status, rf->code,
+                                          (char *) rf->message,
+                                          rf->extra.len ? &rf->extra : NULL);
+}
+
+
+/*
+ * No error_page: nginx is sending its own page for the refusal's status
+ * (the header filter asks).  The refusal's body instead, with its length
+ * and type; the body filter sends it in place of nginx's page.
+ */
+
+ngx_buf_t *
+ngx_http_linguamate_refusal_buf(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    ngx_buf_t                      *b;
+    ngx_http_linguamate_refusal_t  *rf;
+
+    rf = &ctx->refusal;
+
+    b = ngx_http_linguamate_error_buf(r, ctx, rf->status, rf->code,
+                                      (char *) rf->message,
+                                      rf->extra.len ? &rf->extra : NULL);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    rf->sent = 1;
+
+    /* nginx closes after its own 400; the edge's refusal keeps it open */
+
+    r->keepalive = rf->keepalive;
+
+    ngx_http_linguamate_json_headers(r, b);
+
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    return b;
 }
 
 

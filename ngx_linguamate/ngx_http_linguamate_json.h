@@ -29,12 +29,18 @@ ngx_int_t ngx_http_linguamate_send_not_allowed(ngx_http_request_t *r,
 ngx_int_t ngx_http_linguamate_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *extra);
-ngx_int_t ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
+ngx_buf_t *ngx_http_linguamate_error_buf(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
     const char *message, ngx_str_t *extra);
 ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *extra);
+ngx_uint_t ngx_http_linguamate_refusal_pending(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
+ngx_int_t ngx_http_linguamate_send_refusal(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
+ngx_buf_t *ngx_http_linguamate_refusal_buf(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
 ngx_int_t ngx_http_linguamate_validation_error(ngx_http_request_t *r,
     const char *field, const char *message);
 

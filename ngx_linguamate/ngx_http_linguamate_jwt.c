@@ -152,6 +152,10 @@ typedef struct {
 static ngx_http_linguamate_jwt_worker_t  ngx_http_linguamate_jwt_worker;
 
 
+static ngx_str_t  ngx_http_linguamate_www_authenticate =
+    ngx_string("WWW-Authenticate");
+
+
 static ngx_str_t  ngx_http_linguamate_reasons[] = {
     ngx_string("NONE"),
     ngx_string("MISSING"),
@@ -1576,6 +1580,12 @@ ngx_http_linguamate_auth_reject(ngx_http_request_t *r, ngx_uint_t reason,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+
+    /* "satisfy any" drops it when another module grants access */
+
+    r->headers_out.www_authenticate = ngx_http_linguamate_list_header(
+                                  &r->headers_out.headers,
+                                  &ngx_http_linguamate_www_authenticate);
 
     p = ngx_pnalloc(r->pool, sizeof(",\"reason\":\"\"") + name->len);
     if (p == NULL) {

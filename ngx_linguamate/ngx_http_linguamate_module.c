@@ -55,6 +55,8 @@ static ngx_int_t ngx_http_linguamate_precontent_handler(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_headers(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_loc_conf_t *llcf);
 static ngx_int_t ngx_http_linguamate_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 
@@ -945,6 +947,22 @@ ngx_http_linguamate_run_steps(ngx_http_request_t *r, ngx_uint_t phase,
         ctx->step_phase = 0;
     }
 
+    if (ctx && ctx->refusal.set && !ctx->refusal.sent) {
+
+        if (r->uri_changes != ctx->refusal.uri_changes) {
+            /*
+             * an error_page redirect of a refusal: the location renders
+             * it; the edge's policy was applied where it refused
+             */
+            return NGX_DECLINED;
+        }
+
+        if (phase == NGX_HTTP_PRECONTENT_PHASE) {
+            /* refused in ACCESS, then granted ("satisfy any") */
+            ctx->refusal.set = 0;
+        }
+    }
+
     any = 0;
 
     if (phase == NGX_HTTP_ACCESS_PHASE) {
@@ -1065,12 +1083,20 @@ ngx_http_linguamate_log_handler(ngx_http_request_t *r)
  * of an upstream's headers, the features' own (the lockout's account of
  * the answer, CORS, caching), then the core's x-correlation-id and
  * security headers.  A toolkit attempt (a subrequest) is the toolkit's.
+ *
+ * A refusal of a phase step: without an error_page nginx is sending its
+ * own page for the status, in the refusing location: the refusal's body
+ * replaces it (here its type and length, in the body filter the bytes).
+ * Rendered by the error endpoint after an error_page redirect, it gets the
+ * headers of the refusing location (its CORS, its cache policy), as when
+ * the step answered itself: the module's loc conf is the one it refused in.
  */
 
 static ngx_int_t
 ngx_http_linguamate_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                       present;
+    void                           **loc_conf;
+    ngx_int_t                        rc;
     ngx_http_linguamate_ctx_t       *ctx;
     ngx_http_linguamate_toolkit_t   *tk;
     ngx_http_linguamate_loc_conf_t  *llcf;
@@ -1085,22 +1111,62 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+
+    if (ctx == NULL) {
+        llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+        if (!llcf->enable) {
+            return ngx_http_next_header_filter(r);
+        }
+
+        ctx = ngx_http_linguamate_get_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    loc_conf = r->loc_conf;
+
+    if (ctx->refusal.swap) {
+        ctx->refusal.swap = 0;
+        r->loc_conf = ctx->refusal.loc_conf;
+
+    } else if (ngx_http_linguamate_refusal_pending(r, ctx)
+               && r->uri_changes == ctx->refusal.uri_changes)
+    {
+        ctx->refusal_body = ngx_http_linguamate_refusal_buf(r, ctx);
+        if (ctx->refusal_body == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
-    if (!llcf->enable) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    ctx = ngx_http_linguamate_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ctx->headers_done) {
+    if (!llcf->enable || ctx->headers_done) {
+        r->loc_conf = loc_conf;
         return ngx_http_next_header_filter(r);
     }
 
     ctx->headers_done = 1;
+
+    rc = ngx_http_linguamate_headers(r, ctx, llcf);
+
+    r->loc_conf = loc_conf;
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_headers(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_loc_conf_t *llcf)
+{
+    ngx_uint_t  present;
 
     present = ngx_http_linguamate_headers_scan(r, ctx, llcf);
 
@@ -1118,20 +1184,19 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (ngx_http_linguamate_headers_add(r, ctx, present) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_next_header_filter(r);
+    return ngx_http_linguamate_headers_add(r, ctx, present);
 }
 
 
 static ngx_int_t
 ngx_http_linguamate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_uint_t                      failed, succeeded;
+    ngx_uint_t                      failed, succeeded, last;
+    ngx_chain_t                    *cl, out;
     ngx_http_linguamate_ctx_t      *ctx;
     ngx_http_linguamate_toolkit_t  *tk;
+
+    last = 0;
 
     if (r != r->main) {
         if (ngx_http_linguamate_toolkit_owns(r, &tk)
@@ -1143,9 +1208,32 @@ ngx_http_linguamate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    /* a tRPC batch's 207: which auth procedures failed */
-
     ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+
+    if (ctx && ctx->refusal_body) {
+        /* nginx's page for a refusal: consumed, the refusal's body sent */
+
+        for (cl = in; cl; cl = cl->next) {
+            if (cl->buf->last_buf) {
+                last = 1;
+            }
+
+            cl->buf->pos = cl->buf->last;
+            cl->buf->file_pos = cl->buf->file_last;
+        }
+
+        if (!last) {
+            return NGX_OK;
+        }
+
+        out.buf = ctx->refusal_body;
+        out.next = NULL;
+        ctx->refusal_body = NULL;
+
+        return ngx_http_next_body_filter(r, &out);
+    }
+
+    /* a tRPC batch's 207: which auth procedures failed */
 
     if (ctx && ctx->trpc_scanning && in) {
         switch (ngx_http_linguamate_trpc_scan(r, ctx, in, &failed,

@@ -401,6 +401,24 @@ typedef struct {
 } ngx_http_linguamate_claims_t;
 
 
+/*
+ * A refusal of a phase step (json.c: ngx_http_linguamate_phase_error()),
+ * kept until the error endpoint or the filters answer with it.
+ */
+typedef struct {
+    ngx_uint_t                  status;
+    const char                 *code;           /* a literal */
+    u_char                     *message;        /* NUL-terminated, pool */
+    ngx_str_t                   extra;          /* JSON fields, ",..." */
+    void                      **loc_conf;       /* of the refusing location */
+    ngx_uint_t                  uri_changes;
+    unsigned                    keepalive:1;
+    unsigned                    set:1;
+    unsigned                    sent:1;
+    unsigned                    swap:1;         /* headers: as refused */
+} ngx_http_linguamate_refusal_t;
+
+
 typedef struct {
     ngx_str_t                   corr_id;
     ngx_str_t                   session_id;
@@ -442,6 +460,9 @@ typedef struct {
     unsigned                    trpc_analytics:1;
     unsigned                    trpc_scanning:1;
     unsigned                    trpc_bad:1;     /* not canonical */
+
+    ngx_http_linguamate_refusal_t  refusal;
+    ngx_buf_t                  *refusal_body;   /* in place of nginx's */
 
     /* a phase's step that suspended (NGX_DONE, NGX_AGAIN): resumed there */
     ngx_uint_t                  step;
