@@ -20,11 +20,21 @@ typedef struct {
 } ngx_http_linguamate_lockout_info_t;
 
 
+/* a lock decided by a request, written out from its LOG phase */
+typedef struct {
+    ngx_str_t                  *key;
+    ngx_uint_t                  failures;
+    ngx_msec_t                  locked;
+    time_t                      at;
+} ngx_http_linguamate_lock_event_t;
+
+
 char *ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_linguamate_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_linguamate_lockout_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_lockout_log_step(ngx_http_request_t *r);
 ngx_int_t ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 void ngx_http_linguamate_lockout_scanned(ngx_http_request_t *r,

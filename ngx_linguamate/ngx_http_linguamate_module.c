@@ -220,6 +220,11 @@ static ngx_http_linguamate_step_t  ngx_http_linguamate_log_steps[] = {
       "a 207 batch answer not read to the end counts its auth procedures "
       "as failed for the lockout" },
 
+    { ngx_http_linguamate_lockout_log_step, "lockout",
+      "after the scan (it may lock): a lock decided by this request is "
+      "written to the event log and the lockout journal here, not from "
+      "the header or body filter that counted it" },
+
     { ngx_http_linguamate_toolkit_log, "toolkit",
       "a toolkit call that ended early counts its attempts so far for its "
       "breaker (instead of the next step)" },
@@ -914,10 +919,13 @@ ngx_http_linguamate_add_variables(ngx_conf_t *cf)
  * step that suspends the request (NGX_DONE, NGX_AGAIN: the lockout reads
  * the body, then resumes the phases) is resumed at the same step, as
  * nginx resumes at the same handler, unless the request was redirected
- * since.  In ACCESS, "satisfy" is applied per step as nginx's access
- * checker applies it per handler: with "satisfy any", NGX_OK grants
- * access at once and 401/403 are recorded in r->access_code while the
- * other steps (and the other modules: "allow") go on.
+ * since.  In ACCESS, NGX_OK goes on to the next step with "satisfy all"
+ * (as nginx's access checker does per handler) and grants access at once
+ * with "satisfy any".  A refusal (401/403 too) ends the table: nginx
+ * records it under "satisfy any" and asks the other modules ("allow");
+ * the later steps (the lockout, the breaker) do not run for a request the
+ * edge refused, so no breaker probe is spent on it, and a request that
+ * "allow" then grants passes without them.
  */
 
 static ngx_int_t
@@ -999,16 +1007,6 @@ ngx_http_linguamate_run_steps(ngx_http_request_t *r, ngx_uint_t phase,
 
         if (phase == NGX_HTTP_ACCESS_PHASE && rc == NGX_OK && !any) {
             access = NGX_OK;
-            continue;
-        }
-
-        if (phase == NGX_HTTP_ACCESS_PHASE && any
-            && (rc == NGX_HTTP_FORBIDDEN || rc == NGX_HTTP_UNAUTHORIZED))
-        {
-            if (r->access_code != NGX_HTTP_UNAUTHORIZED) {
-                r->access_code = rc;
-            }
-
             continue;
         }
 

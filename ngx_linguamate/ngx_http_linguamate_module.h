@@ -429,6 +429,7 @@ typedef struct {
     ngx_str_t                  *lockout_key;        /* ip:, email:... */
     ngx_uint_t                  lockout_nkeys;
     ngx_uint_t                  lockout_refuse;     /* why not read */
+    ngx_array_t                *lockout_events;     /* locks to write out */
     ngx_http_linguamate_claims_t  claims;
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
     ngx_http_linguamate_toolkit_t      *toolkit;

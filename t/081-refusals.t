@@ -161,7 +161,7 @@ Content-Type: application/json; charset=utf-8
         linguamate_endpoint root;
     }
 --- request eval
-"GET /api/trpc/" . join(",", map { "a.b$_" } 1 .. 65) . "?batch=1"
+"GET /api/trpc/" . CORE::join(",", map { "a.b$_" } 1 .. 65) . "?batch=1"
 --- error_code: 400
 --- response_headers
 Content-Type: application/json; charset=utf-8
