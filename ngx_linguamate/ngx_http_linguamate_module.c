@@ -986,7 +986,26 @@ ngx_http_linguamate_run_steps(ngx_http_request_t *r, ngx_uint_t phase,
                        "linguamate phase %s step: %s",
                        ngx_http_linguamate_phase_names[phase], step[i].name);
 
+        /*
+         * where to resume if the step suspends the request: noted before
+         * the call, as after NGX_DONE the request may be gone already
+         */
+
+        if (ctx) {
+            ctx->step = i;
+            ctx->step_phase = phase + 1;
+            ctx->step_uri_changes = r->uri_changes;
+        }
+
         rc = step[i].handler(r);
+
+        if (rc == NGX_DONE || rc == NGX_AGAIN) {
+            return rc;
+        }
+
+        if (ctx) {
+            ctx->step_phase = 0;
+        }
 
         if (rc == NGX_DECLINED) {
             continue;
@@ -994,16 +1013,6 @@ ngx_http_linguamate_run_steps(ngx_http_request_t *r, ngx_uint_t phase,
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "linguamate step %s: %i", step[i].name, rc);
-
-        if (rc == NGX_DONE || rc == NGX_AGAIN) {
-            if (ctx) {
-                ctx->step = i;
-                ctx->step_phase = phase + 1;
-                ctx->step_uri_changes = r->uri_changes;
-            }
-
-            return rc;
-        }
 
         if (phase == NGX_HTTP_ACCESS_PHASE && rc == NGX_OK && !any) {
             access = NGX_OK;

@@ -16,6 +16,7 @@ our $Http = <<'_EOC_';
     linguamate_jwt_secret a-test-secret-that-is-long-enough-0123456789;
     linguamate_log_file logs/events.log;
     linguamate_limit_zone one size=1m window=60s limit=1;
+    linguamate_breaker b failure_threshold=1 volume_threshold=1 reset_timeout=30s;
 _EOC_
 
 no_shuffle();
@@ -46,13 +47,15 @@ Content-Type: application/json; charset=utf-8
 
 
 
-=== TEST 2: satisfy any, nobody allowed: the auth refusal is the answer
+=== TEST 2: satisfy any, nobody allowed: the auth refusal is the answer,
+and the breaker's gate was not asked (no probe spent on it)
 --- http_config eval: $::Http
 --- config
     location = /api/me {
         satisfy any;
         deny all;
         linguamate_auth on;
+        linguamate_circuit_breaker b;
         linguamate_endpoint root;
     }
 --- request
@@ -63,6 +66,10 @@ WWW-Authenticate: Bearer realm="linguamate"
 Content-Type: application/json; charset=utf-8
 --- response_body_like chomp
 ^\{"error":\{"code":"UNAUTHORIZED","message":"Authentication required","timestamp":"[^"]+","requestId":"[^"]+","reason":"MISSING"\}\}$
+--- error_log
+linguamate phase access step: auth
+--- no_error_log
+linguamate phase access step: breaker
 
 
 
