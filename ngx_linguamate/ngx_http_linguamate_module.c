@@ -217,9 +217,8 @@ static ngx_http_linguamate_step_t  ngx_http_linguamate_log_steps[] = {
       "the request counters first, whatever happened" },
 
     { ngx_http_linguamate_trpc_log, "trpc_scan",
-      "the auth procedures of a 207 batch answer count for the lockout: "
-      "as the body filter's scan found them, or all as failed when the "
-      "answer was not read to the end" },
+      "a 207 batch answer not read to the end counts its auth procedures "
+      "as failed for the lockout" },
 
     { ngx_http_linguamate_lockout_log_step, "lockout",
       "after the scan (it may lock): a lock decided by this request is "
@@ -1248,11 +1247,8 @@ ngx_http_linguamate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                                               &succeeded))
         {
         case 1:
-            /* counted by the LOG phase (trpc_scan step), not here */
             ctx->trpc_scanning = 0;
-            ctx->trpc_scanned = 1;
-            ctx->trpc_failed = failed;
-            ctx->trpc_succeeded = succeeded;
+            ngx_http_linguamate_lockout_scanned(r, ctx, failed, succeeded);
             break;
 
         case NGX_ERROR:

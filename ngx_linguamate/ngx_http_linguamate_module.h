@@ -451,8 +451,6 @@ typedef struct {
     ngx_str_t                   trpc_path;      /* all of it */
     ngx_uint_t                  trpc_n;
     uint64_t                    trpc_auth;      /* bit per auth procedure */
-    ngx_uint_t                  trpc_failed;    /* of a scanned 207 */
-    ngx_uint_t                  trpc_succeeded;
     ngx_uint_t                  trpc_auth_n;
     void                       *trpc_scan;
     unsigned                    trpc_done:1;
@@ -462,7 +460,6 @@ typedef struct {
     unsigned                    trpc_chat:1;
     unsigned                    trpc_analytics:1;
     unsigned                    trpc_scanning:1;
-    unsigned                    trpc_scanned:1;     /* counts below, LOG */
     unsigned                    trpc_bad:1;     /* not canonical */
 
     ngx_http_linguamate_refusal_t  refusal;

@@ -105,11 +105,9 @@ ngx_http_linguamate_trpc_refuse(ngx_http_request_t *r)
 
 
 /*
- * LOG phase: the auth procedures of a 207 batch answer count for the
- * lockout, as the body filter's scan found them (the filter only notes
- * them); one whose elements could not be read to the end (the client
- * left, the answer went to a file or was too large) counts every auth
- * procedure of the call as failed
+ * LOG phase: a 207 whose elements could not be read to the end (the
+ * client left, the answer went to a file or was too large) counts every
+ * auth procedure of the call as failed
  */
 
 ngx_int_t
@@ -119,18 +117,9 @@ ngx_http_linguamate_trpc_log(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
 
-    if (ctx == NULL) {
-        return NGX_OK;
-    }
-
-    if (ctx->trpc_scanning) {
+    if (ctx && ctx->trpc_scanning) {
         ctx->trpc_scanning = 0;
         ngx_http_linguamate_lockout_scanned(r, ctx, ctx->trpc_auth_n, 0);
-
-    } else if (ctx->trpc_scanned) {
-        ctx->trpc_scanned = 0;
-        ngx_http_linguamate_lockout_scanned(r, ctx, ctx->trpc_failed,
-                                            ctx->trpc_succeeded);
     }
 
     return NGX_OK;
