@@ -16,16 +16,16 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    u_char       *body, out[64], *p;
-    yajl_val      root;
-    ngx_int_t     rc, set[NGX_HTTP_LINGUAMATE_NFLAGS];
-    ngx_uint_t    i, value[NGX_HTTP_LINGUAMATE_NFLAGS];
-    const char   *field, *message;
+    u_char                             *body, out[64], *p;
+    yajl_val                            root;
+    ngx_int_t                           rc, set[NGX_HTTP_LINGUAMATE_NFLAGS];
+    ngx_uint_t                          i, value[NGX_HTTP_LINGUAMATE_NFLAGS];
+    ngx_http_linguamate_flags_error_t   err;
 
     body = fuzz_ngx_strdup(data, size);
     root = NULL;
-    field = "body";
-    message = "must be a JSON object";
+    err.field = "body";
+    err.message = "must be a JSON object";
 
     if (size && ngx_strlen(body) == size
         && ngx_http_linguamate_json_depth_ok(body, size, 8))
@@ -33,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         root = yajl_tree_parse((const char *) body, NULL, 0);
     }
 
-    rc = ngx_http_linguamate_patch_parse(root, set, value, &field, &message);
+    rc = ngx_http_linguamate_patch_parse(root, set, value, &err);
 
     if (rc == NGX_OK) {
         for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
@@ -49,11 +49,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
 
-    } else if (field == NULL || message == NULL) {
+    } else if (err.field == NULL || err.message == NULL) {
         abort();
 
     } else {
-        (void) ngx_strlen(field);   /* still readable: before the free */
+        (void) ngx_strlen(err.field);   /* still readable: before the free */
     }
 
     yajl_tree_free(root);

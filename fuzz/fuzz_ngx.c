@@ -26,6 +26,7 @@ ngx_uint_t             ngx_cacheline_size = 64;
 ngx_int_t              ngx_ncpu = 1;
 
 ngx_module_t           ngx_http_linguamate_module;
+ngx_module_t           ngx_core_module;        /* the state layer's chown */
 
 static void           *fuzz_ngx_main_conf[1];
 static ngx_pool_t     *fuzz_ngx_pool;

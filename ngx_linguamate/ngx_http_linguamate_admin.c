@@ -73,6 +73,14 @@ static ngx_int_t ngx_http_linguamate_admin_key_add(ngx_conf_t *cf,
     ngx_uint_t n);
 
 
+#define NGX_HTTP_LINGUAMATE_REVOKE_NAME(id, name, before)  name,
+
+/* the "revoked" of the answer, by kind */
+static const char  *ngx_http_linguamate_revoke_names[] = {
+    NGX_HTTP_LINGUAMATE_REVOKE_KINDS(NGX_HTTP_LINGUAMATE_REVOKE_NAME)
+};
+
+
 ngx_int_t
 ngx_http_linguamate_admin_handler(ngx_http_request_t *r)
 {
@@ -323,17 +331,17 @@ static ngx_int_t
 ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
 {
-    u_char      *dst, *src;
-    int64_t      before;
-    ngx_buf_t   *b;
-    ngx_str_t    id;
-    const char  *kind;
+    u_char                        *dst, *src;
+    int64_t                        before;
+    ngx_buf_t                     *b;
+    ngx_str_t                      id;
+    ngx_http_linguamate_revoke_e   kind;
 
     if (c->path.len == sizeof("/sessions/revoke-all") - 1
         && ngx_strncmp(c->path.data, "/sessions/revoke-all",
                        c->path.len) == 0)
     {
-        kind = "all";
+        kind = NGX_HTTP_LINGUAMATE_REVOKE_ALL;
         ngx_str_set(&c->action, "sessions_revoke_all");
         ngx_str_set(&id, "");
 
@@ -342,13 +350,17 @@ ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
                               - (sizeof("/revoke") - 1), "/revoke",
                               sizeof("/revoke") - 1) == 0)
     {
-        if (c->path.data[1] == 's') {
-            kind = "sid";
+        /* the caller let only these two through */
+
+        if (ngx_strncmp(c->path.data, "/sessions/", sizeof("/sessions/") - 1)
+            == 0)
+        {
+            kind = NGX_HTTP_LINGUAMATE_REVOKE_SESSION;
             ngx_str_set(&c->action, "session_revoke");
             id.data = c->path.data + sizeof("/sessions/") - 1;
 
         } else {
-            kind = "sub";
+            kind = NGX_HTTP_LINGUAMATE_REVOKE_USER;
             ngx_str_set(&c->action, "user_revoke");
             id.data = c->path.data + sizeof("/users/") - 1;
         }
@@ -412,7 +424,8 @@ ngx_http_linguamate_admin_revoke(ngx_http_request_t *r,
     }
 
     b->last = ngx_sprintf(b->last, "{\"success\":true,\"revoked\":\"%s\","
-                          "\"issuedBefore\":\"", kind);
+                          "\"issuedBefore\":\"",
+                          ngx_http_linguamate_revoke_names[kind]);
     b->last = ngx_http_linguamate_iso_time(b->last,
                                            (time_t) (before / 1000),
                                            (ngx_msec_t) (before % 1000));
@@ -746,6 +759,7 @@ ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r)
     const char                        *field;
     ngx_http_linguamate_main_conf_t   *lmcf;
     ngx_http_linguamate_admin_call_t   c;
+    ngx_http_linguamate_flags_error_t  err;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
@@ -767,12 +781,11 @@ ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_linguamate_flags_patch(r, in.data, in.len, &changes, &b);
+    rc = ngx_http_linguamate_flags_patch(r, in.data, in.len, &changes, &b,
+                                         &err);
 
     if (rc == NGX_DECLINED) {
-        /* "changes" holds the field, a NUL, and the message */
-
-        field = (const char *) changes.data;
+        field = err.field;
 
         c.status = NGX_HTTP_BAD_REQUEST;
         len = sizeof(",\"invalid\":\"\"") + 6 * 64;
@@ -805,7 +818,7 @@ ngx_http_linguamate_admin_flags_body(ngx_http_request_t *r)
 
         ngx_http_finalize_request(r,
             ngx_http_linguamate_validation_error(r, (const char *) p,
-                                                 field + len + 1));
+                                                 err.message));
         return;
     }
 

@@ -12,7 +12,9 @@
  * or until the configured value changes (seen at a reload or a start): a
  * live change records the configured value it overrode, and when the
  * configuration no longer says that, the configuration wins.  Live changes
- * are written to STATE_DIR/flags.state so that they survive a restart.
+ * are written to STATE_DIR/flags.state so that they survive a restart:
+ * a snapshot of the state layer (ngx_http_linguamate_state.c), rewritten
+ * whole at each change, "flag" records.
  */
 
 
@@ -22,11 +24,11 @@
 #include "ngx_http_linguamate_json.h"
 #include "ngx_http_linguamate_log.h"
 #include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_flags.h"
 
 
 #define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
-#define NGX_HTTP_LINGUAMATE_CACHE_MAX   31536000
 #define NGX_HTTP_LINGUAMATE_CACHE_SLOTS 256
 
 
@@ -41,7 +43,7 @@ typedef struct {
 struct ngx_http_linguamate_flags_s {
     ngx_http_linguamate_flag_t  f[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_atomic_t                generation;
-    ngx_atomic_t                saved;      /* the generation on disk */
+    ngx_atomic_t                saved;      /* unused (the zone's layout) */
     /* cache purges: of all entries, of the procedures of a slot */
     ngx_atomic_t                cache_all;
     ngx_atomic_t                cache_slot[NGX_HTTP_LINGUAMATE_CACHE_SLOTS];
@@ -54,22 +56,75 @@ typedef struct ngx_http_linguamate_flags_s  ngx_http_linguamate_flags_t;
 
 typedef struct {
     ngx_http_linguamate_main_conf_t  *lmcf;
-    ngx_cycle_t                      *cycle;
-    ngx_str_t                         path;     /* STATE_DIR/flags.state */
+    ngx_http_linguamate_state_t      *state;    /* STATE_DIR/flags.state */
+    ngx_uint_t                        dropped;  /* by the last load */
 } ngx_http_linguamate_flags_zone_t;
 
 
+/*
+ * A flag is what its setting is: the kind (BOOL, LEVEL, UINT) and the
+ * upper bound of each setting, as constants
+ */
+
+#define NGX_HTTP_LINGUAMATE_SETTING_KIND(env, dir, kind, def, field, lo, hi) \
+    NGX_HTTP_LINGUAMATE_SK_##env = NGX_HTTP_LINGUAMATE_KIND_##kind,
+#define NGX_HTTP_LINGUAMATE_SETTING_MAX(env, dir, kind, def, field, lo, hi)  \
+    NGX_HTTP_LINGUAMATE_SMAX_##env = (hi),
+
+enum {
+    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_KIND)
+};
+
+enum {
+    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_MAX)
+};
+
+
+/* the tables of NGX_HTTP_LINGUAMATE_FLAGS, by flag */
+
+#define NGX_HTTP_LINGUAMATE_FLAG_NAME(id, name, setting)  ngx_string(name),
+#define NGX_HTTP_LINGUAMATE_FLAG_ENV(id, name, setting)  #setting,
+#define NGX_HTTP_LINGUAMATE_FLAG_SETTING(id, name, setting)                  \
+    NGX_HTTP_LINGUAMATE_S_##setting,
+#define NGX_HTTP_LINGUAMATE_FLAG_KIND(id, name, setting)                     \
+    NGX_HTTP_LINGUAMATE_SK_##setting,
+#define NGX_HTTP_LINGUAMATE_FLAG_MAX(id, name, setting)                      \
+    NGX_HTTP_LINGUAMATE_SMAX_##setting,
+
 /* the names: the API's, the environment's */
 static ngx_str_t  ngx_http_linguamate_flag_names[] = {
-    ngx_string("maintenance"), ngx_string("features.chat"),
-    ngx_string("features.analytics"), ngx_string("strictMode"),
-    ngx_string("logLevel"), ngx_string("cacheTtlSeconds")
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_NAME)
 };
 
 static const char  *ngx_http_linguamate_flag_envs[] = {
-    "MAINTENANCE_MODE", "FEATURE_CHAT_ENABLED", "FEATURE_ANALYTICS_ENABLED",
-    "SECURITY_STRICT_MODE", "LOG_LEVEL", "CACHE_TTL_SECONDS"
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_ENV)
 };
+
+static const ngx_uint_t  ngx_http_linguamate_flag_settings[] = {
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_SETTING)
+};
+
+static const ngx_uint_t  ngx_http_linguamate_flag_kinds[] = {
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_KIND)
+};
+
+static const ngx_uint_t  ngx_http_linguamate_flag_max[] = {
+    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_MAX)
+};
+
+/* the endpoints' maintenance column; a proxied location (EP_NONE) is in */
+
+#define NGX_HTTP_LINGUAMATE_EP_MAINTENANCE(id, name, h, m, probe, cache,    \
+                                           maint)                            \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (maint),
+
+static const u_char  ngx_http_linguamate_endpoint_maintenance[] = {
+    [NGX_HTTP_LINGUAMATE_EP_NONE] = 1,
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_MAINTENANCE)
+};
+
+/* a group ("features") is a bit of a ngx_uint_t in patch_parse() */
+_Static_assert(NGX_HTTP_LINGUAMATE_NFLAGS <= 32, "too many flags");
 
 #if (NGX_HTTP_CACHE)
 /* NGX_HTTP_CACHE_MISS .. NGX_HTTP_CACHE_SCARCE, as $upstream_cache_status */
@@ -80,8 +135,19 @@ static ngx_str_t  ngx_http_linguamate_cache_statuses[] = {
 };
 #endif
 
-static const char  *ngx_http_linguamate_api_levels[] = {
-    "trace", "debug", "info", "warn", "error", "fatal", NULL
+/* the log levels of the logLevel flag: PATCH sets those a line can have */
+
+typedef struct {
+    const char                 *name;
+    ngx_uint_t                  level;
+    ngx_uint_t                  line;
+} ngx_http_linguamate_api_level_t;
+
+#define NGX_HTTP_LINGUAMATE_API_LEVEL(id, n, name, line)  { name, n, line },
+
+static ngx_http_linguamate_api_level_t  ngx_http_linguamate_api_levels[] = {
+    NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_API_LEVEL)
+    { NULL, 0, 0 }
 };
 
 
@@ -91,21 +157,21 @@ static ngx_int_t ngx_http_linguamate_flags_fresh(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_flags_kept(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_flags_path(
-    ngx_http_linguamate_zone_t *zone);
-static void ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
+static ngx_int_t ngx_http_linguamate_flags_apply(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_rec_t *rec,
     ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_flags_save(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_flags_snapshot(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_emit_pt emit,
+    void *sink, ngx_log_t *log);
 static void ngx_http_linguamate_flags_dropped(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
     ngx_uint_t conf);
 static void ngx_http_linguamate_settings_digest(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
     ngx_uint_t log);
+static size_t ngx_http_linguamate_flag_group(ngx_uint_t flag);
 static ngx_int_t ngx_http_linguamate_patch_parse(yajl_val root,
-    ngx_int_t *set, ngx_uint_t *value, const char **field,
-    const char **message);
+    ngx_int_t *set, ngx_uint_t *value, ngx_http_linguamate_flags_error_t *err);
 static ngx_int_t ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag,
     ngx_int_t *set, ngx_uint_t *value, const char **message);
 static const char *ngx_http_linguamate_api_level(ngx_uint_t level);
@@ -131,7 +197,6 @@ ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     }
 
     fz->lmcf = lmcf;
-    fz->cycle = cf->cycle;
 
     ngx_str_set(&name, "linguamate_flags");
     ngx_str_set(&sig, "the flags zone");
@@ -146,6 +211,19 @@ ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     zone->data = fz;
     zone->init_fresh = ngx_http_linguamate_flags_fresh;
     zone->init_kept = ngx_http_linguamate_flags_kept;
+
+    /* a snapshot, rewritten whole at each change: six lines at most */
+
+    fz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
+                                        "flags.state",
+                                        ngx_http_linguamate_flags_apply,
+                                        ngx_http_linguamate_flags_snapshot,
+                                        fz);
+    if (fz->state == NULL) {
+        return NGX_ERROR;
+    }
+
+    fz->state->snapshot_only = 1;
 
     lmcf->flags_zone = zone;
 
@@ -175,24 +253,23 @@ ngx_http_linguamate_maintenance_on(ngx_http_linguamate_main_conf_t *lmcf)
 }
 
 
+/* the configured value: the flag's setting */
+
 static ngx_uint_t
 ngx_http_linguamate_flag_conf(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_uint_t flag)
 {
-    switch (flag) {
-    case NGX_HTTP_LINGUAMATE_F_MAINTENANCE:
-        return lmcf->maintenance ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_CHAT:
-        return lmcf->feature_chat ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_ANALYTICS:
-        return lmcf->feature_analytics ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_STRICT:
-        return lmcf->strict_mode ? 1 : 0;
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
-        return lmcf->log_level;
-    default: /* NGX_HTTP_LINGUAMATE_F_CACHE_TTL */
-        return lmcf->cache_ttl_seconds;
+    u_char                         *field;
+    ngx_http_linguamate_setting_t  *s;
+
+    s = &ngx_http_linguamate_settings[ngx_http_linguamate_flag_settings[flag]];
+    field = (u_char *) lmcf + s->offset;
+
+    if (s->kind == NGX_HTTP_LINGUAMATE_KIND_BOOL) {
+        return *(ngx_flag_t *) field ? 1 : 0;
     }
+
+    return *(ngx_uint_t *) field;
 }
 
 
@@ -232,11 +309,21 @@ ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
 
     ngx_http_linguamate_settings_digest(fz->lmcf, fl, 0);
 
-    if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
+    if (ngx_http_linguamate_state_path(fz->state) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_http_linguamate_flags_load(zone, log);
+    fz->dropped = 0;
+
+    if (ngx_http_linguamate_state_load(fz->state, log) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "linguamate: live flag changes restored from \"%V\"",
+                      &fz->state->path);
+    }
+
+    if (fz->dropped) {
+        (void) ngx_http_linguamate_state_compact(fz->state, log);
+    }
 
     return NGX_OK;
 }
@@ -261,7 +348,7 @@ ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
     fz->lmcf->live_log_level =
         &fl->f[NGX_HTTP_LINGUAMATE_F_LOG_LEVEL].value;
 
-    if (ngx_http_linguamate_flags_path(zone) != NGX_OK) {
+    if (ngx_http_linguamate_state_path(fz->state) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -293,7 +380,7 @@ ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
     ngx_http_linguamate_settings_digest(fz->lmcf, fl, 1);
 
     if (dropped) {
-        (void) ngx_http_linguamate_flags_save(zone, log);
+        (void) ngx_http_linguamate_state_compact(fz->state, log);
     }
 
     return NGX_OK;
@@ -358,25 +445,6 @@ ngx_http_linguamate_settings_digest(ngx_http_linguamate_main_conf_t *lmcf,
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_flags_path(ngx_http_linguamate_zone_t *zone)
-{
-    ngx_http_linguamate_flags_zone_t  *fz;
-
-    fz = zone->data;
-
-    fz->path.len = fz->lmcf->state_dir.len + sizeof("/flags.state") - 1;
-    fz->path.data = ngx_pnalloc(fz->cycle->pool, fz->path.len + 1);
-    if (fz->path.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(fz->path.data, "%V/flags.state%Z", &fz->lmcf->state_dir);
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_http_linguamate_flags_dropped(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_uint_t flag, ngx_uint_t live, ngx_uint_t conf)
@@ -405,211 +473,112 @@ ngx_http_linguamate_flags_dropped(ngx_http_linguamate_main_conf_t *lmcf,
 
 
 /*
- * STATE_DIR/flags.state, a line per live change:
- * "NAME VALUE BASE SINCE\n", numbers in decimal.
- */
-
-static void
-ngx_http_linguamate_flags_load(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
-{
-    u_char                            *p, *last, *line, *eol;
-    u_char                             buf[2048];
-    ssize_t                            n;
-    ngx_fd_t                           fd;
-    ngx_int_t                          v[3];
-    ngx_uint_t                         i, k, changed, dropped;
-    ngx_http_linguamate_flags_t       *fl;
-    ngx_http_linguamate_flags_zone_t  *fz;
-
-    fz = zone->data;
-    fl = zone->sh->data;
-
-    fd = ngx_open_file(fz->path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "linguamate: cannot read \"%V\": live flag changes "
-                          "are not restored", &fz->path);
-        }
-
-        return;
-    }
-
-    n = ngx_read_fd(fd, buf, sizeof(buf) - 1);
-    (void) ngx_close_file(fd);
-
-    if (n < 0) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot read \"%V\"", &fz->path);
-        return;
-    }
-
-    last = buf + n;
-    changed = 0;
-    dropped = 0;
-
-    for (line = buf; line < last; line = eol + 1) {
-        eol = ngx_strlchr(line, last, '\n');
-        if (eol == NULL) {
-            break;          /* a line cut short is ignored */
-        }
-
-        p = ngx_strlchr(line, eol, ' ');
-        if (p == NULL) {
-            continue;
-        }
-
-        for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
-            if (ngx_http_linguamate_flag_names[i].len == (size_t) (p - line)
-                && ngx_strncmp(line, ngx_http_linguamate_flag_names[i].data,
-                               p - line) == 0)
-            {
-                break;
-            }
-        }
-
-        if (i == NGX_HTTP_LINGUAMATE_NFLAGS) {
-            continue;
-        }
-
-        for (k = 0; k < 3; k++) {
-            line = p + 1;
-            p = ngx_strlchr(line, eol, ' ');
-            if (p == NULL) {
-                p = eol;
-            }
-
-            v[k] = ngx_atoi(line, p - line);
-            if (v[k] == NGX_ERROR || (k < 2 && p == eol)) {
-                break;
-            }
-        }
-
-        if (k < 3) {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "linguamate: a bad line in \"%V\" is ignored",
-                          &fz->path);
-            continue;
-        }
-
-        if (!ngx_http_linguamate_flag_valid(i, v[0])
-            || !ngx_http_linguamate_flag_valid(i, v[1])
-            || v[2] > 4102444800)   /* 2100-01-01 */
-        {
-            ngx_log_error(NGX_LOG_WARN, log, 0,
-                          "linguamate: a bad value in \"%V\" is ignored",
-                          &fz->path);
-            continue;
-        }
-
-        if ((ngx_uint_t) v[1] != ngx_http_linguamate_flag_conf(fz->lmcf, i)) {
-            /* the configuration changed while stopped: it wins */
-            ngx_http_linguamate_flags_dropped(fz->lmcf, i, v[0],
-                               ngx_http_linguamate_flag_conf(fz->lmcf, i));
-            dropped = 1;
-            continue;
-        }
-
-        fl->f[i].value = v[0];
-        fl->f[i].live = 1;
-        fl->f[i].base = v[1];
-        fl->f[i].since = v[2];
-        changed = 1;
-    }
-
-    if (changed) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "linguamate: live flag changes restored from \"%V\"",
-                      &fz->path);
-    }
-
-    if (dropped) {
-        (void) ngx_http_linguamate_flags_save(zone, log);
-    }
-}
-
-
-/*
- * Write the live changes: a temporary file renamed over the old one.  The
- * snapshot is taken under the zone mutex, written and synced without it,
- * and renamed under it only if no newer snapshot is on disk yet, so that
- * two workers saving at once leave the later change there.
+ * A record of STATE_DIR/flags.state (or of another replica) into the
+ * zone: a live change whose configured value is still the one it
+ * overrode, or the clearing of one.  A value a PATCH could not set is
+ * a bad record.
  */
 
 static ngx_int_t
-ngx_http_linguamate_flags_save(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
+ngx_http_linguamate_flags_apply(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_rec_t *rec, ngx_log_t *log)
 {
-    u_char                             buf[1024], tmp[NGX_MAX_PATH], *p;
-    ngx_fd_t                           fd;
-    ngx_int_t                          rc;
-    ngx_uint_t                         i, gen;
+    ngx_uint_t                         i, conf;
+    ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_t       *fl;
     ngx_http_linguamate_flags_zone_t  *fz;
 
-    fz = zone->data;
+    fz = st->data;
+    zone = st->zone;
     fl = zone->sh->data;
 
-    if (fz->path.len + 32 > NGX_MAX_PATH) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(tmp, "%V.%P.tmp%Z", &fz->path, ngx_pid);
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    gen = fl->generation;
-    p = buf;
-
     for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
-        if (fl->f[i].live) {
-            p = ngx_sprintf(p, "%V %uA %uA %uA\n",
-                            &ngx_http_linguamate_flag_names[i],
-                            fl->f[i].value, fl->f[i].base, fl->f[i].since);
+        if (ngx_http_linguamate_flag_names[i].len == rec->key.len
+            && ngx_strncmp(rec->key.data,
+                           ngx_http_linguamate_flag_names[i].data,
+                           rec->key.len) == 0)
+        {
+            break;
         }
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\": live flag changes "
-                      "will not survive a restart", tmp);
+    if (i == NGX_HTTP_LINGUAMATE_NFLAGS) {
         return NGX_ERROR;
     }
 
-    if (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\": live flag changes "
-                      "will not survive a restart", tmp);
-        (void) ngx_close_file(fd);
-        (void) ngx_delete_file(tmp);
+    conf = ngx_http_linguamate_flag_conf(fz->lmcf, i);
+
+    if (rec->type == NGX_HTTP_LINGUAMATE_STATE_UNFLAG) {
+        ngx_shmtx_lock(&zone->shpool->mutex);
+        fl->f[i].live = 0;
+        fl->f[i].value = conf;
+        fl->generation++;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_OK;
+    }
+
+    if (rec->n[0] > NGX_MAX_INT_T_VALUE || rec->n[1] > NGX_MAX_INT_T_VALUE
+        || !ngx_http_linguamate_flag_valid(i, (ngx_int_t) rec->n[0])
+        || !ngx_http_linguamate_flag_valid(i, (ngx_int_t) rec->n[1])
+        || rec->n[2] > 4102444800)   /* 2100-01-01 */
+    {
         return NGX_ERROR;
     }
 
-    (void) ngx_close_file(fd);
-
-    rc = NGX_OK;
+    if ((ngx_uint_t) rec->n[1] != conf) {
+        /* the configuration changed while stopped: it wins */
+        ngx_http_linguamate_flags_dropped(fz->lmcf, i,
+                                          (ngx_uint_t) rec->n[0], conf);
+        fz->dropped = 1;
+        return NGX_DECLINED;
+    }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    if ((ngx_atomic_int_t) (gen - fl->saved) < 0) {
-        /* a newer snapshot is already there */
-        (void) ngx_delete_file(tmp);
+    fl->f[i].value = (ngx_uint_t) rec->n[0];
+    fl->f[i].live = 1;
+    fl->f[i].base = (ngx_uint_t) rec->n[1];
+    fl->f[i].since = (ngx_uint_t) rec->n[2];
+    fl->generation++;
 
-    } else if (ngx_rename_file(tmp, fz->path.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot rename \"%s\" to \"%V\"", tmp,
-                      &fz->path);
-        (void) ngx_delete_file(tmp);
-        rc = NGX_ERROR;
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    } else {
-        fl->saved = gen;
+    return NGX_OK;
+}
+
+
+/* the live changes, as records */
+
+static ngx_int_t
+ngx_http_linguamate_flags_snapshot(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_emit_pt emit, void *sink, ngx_log_t *log)
+{
+    ngx_int_t                         rc;
+    ngx_uint_t                        i;
+    ngx_http_linguamate_zone_t       *zone;
+    ngx_http_linguamate_flags_t      *fl;
+    ngx_http_linguamate_state_rec_t   rec;
+
+    zone = st->zone;
+    fl = zone->sh->data;
+    rc = NGX_OK;
+
+    ngx_memzero(&rec, sizeof(ngx_http_linguamate_state_rec_t));
+    rec.type = NGX_HTTP_LINGUAMATE_STATE_FLAG;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS && rc == NGX_OK; i++) {
+        if (!fl->f[i].live) {
+            continue;
+        }
+
+        rec.key = ngx_http_linguamate_flag_names[i];
+        rec.n[0] = fl->f[i].value;
+        rec.n[1] = fl->f[i].base;
+        rec.n[2] = fl->f[i].since;
+
+        rc = emit(sink, &rec);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -643,22 +612,14 @@ ngx_http_linguamate_maintenance_step(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (!llcf->maintenance || !ngx_http_linguamate_maintenance_on(lmcf)) {
-        return NGX_DECLINED;
-    }
+    /* the endpoints' maintenance column: health, metrics, ... answer */
 
-    switch (llcf->endpoint) {
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH:
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE:
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH_READY:
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED:
-    case NGX_HTTP_LINGUAMATE_EP_METRICS:
-    case NGX_HTTP_LINGUAMATE_EP_ADMIN:
-    case NGX_HTTP_LINGUAMATE_EP_ERROR:
+    if (!llcf->maintenance
+        || llcf->endpoint >= NGX_HTTP_LINGUAMATE_NENDPOINTS
+        || !ngx_http_linguamate_endpoint_maintenance[llcf->endpoint]
+        || !ngx_http_linguamate_maintenance_on(lmcf))
+    {
         return NGX_DECLINED;
-
-    default:
-        break;
     }
 
     /* the header keeps pointing at it: the request's memory */
@@ -925,26 +886,51 @@ u_char *
 ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p)
 {
-    ngx_uint_t                    i, n, conf;
+    size_t                        g, glen;
+    ngx_str_t                    *name;
+    ngx_uint_t                    i, n, m, conf;
     ngx_http_linguamate_flags_t  *fl;
 
-    p = ngx_sprintf(p, "\"flags\":{\"maintenance\":");
-    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_MAINTENANCE,
-            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_MAINTENANCE));
-    p = ngx_sprintf(p, ",\"features\":{\"chat\":");
-    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_CHAT,
-            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_CHAT));
-    p = ngx_sprintf(p, ",\"analytics\":");
-    p = ngx_http_linguamate_flag_value(p, NGX_HTTP_LINGUAMATE_F_ANALYTICS,
-            ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_ANALYTICS));
+    /* in the list's order; a group's flags nest: "features":{"chat":...} */
 
-    for (i = NGX_HTTP_LINGUAMATE_F_STRICT; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++)
-    {
-        p = ngx_sprintf(p, "%s\"%V\":", i == NGX_HTTP_LINGUAMATE_F_STRICT
-                                        ? "}," : ",",
-                        &ngx_http_linguamate_flag_names[i]);
+    p = ngx_sprintf(p, "\"flags\":{");
+    glen = 0;
+    n = 0;
+    m = 0;
+
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
+        name = &ngx_http_linguamate_flag_names[i];
+        g = ngx_http_linguamate_flag_group(i);
+
+        if (glen
+            && (g != glen || ngx_strncmp(name->data,
+                                 ngx_http_linguamate_flag_names[i - 1].data,
+                                 g) != 0))
+        {
+            *p++ = '}';
+            glen = 0;
+        }
+
+        if (g && !glen) {
+            p = ngx_sprintf(p, "%s\"%*s\":{", n++ ? "," : "", g, name->data);
+            glen = g;
+            m = 0;
+        }
+
+        if (glen) {
+            p = ngx_sprintf(p, "%s\"%*s\":", m++ ? "," : "",
+                            name->len - g - 1, name->data + g + 1);
+
+        } else {
+            p = ngx_sprintf(p, "%s\"%V\":", n++ ? "," : "", name);
+        }
+
         p = ngx_http_linguamate_flag_value(p, i,
                                            ngx_http_linguamate_flag(lmcf, i));
+    }
+
+    if (glen) {
+        *p++ = '}';
     }
 
     /* which ones are live changes, over what configured value, since when */
@@ -980,10 +966,10 @@ ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
 static u_char *
 ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
 {
-    switch (flag) {
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+    switch (ngx_http_linguamate_flag_kinds[flag]) {
+    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
         return ngx_sprintf(p, "\"%s\"", ngx_http_linguamate_api_level(value));
-    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+    case NGX_HTTP_LINGUAMATE_KIND_UINT:
         return ngx_sprintf(p, "%ui", value);
     default:
         return ngx_sprintf(p, "%s", value ? "true" : "false");
@@ -991,17 +977,27 @@ ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
 }
 
 
-/* a value read back from STATE_DIR: what a PATCH could have set */
+/*
+ * A value read back from STATE_DIR: one of the flag's setting (any log
+ * level, "silent" too, as LOG_LEVEL may say)
+ */
 
 static ngx_uint_t
 ngx_http_linguamate_flag_valid(ngx_uint_t flag, ngx_int_t v)
 {
-    switch (flag) {
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
-        return (v >= 10 && v <= 60 && v % 10 == 0)
-               || v == NGX_HTTP_LINGUAMATE_LOG_SILENT;
-    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
-        return v >= 0 && v <= NGX_HTTP_LINGUAMATE_CACHE_MAX;
+    ngx_http_linguamate_api_level_t  *l;
+
+    switch (ngx_http_linguamate_flag_kinds[flag]) {
+    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
+        for (l = ngx_http_linguamate_api_levels; l->name; l++) {
+            if ((ngx_int_t) l->level == v) {
+                return 1;
+            }
+        }
+
+        return 0;
+    case NGX_HTTP_LINGUAMATE_KIND_UINT:
+        return v >= 0 && v <= (ngx_int_t) ngx_http_linguamate_flag_max[flag];
     default:
         return v == 0 || v == 1;
     }
@@ -1011,11 +1007,30 @@ ngx_http_linguamate_flag_valid(ngx_uint_t flag, ngx_int_t v)
 static const char *
 ngx_http_linguamate_api_level(ngx_uint_t level)
 {
-    if (level >= 10 && level <= 60) {
-        return ngx_http_linguamate_api_levels[level / 10 - 1];
+    ngx_http_linguamate_api_level_t  *l;
+
+    for (l = ngx_http_linguamate_api_levels; l->name; l++) {
+        if (l->level == level) {
+            return l->name;
+        }
     }
 
     return "silent";
+}
+
+
+/* a nested flag's group: the length of "features" in "features.chat" */
+
+static size_t
+ngx_http_linguamate_flag_group(ngx_uint_t flag)
+{
+    u_char     *dot;
+    ngx_str_t  *name;
+
+    name = &ngx_http_linguamate_flag_names[flag];
+    dot = ngx_strlchr(name->data, name->data + name->len, '.');
+
+    return dot ? (size_t) (dot - name->data) : 0;
 }
 
 
@@ -1024,29 +1039,32 @@ ngx_http_linguamate_api_level(ngx_uint_t level)
  * "features":{"chat":bool,"analytics":bool},"strictMode":bool,
  * "logLevel":"trace".."fatal","cacheTtlSeconds":int}; null clears a live
  * change.  All or nothing: one bad field and nothing changes.  Returns
- * NGX_DECLINED with "changes" naming the field and the message on a bad
- * body, NGX_OK with the answer in "out".
+ * NGX_DECLINED with the field and the message in "err" on a bad body,
+ * NGX_OK with the answer in "out".
  */
 
 ngx_int_t
 ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
-    size_t len, ngx_str_t *changes, ngx_buf_t **out)
+    size_t len, ngx_str_t *changes, ngx_buf_t **out,
+    ngx_http_linguamate_flags_error_t *err)
 {
     u_char                            *p;
+    size_t                             flen;
     yajl_val                           root;
     ngx_int_t                          rc, set[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_buf_t                         *b;
     ngx_uint_t                         i, n, conf;
     ngx_uint_t                         value[NGX_HTTP_LINGUAMATE_NFLAGS];
-    const char                        *field, *message;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_t       *fl;
+    ngx_http_linguamate_flags_zone_t  *fz;
     ngx_http_linguamate_main_conf_t   *lmcf;
+    ngx_http_linguamate_state_rec_t    rec[NGX_HTTP_LINGUAMATE_NFLAGS];
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    field = "body";
-    message = "must be a JSON object";
+    err->field = "body";
+    err->message = "must be a JSON object";
     root = NULL;
 
     if (len && ngx_strlen(body) == len
@@ -1055,21 +1073,21 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
         root = yajl_tree_parse((const char *) body, NULL, 0);
     }
 
-    rc = ngx_http_linguamate_patch_parse(root, set, value, &field, &message);
+    rc = ngx_http_linguamate_patch_parse(root, set, value, err);
 
     if (rc != NGX_OK) {
         /* the field may be a key of the tree: copied before it is freed */
 
-        changes->len = ngx_min(ngx_strlen(field), 64) + ngx_strlen(message)
-                       + 2;
-        changes->data = ngx_pnalloc(r->pool, changes->len);
-        if (changes->data == NULL) {
+        flen = ngx_min(ngx_strlen(err->field), 64);
+
+        p = ngx_pnalloc(r->pool, flen + 1);
+        if (p == NULL) {
             yajl_tree_free(root);
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(changes->data, field, ngx_min(ngx_strlen(field), 64));
-        ngx_sprintf(p, "%Z%s%Z", message);
+        *ngx_cpymem(p, err->field, flen) = '\0';
+        err->field = (const char *) p;
 
         yajl_tree_free(root);
 
@@ -1110,15 +1128,25 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
 
         conf = ngx_http_linguamate_flag_conf(lmcf, i);
 
+        /* the change as a record of the state layer */
+
+        ngx_memzero(&rec[n], sizeof(ngx_http_linguamate_state_rec_t));
+        rec[n].key = ngx_http_linguamate_flag_names[i];
+
         if (set[i] == 2) {
             fl->f[i].live = 0;
             fl->f[i].value = conf;
+            rec[n].type = NGX_HTTP_LINGUAMATE_STATE_UNFLAG;
 
         } else {
             fl->f[i].base = conf;
             fl->f[i].since = ngx_time();
             fl->f[i].value = value[i];
             fl->f[i].live = 1;
+            rec[n].type = NGX_HTTP_LINGUAMATE_STATE_FLAG;
+            rec[n].n[0] = value[i];
+            rec[n].n[1] = conf;
+            rec[n].n[2] = fl->f[i].since;
         }
 
         p = ngx_sprintf(p, "%s\"%V\":", n++ ? "," : "",
@@ -1141,7 +1169,10 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
     *p++ = '}';
     changes->len = p - changes->data;
 
-    (void) ngx_http_linguamate_flags_save(zone, r->connection->log);
+    fz = zone->data;
+
+    (void) ngx_http_linguamate_state_write(fz->state, rec, n,
+                                           r->connection->log);
 
     b->last = ngx_sprintf(b->last, "{\"success\":true,");
     b->last = ngx_http_linguamate_flags_json(lmcf, b->last);
@@ -1153,13 +1184,18 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
 }
 
 
+/* the messages below name every flag */
+_Static_assert(NGX_HTTP_LINGUAMATE_NFLAGS == 6,
+               "patch_parse()'s messages name each flag");
+
 static ngx_int_t
 ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
-    ngx_uint_t *value, const char **field, const char **message)
+    ngx_uint_t *value, ngx_http_linguamate_flags_error_t *err)
 {
-    size_t      i, j;
-    yajl_val    v, fv;
-    ngx_uint_t  flag, n, features;
+    size_t       i, j, g, len;
+    yajl_val     v, fv;
+    ngx_str_t   *name;
+    ngx_uint_t   flag, n, groups;
     const char  *key, *fkey;
 
     ngx_memzero(set, NGX_HTTP_LINGUAMATE_NFLAGS * sizeof(ngx_int_t));
@@ -1169,88 +1205,100 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
     }
 
     n = 0;
-    features = 0;
+    g = 0;
+    groups = 0;     /* bit of the first flag of each group seen */
 
     for (i = 0; i < root->u.object.len; i++) {
         key = root->u.object.keys[i];
         v = root->u.object.values[i];
-        *field = key;
+        err->field = key;
+        len = ngx_strlen(key);
 
-        if (ngx_strcmp(key, "features") == 0) {
-            if (features++) {
-                *message = "is duplicated";
-                return NGX_ERROR;
-            }
-
-            if (!YAJL_IS_OBJECT(v)) {
-                *message = "must be an object of chat and analytics";
-                return NGX_ERROR;
-            }
-
-            for (j = 0; j < v->u.object.len; j++) {
-                fkey = v->u.object.keys[j];
-                fv = v->u.object.values[j];
-
-                if (ngx_strcmp(fkey, "chat") == 0) {
-                    *field = "features.chat";
-                    flag = NGX_HTTP_LINGUAMATE_F_CHAT;
-
-                } else if (ngx_strcmp(fkey, "analytics") == 0) {
-                    *field = "features.analytics";
-                    flag = NGX_HTTP_LINGUAMATE_F_ANALYTICS;
-
-                } else {
-                    *field = "features";
-                    *message = "unknown feature: the features are chat and "
-                               "analytics";
-                    return NGX_ERROR;
-                }
-
-                if (ngx_http_linguamate_patch_value(fv, flag, set, value,
-                                                    message)
-                    != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
-
-                n++;
-            }
-
-            continue;
-        }
+        /* a flag of its own, or the first flag of a group */
 
         for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
-            if (flag == NGX_HTTP_LINGUAMATE_F_CHAT
-                || flag == NGX_HTTP_LINGUAMATE_F_ANALYTICS)
-            {
-                continue;
-            }
+            name = &ngx_http_linguamate_flag_names[flag];
+            g = ngx_http_linguamate_flag_group(flag);
 
-            if (ngx_strcmp(key, ngx_http_linguamate_flag_names[flag].data)
-                == 0)
+            if ((g ? g : name->len) == len
+                && ngx_strncmp(key, name->data, len) == 0)
             {
                 break;
             }
         }
 
         if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
-            *message = "unknown flag: the flags are maintenance, features, "
-                       "strictMode, logLevel and cacheTtlSeconds";
+            err->message = "unknown flag: the flags are maintenance, "
+                           "features, strictMode, logLevel and "
+                           "cacheTtlSeconds";
             return NGX_ERROR;
         }
 
-        if (ngx_http_linguamate_patch_value(v, flag, set, value, message)
-            != NGX_OK)
-        {
+        if (g == 0) {
+            if (ngx_http_linguamate_patch_value(v, flag, set, value,
+                                                &err->message)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            n++;
+            continue;
+        }
+
+        /* a group: {"features":{"chat":bool,"analytics":bool}} */
+
+        if (groups & ((ngx_uint_t) 1 << flag)) {
+            err->message = "is duplicated";
             return NGX_ERROR;
         }
 
-        n++;
+        groups |= (ngx_uint_t) 1 << flag;
+
+        if (!YAJL_IS_OBJECT(v)) {
+            err->message = "must be an object of chat and analytics";
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < v->u.object.len; j++) {
+            fkey = v->u.object.keys[j];
+            fv = v->u.object.values[j];
+
+            for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
+                name = &ngx_http_linguamate_flag_names[flag];
+
+                if (ngx_http_linguamate_flag_group(flag) == len
+                    && ngx_strncmp(name->data, key, len) == 0
+                    && ngx_strcmp(name->data + len + 1, fkey) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
+                err->field = key;
+                err->message = "unknown feature: the features are chat and "
+                               "analytics";
+                return NGX_ERROR;
+            }
+
+            err->field = (const char *)
+                         ngx_http_linguamate_flag_names[flag].data;
+
+            if (ngx_http_linguamate_patch_value(fv, flag, set, value,
+                                                &err->message)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            n++;
+        }
     }
 
     if (n == 0) {
-        *field = "body";
-        *message = "names no flag to change";
+        err->field = "body";
+        err->message = "names no flag to change";
         return NGX_ERROR;
     }
 
@@ -1258,11 +1306,16 @@ ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
 }
 
 
+/* the messages below name the levels and the bound */
+_Static_assert(NGX_HTTP_LINGUAMATE_NLOG_LEVELS == 7
+               && NGX_HTTP_LINGUAMATE_SMAX_CACHE_TTL_SECONDS == 31536000,
+               "patch_value()'s messages name the levels and the bound");
+
 static ngx_int_t
 ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
     ngx_uint_t *value, const char **message)
 {
-    ngx_uint_t  i;
+    ngx_http_linguamate_api_level_t  *l;
 
     /* a key given twice: JSON.parse would take the last, yajl the first */
 
@@ -1276,16 +1329,14 @@ ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
         return NGX_OK;
     }
 
-    switch (flag) {
+    switch (ngx_http_linguamate_flag_kinds[flag]) {
 
-    case NGX_HTTP_LINGUAMATE_F_LOG_LEVEL:
+    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
         if (YAJL_IS_STRING(v) && v->u.string) {
-            for (i = 0; ngx_http_linguamate_api_levels[i]; i++) {
-                if (ngx_strcmp(v->u.string,
-                               ngx_http_linguamate_api_levels[i]) == 0)
-                {
+            for (l = ngx_http_linguamate_api_levels; l->name; l++) {
+                if (l->line && ngx_strcmp(v->u.string, l->name) == 0) {
                     set[flag] = 1;
-                    value[flag] = (i + 1) * 10;
+                    value[flag] = l->level;
                     return NGX_OK;
                 }
             }
@@ -1295,15 +1346,17 @@ ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
                    "(or null)";
         return NGX_ERROR;
 
-    case NGX_HTTP_LINGUAMATE_F_CACHE_TTL:
+    case NGX_HTTP_LINGUAMATE_KIND_UINT:
         if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0
-            && YAJL_GET_INTEGER(v) <= NGX_HTTP_LINGUAMATE_CACHE_MAX)
+            && YAJL_GET_INTEGER(v)
+               <= (long long) ngx_http_linguamate_flag_max[flag])
         {
             set[flag] = 1;
             value[flag] = (ngx_uint_t) YAJL_GET_INTEGER(v);
             return NGX_OK;
         }
 
+        /* one integer flag so far: cacheTtlSeconds, its bound here */
         *message = "must be an integer from 0 to 31536000 (or null)";
         return NGX_ERROR;
 

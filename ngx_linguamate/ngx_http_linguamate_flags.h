@@ -27,7 +27,8 @@ size_t ngx_http_linguamate_flags_json_len(void);
 u_char *ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
     u_char *p);
 ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
-    u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out);
+    u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out,
+    ngx_http_linguamate_flags_error_t *err);
 ngx_int_t ngx_http_linguamate_cache_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 ngx_atomic_uint_t ngx_http_linguamate_cache_purge(

@@ -27,15 +27,23 @@ typedef struct {
 } ngx_http_linguamate_error_t;
 
 
-static ngx_int_t ngx_http_linguamate_check_method(ngx_http_request_t *r);
-static ngx_int_t ngx_http_linguamate_root(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf);
-static ngx_int_t ngx_http_linguamate_health(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed);
-static ngx_int_t ngx_http_linguamate_ready(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf);
-static ngx_int_t ngx_http_linguamate_info(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf);
+/* an endpoint of NGX_HTTP_LINGUAMATE_ENDPOINTS */
+typedef struct {
+    ngx_http_handler_pt   handler;
+    ngx_uint_t            methods;      /* 0: the handler checks */
+    const char           *allow;        /* of a 405 */
+} ngx_http_linguamate_endpoint_t;
+
+
+static ngx_int_t ngx_http_linguamate_root(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_health(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_health_detailed(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_health_answer(ngx_http_request_t *r,
+    ngx_uint_t detailed);
+static ngx_int_t ngx_http_linguamate_health_live(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_health_ready(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_info(ngx_http_request_t *r);
+static ngx_int_t ngx_http_linguamate_not_found(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_error_page(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_send_literal(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
@@ -77,101 +85,58 @@ static ngx_str_t  ngx_http_linguamate_ready_body =
     ngx_string("{\"status\":\"ready\"}\n");
 
 
+/* linguamate_endpoint: the handlers of NGX_HTTP_LINGUAMATE_ENDPOINTS */
+
+#define NGX_HTTP_LINGUAMATE_EP_ENTRY(id, name, h, m, probe, cache, maint)    \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = { ngx_http_linguamate_##h,               \
+                                      NGX_HTTP_LINGUAMATE_M_##m,             \
+                                      NGX_HTTP_LINGUAMATE_M_##m##_ALLOW },
+
+static ngx_http_linguamate_endpoint_t  ngx_http_linguamate_endpoint_table[] = {
+    [NGX_HTTP_LINGUAMATE_EP_NONE] = { NULL, 0, NULL },
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_ENTRY)
+};
+
+_Static_assert(sizeof(ngx_http_linguamate_endpoint_table)
+               / sizeof(ngx_http_linguamate_endpoint_t)
+               == NGX_HTTP_LINGUAMATE_NENDPOINTS,
+               "an entry per endpoint");
+
+
 ngx_int_t
 ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                         rc;
-    ngx_http_linguamate_loc_conf_t   *llcf;
-    ngx_http_linguamate_main_conf_t  *lmcf;
+    ngx_http_linguamate_endpoint_t  *ep;
+    ngx_http_linguamate_loc_conf_t  *llcf;
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    switch (llcf->endpoint) {
+    if (llcf->endpoint == NGX_HTTP_LINGUAMATE_EP_NONE
+        || llcf->endpoint >= NGX_HTTP_LINGUAMATE_NENDPOINTS)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    case NGX_HTTP_LINGUAMATE_EP_ERROR:
-        return ngx_http_linguamate_error_page(r);
+    ep = &ngx_http_linguamate_endpoint_table[llcf->endpoint];
 
-    case NGX_HTTP_LINGUAMATE_EP_ADMIN:
-        return ngx_http_linguamate_admin_handler(r);
+    /*
+     * the methods of the list: anything else gets a 405 envelope with
+     * Allow; a GET or HEAD endpoint discards a body, as stub_status does
+     */
 
-    case NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH:
-        return ngx_http_linguamate_auth_refresh(r);
-
-    case NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS:
-    case NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS:
-        return ngx_http_linguamate_ingest_handler(r);
-
-    case NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT:
-        if (r->method != NGX_HTTP_POST) {
-            return ngx_http_linguamate_send_not_allowed(r, "POST");
+    if (ep->methods) {
+        if (!(r->method & ep->methods)) {
+            return ngx_http_linguamate_send_not_allowed(r, ep->allow);
         }
 
-        return ngx_http_linguamate_auth_logout(r);
-
-    case NGX_HTTP_LINGUAMATE_EP_NOT_FOUND:
-        return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_FOUND,
-                                              "NOT_FOUND",
-                                              "Resource not found", NULL);
-    }
-
-    rc = ngx_http_linguamate_check_method(r);
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
-    switch (llcf->endpoint) {
-
-    case NGX_HTTP_LINGUAMATE_EP_ROOT:
-        return ngx_http_linguamate_root(r, lmcf);
-
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH:
-        return ngx_http_linguamate_health(r, lmcf, 0);
-
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED:
-        return ngx_http_linguamate_health(r, lmcf, 1);
-
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE:
-        return ngx_http_linguamate_send_literal(r, NGX_HTTP_OK,
-                                             &ngx_http_linguamate_live_body);
-
-    case NGX_HTTP_LINGUAMATE_EP_HEALTH_READY:
-        return ngx_http_linguamate_ready(r, lmcf);
-
-    case NGX_HTTP_LINGUAMATE_EP_INFO:
-        return ngx_http_linguamate_info(r, lmcf);
-
-    case NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION:
-        return ngx_http_linguamate_auth_session(r);
-
-    case NGX_HTTP_LINGUAMATE_EP_METRICS:
-        return ngx_http_linguamate_metrics_handler(r);
-
-    case NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH:
-        return ngx_http_linguamate_toolkit_health(r);
-    }
-
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-
-/*
- * GET and HEAD only: NGX_DECLINED lets the endpoint answer; anything else
- * gets a 405 envelope with Allow, and its return code
- */
-
-static ngx_int_t
-ngx_http_linguamate_check_method(ngx_http_request_t *r)
-{
-    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
-        if (ngx_http_discard_request_body(r) != NGX_OK) {
+        if (!(ep->methods & (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_PATCH))
+            && ngx_http_discard_request_body(r) != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        return NGX_DECLINED;
     }
 
-    return ngx_http_linguamate_send_not_allowed(r, "GET, HEAD");
+    return ep->handler(r);
 }
 
 
@@ -208,8 +173,7 @@ ngx_http_linguamate_uptime(ngx_http_linguamate_main_conf_t *lmcf)
 
 
 static ngx_int_t
-ngx_http_linguamate_root(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf)
+ngx_http_linguamate_root(ngx_http_request_t *r)
 {
     ngx_buf_t   *b;
     ngx_time_t  *tp;
@@ -259,12 +223,22 @@ ngx_http_linguamate_not_ready(ngx_http_linguamate_main_conf_t *lmcf)
 
 
 static ngx_int_t
-ngx_http_linguamate_ready(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf)
+ngx_http_linguamate_health_live(ngx_http_request_t *r)
 {
-    size_t       len;
-    ngx_buf_t   *b;
-    const char  *reason;
+    return ngx_http_linguamate_send_literal(r, NGX_HTTP_OK,
+                                            &ngx_http_linguamate_live_body);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_health_ready(ngx_http_request_t *r)
+{
+    size_t                            len;
+    ngx_buf_t                        *b;
+    const char                       *reason;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     reason = ngx_http_linguamate_not_ready(lmcf);
 
@@ -307,19 +281,36 @@ ngx_http_linguamate_worst(const char *a, const char *b)
 
 
 static ngx_int_t
-ngx_http_linguamate_health(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t detailed)
+ngx_http_linguamate_health(ngx_http_request_t *r)
 {
-    size_t                        len;
-    ngx_str_t                     version;
-    uint64_t                      rss, limit, pct, zpct, used;
-    ngx_buf_t                    *b;
-    ngx_time_t                   *tp;
-    ngx_uint_t                    status, i;
-    const char                   *overall, *env_status, *reason, *source;
-    const char                   *mem_status, *shm_status, *cb_status;
-    ngx_uint_t                    open;
-    ngx_http_linguamate_zone_t  **zp;
+    return ngx_http_linguamate_health_answer(r, 0);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_health_detailed(ngx_http_request_t *r)
+{
+    return ngx_http_linguamate_health_answer(r, 1);
+}
+
+
+static ngx_int_t
+ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
+{
+    size_t                            len;
+    ngx_str_t                         version;
+    uint64_t                          rss, limit, pct, zpct, used;
+    ngx_buf_t                        *b;
+    ngx_time_t                       *tp;
+    ngx_uint_t                        status, i;
+    const char                       *overall, *env_status, *reason;
+    const char                       *source, *mem_status, *shm_status;
+    const char                       *cb_status;
+    ngx_uint_t                        open;
+    ngx_http_linguamate_zone_t      **zp;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     tp = ngx_timeofday();
 
@@ -507,10 +498,12 @@ ngx_http_linguamate_health(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_linguamate_info(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf)
+ngx_http_linguamate_info(ngx_http_request_t *r)
 {
-    ngx_buf_t  *b;
+    ngx_buf_t                        *b;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     b = ngx_create_temp_buf(r->pool, 1024 + lmcf->env_name.len
                             + ngx_http_linguamate_build_json.len
@@ -555,6 +548,14 @@ ngx_http_linguamate_info(ngx_http_request_t *r,
  * "error_page 400 404 ... @linguamate_error" lands here with the status
  * nginx was about to answer in r->err_status.
  */
+
+static ngx_int_t
+ngx_http_linguamate_not_found(ngx_http_request_t *r)
+{
+    return ngx_http_linguamate_send_error(r, NGX_HTTP_NOT_FOUND, "NOT_FOUND",
+                                          "Resource not found", NULL);
+}
+
 
 static ngx_int_t
 ngx_http_linguamate_error_page(ngx_http_request_t *r)

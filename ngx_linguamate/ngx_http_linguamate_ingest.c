@@ -134,25 +134,19 @@ static size_t ngx_http_linguamate_utf8_cut(u_char *s, size_t len,
 static void ngx_http_linguamate_yajl_free(void *data);
 
 
+/* the app's levels: name, server level, counter, security */
+
+#define NGX_HTTP_LINGUAMATE_CLIENT_LEVEL(id, level, label, security)         \
+    { ngx_string(#id), NGX_HTTP_LINGUAMATE_LOG_##level,                      \
+      NGX_HTTP_LINGUAMATE_CM_LEVELS + NGX_HTTP_LINGUAMATE_CL_##id, security },
+
 static ngx_http_linguamate_client_level_t  ngx_http_linguamate_levels[] = {
-    { ngx_string("TRACE"), NGX_HTTP_LINGUAMATE_LOG_TRACE,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 0, 0 },
-    { ngx_string("DEBUG"), NGX_HTTP_LINGUAMATE_LOG_DEBUG,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 1, 0 },
-    { ngx_string("INFO"), NGX_HTTP_LINGUAMATE_LOG_INFO,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 2, 0 },
-    { ngx_string("NOTICE"), NGX_HTTP_LINGUAMATE_LOG_INFO,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 3, 0 },
-    { ngx_string("WARN"), NGX_HTTP_LINGUAMATE_LOG_WARN,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 4, 0 },
-    { ngx_string("ERROR"), NGX_HTTP_LINGUAMATE_LOG_ERROR,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 5, 0 },
-    { ngx_string("FATAL"), NGX_HTTP_LINGUAMATE_LOG_FATAL,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 6, 0 },
-    { ngx_string("SECURITY"), NGX_HTTP_LINGUAMATE_LOG_WARN,
-      NGX_HTTP_LINGUAMATE_CM_LEVELS + 7, 1 },
+    NGX_HTTP_LINGUAMATE_CLIENT_LEVELS(NGX_HTTP_LINGUAMATE_CLIENT_LEVEL)
     { ngx_null_string, 0, 0, 0 }
 };
+
+_Static_assert(NGX_HTTP_LINGUAMATE_NCLIENT_LEVELS == 8,
+               "check_record()'s message names each client level");
 
 
 /* the optional objects of a record, in the order they are written */

@@ -156,15 +156,21 @@ static ngx_str_t  ngx_http_linguamate_www_authenticate =
     ngx_string("WWW-Authenticate");
 
 
+/* by reason: the contract's name, and the envelope's message */
+
+#define NGX_HTTP_LINGUAMATE_REASON_NAME(id, name, message)                   \
+    [NGX_HTTP_LINGUAMATE_AUTH_##id] = ngx_string(name),
+#define NGX_HTTP_LINGUAMATE_REASON_MESSAGE(id, name, message)                \
+    [NGX_HTTP_LINGUAMATE_AUTH_##id] = (message),
+
 static ngx_str_t  ngx_http_linguamate_reasons[] = {
-    ngx_string("NONE"),
-    ngx_string("MISSING"),
-    ngx_string("MALFORMED"),
-    ngx_string("BAD_SIGNATURE"),
-    ngx_string("TOKEN_EXPIRED"),
-    ngx_string("NOT_YET_VALID"),
-    ngx_string("WRONG_TYPE"),
-    ngx_string("REVOKED")
+    [NGX_HTTP_LINGUAMATE_AUTH_OK] = ngx_string("NONE"),
+    NGX_HTTP_LINGUAMATE_AUTH_REASONS(NGX_HTTP_LINGUAMATE_REASON_NAME)
+};
+
+static const char  *ngx_http_linguamate_reason_messages[] = {
+    [NGX_HTTP_LINGUAMATE_AUTH_OK] = "",
+    NGX_HTTP_LINGUAMATE_AUTH_REASONS(NGX_HTTP_LINGUAMATE_REASON_MESSAGE)
 };
 
 
@@ -1598,15 +1604,11 @@ ngx_http_linguamate_auth_reject(ngx_http_request_t *r, ngx_uint_t reason,
     if (phase) {
         return ngx_http_linguamate_phase_error(r, NGX_HTTP_UNAUTHORIZED,
                    "UNAUTHORIZED",
-                   reason == NGX_HTTP_LINGUAMATE_AUTH_MISSING
-                   ? "Authentication required" : "Invalid token",
-                   &extra);
+                   ngx_http_linguamate_reason_messages[reason], &extra);
     }
 
     return ngx_http_linguamate_send_error(r, NGX_HTTP_UNAUTHORIZED,
-               "UNAUTHORIZED",
-               reason == NGX_HTTP_LINGUAMATE_AUTH_MISSING
-               ? "Authentication required" : "Invalid token",
+               "UNAUTHORIZED", ngx_http_linguamate_reason_messages[reason],
                &extra);
 }
 
@@ -1874,7 +1876,9 @@ ngx_http_linguamate_auth_logout(ngx_http_request_t *r)
 
     if (lmcf->session_zone == NULL
         || ngx_http_linguamate_session_revoke(lmcf->session_zone, r->pool,
-               "sid", &ctx->claims.sid, NULL, r->connection->log) != NGX_OK)
+               NGX_HTTP_LINGUAMATE_REVOKE_SESSION, &ctx->claims.sid, NULL,
+               r->connection->log)
+           != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "linguamate: logout needs a linguamate_session_zone "

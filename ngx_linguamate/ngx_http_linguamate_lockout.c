@@ -12,9 +12,10 @@
  * handler resumes the phases) and is kept for whatever handles the route.
  *
  * Locks survive a restart: each lock and each unlock of the operations API
- * is a line appended to STATE_DIR/lockouts-ZONE.journal; at start the
- * master replays it (locks still in force) and compacts it.  Failure
- * counts below the threshold last a minute and are not kept.
+ * is a record of the state layer (ngx_http_linguamate_state.c) appended
+ * to STATE_DIR/lockouts-ZONE.journal; at start the master replays it
+ * (locks still in force) and compacts it.  Failure counts below the
+ * threshold last a minute and are not kept.
  */
 
 
@@ -25,6 +26,7 @@
 #include "ngx_http_linguamate_log.h"
 #include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_window.h"
+#include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_lockout.h"
 
 
@@ -39,8 +41,7 @@ typedef struct {
     ngx_msec_t                  window;
     ngx_msec_t                  lock;
     ngx_http_linguamate_main_conf_t  *lmcf;
-    ngx_cycle_t                *cycle;
-    ngx_str_t                   journal;
+    ngx_http_linguamate_state_t      *state;
 } ngx_http_linguamate_lockout_zone_t;
 
 
@@ -193,21 +194,19 @@ static void ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
     ngx_msec_t lock);
 static ngx_int_t ngx_http_linguamate_lockout_fresh(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_lockout_kept(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_lockout_path(
-    ngx_http_linguamate_zone_t *zone);
-static void ngx_http_linguamate_lockout_replay(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static void ngx_http_linguamate_lockout_restore(
+static ngx_int_t ngx_http_linguamate_lockout_apply(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_rec_t *rec,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_lockout_snapshot(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_emit_pt emit,
+    void *sink, ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_lockout_restore(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, uint64_t until,
     time_t locked_at, ngx_log_t *log);
 static ngx_uint_t ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, ngx_uint_t weight);
 static ngx_uint_t ngx_http_linguamate_lockout_forget(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key);
-static void ngx_http_linguamate_lockout_compact(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static void ngx_http_linguamate_lockout_append(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_msec_t left,
     time_t locked_at, ngx_log_t *log);
@@ -254,7 +253,6 @@ ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     lz->window = NGX_HTTP_LINGUAMATE_LOCK_WINDOW;
     lz->lock = NGX_HTTP_LINGUAMATE_LOCK_TIME;
     lz->lmcf = lmcf;
-    lz->cycle = cf->cycle;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -315,7 +313,13 @@ ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->data = lz;
     zone->init_fresh = ngx_http_linguamate_lockout_fresh;
-    zone->init_kept = ngx_http_linguamate_lockout_kept;
+
+    lz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
+                    "lockouts-%V.journal", ngx_http_linguamate_lockout_apply,
+                    ngx_http_linguamate_lockout_snapshot, lz);
+    if (lz->state == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1707,251 +1711,92 @@ ngx_http_linguamate_lockout_forget(ngx_http_linguamate_zone_t *zone,
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_lockout_path(ngx_http_linguamate_zone_t *zone)
-{
-    ngx_http_linguamate_lockout_zone_t  *lz;
-
-    lz = zone->data;
-
-    lz->journal.len = lz->lmcf->state_dir.len + zone->name.len
-                      + sizeof("/lockouts-.journal") - 1;
-    lz->journal.data = ngx_pnalloc(lz->cycle->pool, lz->journal.len + 1);
-    if (lz->journal.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(lz->journal.data, "%V/lockouts-%V.journal%Z",
-                &lz->lmcf->state_dir, &zone->name);
-
-    return NGX_OK;
-}
-
-
 /* at start: the locks still in force come back, then the journal shrinks */
 
 static ngx_int_t
 ngx_http_linguamate_lockout_fresh(ngx_http_linguamate_zone_t *zone,
     ngx_log_t *log)
 {
-    if (ngx_http_linguamate_lockout_path(zone) != NGX_OK) {
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    lz = zone->data;
+
+    if (ngx_http_linguamate_state_path(lz->state) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_http_linguamate_lockout_replay(zone, log);
-    ngx_http_linguamate_lockout_compact(zone, log);
+    if (ngx_http_linguamate_state_load(lz->state, log) == NGX_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "linguamate: zone \"%V\": locks restored from \"%V\"",
+                      &zone->name, &lz->state->path);
+    }
+
+    (void) ngx_http_linguamate_state_compact(lz->state, log);
 
     return NGX_OK;
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_lockout_kept(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
-{
-    return ngx_http_linguamate_lockout_path(zone);
-}
-
-
 /*
- * A line: "L UNTIL LOCKED_AT KEY\n" (a lock until UNTIL, epoch ms) or
- * "U 0 0 KEY\n" (an unlock); KEY is %-escaped.  A line is one write() in
- * append mode, so workers never interleave.
+ * A lock (left ms from now) or an unlock (left 0), through the state
+ * layer; never with the zone's mutex held.
  */
 
 static void
 ngx_http_linguamate_lockout_append(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key, ngx_msec_t left, time_t locked_at, ngx_log_t *log)
 {
-    u_char                              *p;
-    u_char                               line[64 + 3 * 320];
-    uint64_t                             until;
-    ngx_fd_t                             fd;
     ngx_time_t                          *tp;
-    ngx_file_info_t                      fi;
+    ngx_http_linguamate_state_rec_t      rec;
     ngx_http_linguamate_lockout_zone_t  *lz;
 
     lz = zone->data;
 
-    if (lz->journal.data == NULL || key->len > 320) {
+    if (key->len > 320) {
         return;
     }
 
-    tp = ngx_timeofday();
-    until = left ? (uint64_t) tp->sec * 1000 + tp->msec + left : 0;
+    ngx_memzero(&rec, sizeof(ngx_http_linguamate_state_rec_t));
+    rec.key = *key;
 
-    p = ngx_sprintf(line, "%c %uL %T ", left ? 'L' : 'U', until,
-                    left ? locked_at : 0);
-    p = (u_char *) ngx_escape_uri(p, key->data, key->len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-    *p++ = '\n';
+    if (left) {
+        tp = ngx_timeofday();
+        rec.type = NGX_HTTP_LINGUAMATE_STATE_LOCK;
+        rec.n[0] = (int64_t) tp->sec * 1000 + tp->msec + left;
+        rec.n[1] = locked_at;
 
-    fd = ngx_open_file(lz->journal.data, NGX_FILE_APPEND,
-                       NGX_FILE_CREATE_OR_OPEN, 0600);
-
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot append to \"%V\": the lock will "
-                      "not survive a restart", &lz->journal);
-        return;
+    } else {
+        rec.type = NGX_HTTP_LINGUAMATE_STATE_UNLOCK;
     }
 
-    /* the journal is compacted at start; past 48 MB it stops growing */
-
-    if (ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
-        && ngx_file_size(&fi) > 48 * 1024 * 1024)
-    {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "linguamate: \"%V\" is full until the next start: the "
-                      "lock will not survive a restart", &lz->journal);
-
-    } else if (ngx_write_fd(fd, line, p - line) != p - line) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot append to \"%V\"", &lz->journal);
-    }
-
-    (void) ngx_close_file(fd);
+    (void) ngx_http_linguamate_state_write(lz->state, &rec, 1, log);
 }
 
 
-static void
-ngx_http_linguamate_lockout_replay(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
+/* a record read back at start (or from another replica) */
+
+static ngx_int_t
+ngx_http_linguamate_lockout_apply(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_rec_t *rec, ngx_log_t *log)
 {
-    u_char                              *buf, *line, *eol, *p, *dst, *src;
-    u_char                               kbuf[3 * 320];
-    off_t                                size;
-    ssize_t                              n;
-    uint64_t                             until;
-    ngx_fd_t                             fd;
-    ngx_str_t                            key, f[4];
-    ngx_uint_t                           i, restored;
-    ngx_file_info_t                      fi;
-    ngx_http_linguamate_lockout_zone_t  *lz;
-
-    lz = zone->data;
-
-    fd = ngx_open_file(lz->journal.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd == NGX_INVALID_FILE) {
-        if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "linguamate: cannot read \"%V\": locks are not "
-                          "restored", &lz->journal);
-        }
-
-        return;
+    if (rec->key.len > 320 || rec->n[1] > NGX_MAX_TIME_T_VALUE) {
+        return NGX_ERROR;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || (size = ngx_file_size(&fi)) > 64 * 1024 * 1024)
-    {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "linguamate: \"%V\" is unreadable or too large: locks "
-                      "are not restored", &lz->journal);
-        (void) ngx_close_file(fd);
-        return;
+    if (rec->type == NGX_HTTP_LINGUAMATE_STATE_UNLOCK) {
+        (void) ngx_http_linguamate_lockout_forget(st->zone, &rec->key);
+        return NGX_OK;
     }
 
-    buf = ngx_alloc((size_t) size + 1, log);
-    if (buf == NULL) {
-        (void) ngx_close_file(fd);
-        return;
-    }
-
-    n = ngx_read_fd(fd, buf, (size_t) size);
-    (void) ngx_close_file(fd);
-
-    if (n < 0) {
-        ngx_free(buf);
-        return;
-    }
-
-    restored = 0;
-
-    for (line = buf; line < buf + n; line = eol + 1) {
-        eol = ngx_strlchr(line, buf + n, '\n');
-        if (eol == NULL) {
-            break;                      /* a line cut short */
-        }
-
-        /* four fields separated by single spaces */
-
-        p = line;
-
-        for (i = 0; i < 4; i++) {
-            f[i].data = p;
-            p = (i < 3) ? ngx_strlchr(p, eol, ' ') : eol;
-            if (p == NULL) {
-                break;
-            }
-
-            f[i].len = p - f[i].data;
-            p++;
-        }
-
-        /* a key is at most 320 bytes, 960 characters escaped */
-
-        if (i < 4 || f[0].len != 1 || f[3].len == 0
-            || f[3].len > sizeof(kbuf))
-        {
-            continue;
-        }
-
-        /* unescaping never lengthens: 960 characters fit in kbuf's 960 */
-
-        dst = kbuf;
-        src = f[3].data;
-        ngx_unescape_uri(&dst, &src, f[3].len, 0);
-        key.data = kbuf;
-        key.len = dst - kbuf;
-
-        if (key.len > 320) {
-            continue;
-        }
-
-        if (f[0].data[0] == 'U') {
-            (void) ngx_http_linguamate_lockout_forget(zone, &key);
-            continue;
-        }
-
-        if (f[0].data[0] != 'L' || f[1].len == 0 || f[1].len > 19) {
-            continue;
-        }
-
-        until = 0;
-
-        for (i = 0; i < f[1].len; i++) {
-            if (f[1].data[i] < '0' || f[1].data[i] > '9') {
-                break;
-            }
-
-            until = until * 10 + (f[1].data[i] - '0');
-        }
-
-        if (i < f[1].len) {
-            continue;
-        }
-
-        ngx_http_linguamate_lockout_restore(zone, &key, until,
-                                            ngx_atotm(f[2].data, f[2].len),
-                                            log);
-        restored++;
-    }
-
-    ngx_free(buf);
-
-    if (restored) {
-        ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                      "linguamate: zone \"%V\": locks restored from \"%V\"",
-                      &zone->name, &lz->journal);
-    }
+    return ngx_http_linguamate_lockout_restore(st->zone, &rec->key,
+                                               (uint64_t) rec->n[0],
+                                               (time_t) rec->n[1], log);
 }
 
 
-/* a lock read back at start, for what is left of it */
+/* a lock, for what is left of it: NGX_DECLINED if it is over */
 
-static void
+static ngx_int_t
 ngx_http_linguamate_lockout_restore(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key, uint64_t until, time_t locked_at, ngx_log_t *log)
 {
@@ -1969,7 +1814,7 @@ ngx_http_linguamate_lockout_restore(ngx_http_linguamate_zone_t *zone,
 
     if (until <= now) {
         (void) ngx_http_linguamate_lockout_forget(zone, key);
-        return;
+        return NGX_DECLINED;
     }
 
     /* never longer than a lock lasts, whatever the clock did meanwhile */
@@ -1993,152 +1838,58 @@ ngx_http_linguamate_lockout_restore(ngx_http_linguamate_zone_t *zone,
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return node ? NGX_OK : NGX_DECLINED;
 }
 
 
-/*
- * Rewrite the journal with the locks in force (a temporary file renamed
- * over it, owned by the workers' user, who append to it); none: removed.
- */
+/* the locks in force, as records */
 
-static void
-ngx_http_linguamate_lockout_compact(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
+static ngx_int_t
+ngx_http_linguamate_lockout_snapshot(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_emit_pt emit, void *sink, ngx_log_t *log)
 {
-    u_char                              *buf, *p, *end;
-    u_char                               tmp[NGX_MAX_PATH];
-    size_t                               size;
-    uint64_t                             until;
-    ngx_fd_t                             fd;
-    ngx_str_t                            key;
-    ngx_uint_t                           n, failed;
-    ngx_time_t                          *tp;
-    ngx_queue_t                         *q;
-    ngx_core_conf_t                     *ccf;
-    ngx_http_linguamate_lock_t          *lock;
-    ngx_http_linguamate_node_t          *node;
-    ngx_http_linguamate_lockout_zone_t  *lz;
+    ngx_int_t                         rc;
+    ngx_time_t                       *tp;
+    ngx_queue_t                      *q;
+    ngx_http_linguamate_zone_t       *zone;
+    ngx_http_linguamate_lock_t       *lock;
+    ngx_http_linguamate_node_t       *node;
+    ngx_http_linguamate_state_rec_t   rec;
 
-    lz = zone->data;
-
-    if (lz->journal.len + sizeof(".tmp") > NGX_MAX_PATH) {
-        return;
-    }
-
-    ngx_sprintf(tmp, "%V.tmp%Z", &lz->journal);
-
-    size = 64 * 1024;
-    buf = ngx_alloc(size, log);
-    if (buf == NULL) {
-        return;
-    }
-
-    fd = NGX_INVALID_FILE;
-    failed = 0;
-    n = 0;
-    p = buf;
-    end = buf + size;
+    zone = st->zone;
     tp = ngx_timeofday();
+    rc = NGX_OK;
+
+    ngx_memzero(&rec, sizeof(ngx_http_linguamate_state_rec_t));
+    rec.type = NGX_HTTP_LINGUAMATE_STATE_LOCK;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue) && !failed;
+         q != ngx_queue_sentinel(&zone->sh->queue) && rc == NGX_OK;
          q = ngx_queue_next(q))
     {
         node = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
         lock = ngx_http_linguamate_node_value(node);
 
         if (lock->locked_until == 0
-            || (ngx_msec_int_t) (lock->locked_until - ngx_current_msec) <= 0)
+            || (ngx_msec_int_t) (lock->locked_until - ngx_current_msec) <= 0
+            || node->len > 320)
         {
             continue;
         }
 
-        if (fd == NGX_INVALID_FILE) {
-            fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-            if (fd == NGX_INVALID_FILE) {
-                failed = 1;
-                break;
-            }
-        }
+        rec.key.data = ngx_http_linguamate_node_key(node);
+        rec.key.len = node->len;
+        rec.n[0] = (int64_t) tp->sec * 1000 + tp->msec
+                   + (lock->locked_until - ngx_current_msec);
+        rec.n[1] = lock->locked_at;
 
-        if (end - p < 64 + 3 * 320) {
-            if (ngx_write_fd(fd, buf, p - buf) != p - buf) {
-                failed = 1;
-                break;
-            }
-
-            p = buf;
-        }
-
-        key.data = ngx_http_linguamate_node_key(node);
-        key.len = node->len;
-
-        if (key.len > 320) {
-            /* never written by a worker either: not kept */
-            continue;
-        }
-
-        until = (uint64_t) tp->sec * 1000 + tp->msec
-                + (lock->locked_until - ngx_current_msec);
-
-        p = ngx_sprintf(p, "L %uL %T ", until, lock->locked_at);
-        p = (u_char *) ngx_escape_uri(p, key.data, key.len,
-                                      NGX_ESCAPE_URI_COMPONENT);
-        *p++ = '\n';
-        n++;
+        rc = emit(sink, &rec);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    if (!failed && fd != NGX_INVALID_FILE
-        && (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1))
-    {
-        failed = 1;
-    }
-
-    ngx_free(buf);
-
-    if (failed) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\": locks will not "
-                      "survive a restart", tmp);
-        if (fd != NGX_INVALID_FILE) {
-            (void) ngx_close_file(fd);
-            (void) ngx_delete_file(tmp);
-        }
-        return;
-    }
-
-    if (n == 0) {
-        if (ngx_delete_file(lz->journal.data) == NGX_FILE_ERROR
-            && ngx_errno != NGX_ENOENT)
-        {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "linguamate: cannot remove \"%V\"", &lz->journal);
-        }
-        return;
-    }
-
-    /* the workers append to it */
-
-    ccf = (ngx_core_conf_t *) ngx_get_conf(lz->cycle->conf_ctx,
-                                           ngx_core_module);
-
-    if (geteuid() == 0 && ccf && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
-        && fchown(fd, ccf->user, ccf->group) == -1)
-    {
-        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                      "linguamate: cannot chown \"%s\"", tmp);
-    }
-
-    (void) ngx_close_file(fd);
-
-    if (ngx_rename_file(tmp, lz->journal.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot rename \"%s\" to \"%V\"", tmp,
-                      &lz->journal);
-        (void) ngx_delete_file(tmp);
-    }
+    return rc;
 }

@@ -24,24 +24,20 @@ static ngx_uint_t ngx_http_linguamate_log_threshold(
     ngx_http_linguamate_main_conf_t *lmcf);
 
 
-static ngx_str_t  ngx_http_linguamate_level_names[] = {
-    ngx_string("TRACE"), ngx_string("DEBUG"), ngx_string("INFO"),
-    ngx_string("WARN"), ngx_string("ERROR"), ngx_string("FATAL")
-};
+/* a line's level as the pretty log names it: "TRACE" .. "FATAL" */
 
+#define NGX_HTTP_LINGUAMATE_LEVEL_CASE(id, n, name, line)                    \
+    case NGX_HTTP_LINGUAMATE_LOG_##id:                                       \
+        return (line) ? #id : "LOG";
 
 const char *
 ngx_http_linguamate_level_name(ngx_uint_t level)
 {
-    ngx_uint_t  i;
-
-    i = level / 10;
-
-    if (i < 1 || i > 6) {
-        return "LOG";
+    switch (level) {
+    NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_LEVEL_CASE)
     }
 
-    return (const char *) ngx_http_linguamate_level_names[i - 1].data;
+    return "LOG";
 }
 
 

@@ -26,7 +26,6 @@
 #define NGX_HTTP_LINGUAMATE_METHODS        8
 #define NGX_HTTP_LINGUAMATE_STATUSES       32
 #define NGX_HTTP_LINGUAMATE_BUCKETS        15
-#define NGX_HTTP_LINGUAMATE_REASONS        8
 #define NGX_HTTP_LINGUAMATE_METRICS_SIZE   (2 * 1024 * 1024)
 
 
@@ -41,7 +40,7 @@ typedef struct {
                          [NGX_HTTP_LINGUAMATE_BUCKETS];
     ngx_atomic_t  sum_us[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
     ngx_atomic_t  count[NGX_HTTP_LINGUAMATE_ROUTES_MAX];
-    ngx_atomic_t  auth_failures[NGX_HTTP_LINGUAMATE_REASONS];
+    ngx_atomic_t  auth_failures[NGX_HTTP_LINGUAMATE_NAUTH_REASONS];
     ngx_atomic_t  client[NGX_HTTP_LINGUAMATE_CM_N];
     ngx_atomic_t  cpu_ticks;    /* the highest reported, kept on reloads */
 } ngx_http_linguamate_metrics_t;
@@ -90,14 +89,25 @@ static ngx_uint_t  ngx_http_linguamate_statuses[] = {
     1, 2, 3, 4, 5, 0
 };
 
+#define NGX_HTTP_LINGUAMATE_REASON_LABEL(id, name, message)                  \
+    [NGX_HTTP_LINGUAMATE_AUTH_##id] = (name),
+#define NGX_HTTP_LINGUAMATE_CLIENT_LABEL(id, level, label, security)  label,
+
+/* linguamate_auth_failures_total{reason}: from 1, AUTH_OK is no failure */
 static const char  *ngx_http_linguamate_reason_names[] = {
-    "OK", "MISSING", "MALFORMED", "BAD_SIGNATURE", "TOKEN_EXPIRED",
-    "NOT_YET_VALID", "WRONG_TYPE", "REVOKED"
+    [NGX_HTTP_LINGUAMATE_AUTH_OK] = "OK",
+    NGX_HTTP_LINGUAMATE_AUTH_REASONS(NGX_HTTP_LINGUAMATE_REASON_LABEL)
 };
 
+/* linguamate_client_logs_total{level}: counters CM_LEVELS + level */
 static const char  *ngx_http_linguamate_client_levels[] = {
-    "trace", "debug", "info", "notice", "warn", "error", "fatal", "security"
+    NGX_HTTP_LINGUAMATE_CLIENT_LEVELS(NGX_HTTP_LINGUAMATE_CLIENT_LABEL)
 };
+
+_Static_assert(NGX_HTTP_LINGUAMATE_CM_ANALYTICS_N
+               == NGX_HTTP_LINGUAMATE_CM_LEVELS
+                  + NGX_HTTP_LINGUAMATE_NCLIENT_LEVELS,
+               "a client log counter per client level");
 
 static const char  *ngx_http_linguamate_client_endpoints[] = {
     "ingest", "analytics"
@@ -408,7 +418,9 @@ ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    if (lmcf->metrics_zone == NULL || reason >= NGX_HTTP_LINGUAMATE_REASONS) {
+    if (lmcf->metrics_zone == NULL
+        || reason >= NGX_HTTP_LINGUAMATE_NAUTH_REASONS)
+    {
         return;
     }
 
@@ -768,7 +780,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         "# HELP linguamate_auth_failures_total Refused tokens by reason.\n"
         "# TYPE linguamate_auth_failures_total counter\n");
 
-    for (i = 1; i < NGX_HTTP_LINGUAMATE_REASONS; i++) {
+    for (i = 1; i < NGX_HTTP_LINGUAMATE_NAUTH_REASONS; i++) {
         p = ngx_sprintf(p, "linguamate_auth_failures_total{reason=\"%s\"} "
                         "%uA\n", ngx_http_linguamate_reason_names[i],
                         m->auth_failures[i]);
@@ -779,7 +791,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         "by /api/ingest/logs, by level.\n"
         "# TYPE linguamate_client_logs_total counter\n");
 
-    for (i = 0; i < 8; i++) {
+    for (i = 0; i < NGX_HTTP_LINGUAMATE_NCLIENT_LEVELS; i++) {
         p = ngx_sprintf(p, "linguamate_client_logs_total{level=\"%s\"} %uA\n",
                         ngx_http_linguamate_client_levels[i],
                         m->client[NGX_HTTP_LINGUAMATE_CM_LEVELS + i]);

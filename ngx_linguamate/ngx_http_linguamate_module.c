@@ -237,25 +237,34 @@ static ngx_http_linguamate_step_t  ngx_http_linguamate_log_steps[] = {
 };
 
 
+/* linguamate_endpoint NAME: NGX_HTTP_LINGUAMATE_ENDPOINTS */
+
+#define NGX_HTTP_LINGUAMATE_EP_ENUM(id, name, h, m, probe, cache, maint)     \
+    { ngx_string(name), NGX_HTTP_LINGUAMATE_EP_##id },
+
 static ngx_conf_enum_t  ngx_http_linguamate_endpoints[] = {
-    { ngx_string("root"), NGX_HTTP_LINGUAMATE_EP_ROOT },
-    { ngx_string("health"), NGX_HTTP_LINGUAMATE_EP_HEALTH },
-    { ngx_string("health_live"), NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE },
-    { ngx_string("health_ready"), NGX_HTTP_LINGUAMATE_EP_HEALTH_READY },
-    { ngx_string("health_detailed"), NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED },
-    { ngx_string("info"), NGX_HTTP_LINGUAMATE_EP_INFO },
-    { ngx_string("not_found"), NGX_HTTP_LINGUAMATE_EP_NOT_FOUND },
-    { ngx_string("error"), NGX_HTTP_LINGUAMATE_EP_ERROR },
-    { ngx_string("admin"), NGX_HTTP_LINGUAMATE_EP_ADMIN },
-    { ngx_string("auth_session"), NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION },
-    { ngx_string("auth_refresh"), NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH },
-    { ngx_string("auth_logout"), NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT },
-    { ngx_string("metrics"), NGX_HTTP_LINGUAMATE_EP_METRICS },
-    { ngx_string("toolkit_health"), NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH },
-    { ngx_string("ingest_logs"), NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS },
-    { ngx_string("analytics_events"),
-      NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS },
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_ENUM)
     { ngx_null_string, 0 }
+};
+
+_Static_assert(sizeof(ngx_http_linguamate_endpoints)
+               / sizeof(ngx_conf_enum_t) == NGX_HTTP_LINGUAMATE_NENDPOINTS,
+               "a name per endpoint, and the terminator");
+
+
+/* the endpoints' probe and cache columns, by endpoint */
+
+#define NGX_HTTP_LINGUAMATE_EP_PROBE(id, name, h, m, probe, cache, maint)    \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (probe),
+#define NGX_HTTP_LINGUAMATE_EP_CACHE(id, name, h, m, probe, cache, maint)    \
+    [NGX_HTTP_LINGUAMATE_EP_##id] = (cache),
+
+static const u_char  ngx_http_linguamate_endpoint_probe[] = {
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_PROBE)
+};
+
+static const u_char  ngx_http_linguamate_endpoint_cache[] = {
+    NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_CACHE)
 };
 
 
@@ -775,10 +784,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->limits == NULL) {
         conf->limits = prev->limits;
 
-        conf->probe = (conf->endpoint >= NGX_HTTP_LINGUAMATE_EP_HEALTH
-                       && conf->endpoint
-                          <= NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED)
-                      || conf->endpoint == NGX_HTTP_LINGUAMATE_EP_METRICS;
+        conf->probe = conf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
+                      && ngx_http_linguamate_endpoint_probe[conf->endpoint];
     }
 
     if (conf->lockout == NULL) {
@@ -809,9 +816,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->cache == NGX_CONF_UNSET
         && conf->endpoint != NGX_HTTP_LINGUAMATE_EP_NONE)
     {
-        conf->cache = (conf->endpoint == NGX_HTTP_LINGUAMATE_EP_INFO
-                       || conf->endpoint
-                          == NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH);
+        conf->cache = conf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
+                      && ngx_http_linguamate_endpoint_cache[conf->endpoint];
     }
 
     return NGX_CONF_OK;

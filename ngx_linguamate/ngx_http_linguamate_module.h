@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_linguamate_parse.h"
+#include "ngx_http_linguamate_lists.h"
 
 /* the shared zones are the state layer's (ngx_http_linguamate_shm.h) */
 typedef struct ngx_http_linguamate_zone_s  ngx_http_linguamate_zone_t;
@@ -34,14 +35,6 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 #define NGX_HTTP_LINGUAMATE_ENV_STAGING      2
 #define NGX_HTTP_LINGUAMATE_ENV_PRODUCTION   3
 
-/* pino levels */
-#define NGX_HTTP_LINGUAMATE_LOG_TRACE    10
-#define NGX_HTTP_LINGUAMATE_LOG_DEBUG    20
-#define NGX_HTTP_LINGUAMATE_LOG_INFO     30
-#define NGX_HTTP_LINGUAMATE_LOG_WARN     40
-#define NGX_HTTP_LINGUAMATE_LOG_ERROR    50
-#define NGX_HTTP_LINGUAMATE_LOG_FATAL    60
-#define NGX_HTTP_LINGUAMATE_LOG_SILENT   100
 /* or-ed into a level: written whatever LOG_LEVEL is (admin_action) */
 #define NGX_HTTP_LINGUAMATE_LOG_AUDIT    0x10000
 
@@ -52,25 +45,6 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 /* procedures a tRPC batch may hold */
 #define NGX_HTTP_LINGUAMATE_TRPC_MAX     64
 #define NGX_HTTP_LINGUAMATE_ISO_LEN  (sizeof("1970-01-01T00:00:00.000Z") - 1)
-
-/* the endpoints a location can serve with "linguamate_endpoint" */
-#define NGX_HTTP_LINGUAMATE_EP_NONE              0
-#define NGX_HTTP_LINGUAMATE_EP_ROOT              1
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH            2
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH_LIVE       3
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH_READY      4
-#define NGX_HTTP_LINGUAMATE_EP_HEALTH_DETAILED   5
-#define NGX_HTTP_LINGUAMATE_EP_INFO              6
-#define NGX_HTTP_LINGUAMATE_EP_NOT_FOUND         7
-#define NGX_HTTP_LINGUAMATE_EP_ERROR             8
-#define NGX_HTTP_LINGUAMATE_EP_ADMIN             9
-#define NGX_HTTP_LINGUAMATE_EP_AUTH_SESSION     10
-#define NGX_HTTP_LINGUAMATE_EP_AUTH_REFRESH     11
-#define NGX_HTTP_LINGUAMATE_EP_AUTH_LOGOUT      12
-#define NGX_HTTP_LINGUAMATE_EP_METRICS          13
-#define NGX_HTTP_LINGUAMATE_EP_TOOLKIT_HEALTH   14
-#define NGX_HTTP_LINGUAMATE_EP_INGEST_LOGS      15
-#define NGX_HTTP_LINGUAMATE_EP_ANALYTICS_EVENTS 16
 
 /*
  * The client telemetry counters of metrics.c: the log records by level
@@ -90,15 +64,6 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 #define NGX_HTTP_LINGUAMATE_CM_SKEW          2
 #define NGX_HTTP_LINGUAMATE_CM_TOO_LARGE     3
 #define NGX_HTTP_LINGUAMATE_CM_REASONS       4
-
-/* the flags the operations API changes live, in the flags zone */
-#define NGX_HTTP_LINGUAMATE_F_MAINTENANCE        0
-#define NGX_HTTP_LINGUAMATE_F_CHAT               1
-#define NGX_HTTP_LINGUAMATE_F_ANALYTICS          2
-#define NGX_HTTP_LINGUAMATE_F_STRICT             3
-#define NGX_HTTP_LINGUAMATE_F_LOG_LEVEL          4
-#define NGX_HTTP_LINGUAMATE_F_CACHE_TTL          5
-#define NGX_HTTP_LINGUAMATE_NFLAGS               6
 
 /* linguamate_feature: 0 is none */
 #define NGX_HTTP_LINGUAMATE_FEATURE_CHAT         1
@@ -373,16 +338,6 @@ typedef struct {
 #define NGX_HTTP_LINGUAMATE_AUTH_OPTIONAL   2
 /* optional even in strict mode (public procedures), a bad token refused */
 #define NGX_HTTP_LINGUAMATE_AUTH_PUBLIC     3
-
-/* verification outcomes, the contract's reasons */
-#define NGX_HTTP_LINGUAMATE_AUTH_OK             0
-#define NGX_HTTP_LINGUAMATE_AUTH_MISSING        1
-#define NGX_HTTP_LINGUAMATE_AUTH_MALFORMED      2
-#define NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE  3
-#define NGX_HTTP_LINGUAMATE_AUTH_EXPIRED        4
-#define NGX_HTTP_LINGUAMATE_AUTH_NOT_YET_VALID  5
-#define NGX_HTTP_LINGUAMATE_AUTH_WRONG_TYPE     6
-#define NGX_HTTP_LINGUAMATE_AUTH_REVOKED        7
 
 
 typedef struct {

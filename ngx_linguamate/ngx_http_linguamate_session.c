@@ -16,9 +16,10 @@
  * start of its iat second (so a token of the revocation's own second is
  * refused: fail closed), else unknown (refused).
  *
- * The journal is one line per change, appended with a single write(); the
- * master replays it when the zone starts empty and rewrites it compacted
- * (a temporary file renamed over the old one) before any worker runs.
+ * The journal, STATE_DIR/sessions-NAME.journal, is the state layer's
+ * (ngx_http_linguamate_state.c): a "session" record per change, the
+ * entry as it is after it; the master replays it when the zone starts
+ * empty and compacts it before any worker runs.
  * Entries in force are never evicted: a full zone refuses a revocation
  * (the caller answers 500 and logs it) rather than forget one.
  */
@@ -26,6 +27,7 @@
 
 #include "ngx_http_linguamate_module.h"
 #include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_session.h"
 
 
@@ -44,38 +46,31 @@ typedef struct {
 
 typedef struct {
     ngx_http_linguamate_main_conf_t  *lmcf;
-    ngx_cycle_t                      *cycle;
-    ngx_str_t                         journal;
+    ngx_http_linguamate_state_t      *state;
 } ngx_http_linguamate_session_zone_t;
 
 
 static ngx_int_t ngx_http_linguamate_session_fresh(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_session_kept(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_uint_t ngx_http_linguamate_session_evictable(
     ngx_http_linguamate_node_t *node);
-static ngx_int_t ngx_http_linguamate_journal_path(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_journal_load(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_journal_compact(
-    ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static void ngx_http_linguamate_journal_append(
+static ngx_int_t ngx_http_linguamate_session_apply(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_rec_t *rec,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_linguamate_session_snapshot(
+    ngx_http_linguamate_state_t *st, ngx_http_linguamate_state_emit_pt emit,
+    void *sink, ngx_log_t *log);
+static void ngx_http_linguamate_session_write(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key,
     ngx_http_linguamate_revocation_t *rv, ngx_log_t *log);
-static u_char *ngx_http_linguamate_journal_line(u_char *p, ngx_str_t *key,
-    ngx_http_linguamate_revocation_t *rv);
+static void ngx_http_linguamate_session_record(ngx_str_t *key,
+    ngx_http_linguamate_revocation_t *rv,
+    ngx_http_linguamate_state_rec_t *rec);
 static ngx_http_linguamate_revocation_t *ngx_http_linguamate_session_upsert(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, time_t until,
     ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_session_key(ngx_pool_t *pool,
     const char *prefix, ngx_str_t *id, ngx_str_t *key);
-
-
-/* the journal's file descriptor in this worker, opened on first use */
-static ngx_fd_t    ngx_http_linguamate_journal_fd = NGX_INVALID_FILE;
-static ngx_msec_t  ngx_http_linguamate_journal_err;
 
 
 /* linguamate_session_zone NAME size=SIZE; */
@@ -112,7 +107,6 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     sz->lmcf = lmcf;
-    sz->cycle = cf->cycle;
 
     /* the revocation's layout changed with its milliseconds */
 
@@ -127,8 +121,14 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
     zone->data = sz;
     zone->init_fresh = ngx_http_linguamate_session_fresh;
-    zone->init_kept = ngx_http_linguamate_session_kept;
     zone->evictable = ngx_http_linguamate_session_evictable;
+
+    sz->state = ngx_http_linguamate_state_create(cf, zone, &lmcf->state_dir,
+                    "sessions-%V.journal", ngx_http_linguamate_session_apply,
+                    ngx_http_linguamate_session_snapshot, sz);
+    if (sz->state == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     lmcf->session_zone = zone;
 
@@ -136,64 +136,28 @@ ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_journal_path(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
-{
-    u_char                              *p;
-    ngx_http_linguamate_session_zone_t  *sz;
-
-    sz = zone->data;
-
-    if (sz->journal.data) {
-        return NGX_OK;
-    }
-
-    sz->journal.len = sz->lmcf->state_dir.len + zone->name.len
-                      + sizeof("/sessions-.journal") - 1;
-    sz->journal.data = ngx_pnalloc(sz->cycle->pool, sz->journal.len + 1);
-    if (sz->journal.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_sprintf(sz->journal.data, "%V/sessions-%V.journal%Z",
-                    &sz->lmcf->state_dir, &zone->name);
-    (void) p;
-
-    return NGX_OK;
-}
-
-
-/* at start: replay the journal, then compact it */
+/*
+ * At start: replay the journal, then compact it.  At a reload the zone
+ * and its journal are kept as they are (workers append to it).  A state
+ * directory that cannot be written is logged, not fatal.
+ */
 
 static ngx_int_t
 ngx_http_linguamate_session_fresh(ngx_http_linguamate_zone_t *zone,
     ngx_log_t *log)
 {
-    if (ngx_http_linguamate_journal_path(zone, log) != NGX_OK) {
+    ngx_http_linguamate_session_zone_t  *sz;
+
+    sz = zone->data;
+
+    if (ngx_http_linguamate_state_path(sz->state) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    (void) ngx_http_linguamate_journal_load(zone, log);
-    (void) ngx_http_linguamate_journal_compact(zone, log);
-
-    /* a state directory that cannot be written is logged, not fatal */
+    (void) ngx_http_linguamate_state_load(sz->state, log);
+    (void) ngx_http_linguamate_state_compact(sz->state, log);
 
     return NGX_OK;
-}
-
-
-/*
- * At a reload the journal is left as it is: workers are appending to it,
- * and a compaction renamed over it would lose what they append meanwhile.
- * It is compacted at the next start.
- */
-
-static ngx_int_t
-ngx_http_linguamate_session_kept(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
-{
-    return ngx_http_linguamate_journal_path(zone, log);
 }
 
 
@@ -207,370 +171,143 @@ ngx_http_linguamate_session_evictable(ngx_http_linguamate_node_t *node)
 
 
 /*
- * A line: "UNTIL BEFORE REVOKED JTI KEY BEFORE_MS\n", numbers in decimal,
- * JTI "-" when none; JTI and KEY are %-escaped so that a line is always
- * six fields.  BEFORE_MS is the moment of a revocation in milliseconds;
- * BEFORE, the second after it, is what a version without BEFORE_MS reads
- * (it refuses tokens issued before it: the whole second, fail closed).
- * A line of such a version has five fields: its revocation is taken to
- * the end of its second.  Unknown or broken lines are skipped.
+ * A session record into the zone, merged with what is there: the later
+ * "until" and "before", revoked once revoked, the record's refresh jti.
+ * Applying one twice changes nothing.
  */
 
 static ngx_int_t
-ngx_http_linguamate_journal_load(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
+ngx_http_linguamate_session_apply(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_rec_t *rec, ngx_log_t *log)
 {
-    u_char                              *buf, *p, *end, *eol, *f[5], *dst;
-    u_char                              *src;
-    size_t                               len[5];
-    ssize_t                              n;
-    ngx_fd_t                             fd;
-    ngx_uint_t                           i, lines;
-    ngx_str_t                            key;
-    off_t                                ms;
-    time_t                               until, before, now;
-    ngx_file_info_t                      fi;
-    ngx_http_linguamate_revocation_t    *rv;
-    ngx_http_linguamate_session_zone_t  *sz;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_revocation_t  *rv;
 
-    sz = zone->data;
+    zone = st->zone;
 
-    fd = ngx_open_file(sz->journal.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        if (ngx_errno != NGX_ENOENT) {
-            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                          "linguamate: cannot read session journal \"%V\"; "
-                          "starting without its revocations", &sz->journal);
-        }
+    if (rec->n[0] <= (int64_t) ngx_time()) {
         return NGX_DECLINED;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 256 * 1024 * 1024)
-    {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "linguamate: session journal \"%V\" is unreadable or "
-                      "larger than 256 MB; ignored", &sz->journal);
-        (void) ngx_close_file(fd);
-        return NGX_DECLINED;
-    }
-
-    buf = ngx_alloc((size_t) ngx_file_size(&fi) + 1, log);
-    if (buf == NULL) {
-        (void) ngx_close_file(fd);
+    if (rec->n[0] > NGX_MAX_TIME_T_VALUE) {
         return NGX_ERROR;
     }
-
-    n = ngx_read_fd(fd, buf, (size_t) ngx_file_size(&fi));
-    (void) ngx_close_file(fd);
-
-    if (n < 0) {
-        ngx_free(buf);
-        return NGX_ERROR;
-    }
-
-    now = ngx_time();
-    lines = 0;
-    p = buf;
-    end = buf + n;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    for ( /* void */ ; p < end; p = eol + 1) {
-
-        eol = ngx_strlchr(p, end, '\n');
-        if (eol == NULL) {
-            break;      /* a torn last line */
-        }
-
-        for (i = 0; i < 5; i++) {
-            f[i] = p;
-
-            while (p < eol && *p != ' ') {
-                p++;
-            }
-
-            len[i] = p - f[i];
-
-            if (len[i] == 0 || (i < 4 && p == eol)) {
-                break;
-            }
-
-            p++;
-        }
-
-        if (i < 5 || len[4] == 0) {
-            continue;
-        }
-
-        until = ngx_atotm(f[0], len[0]);
-        before = ngx_atotm(f[1], len[1]);
-
-        if (until == NGX_ERROR || before == NGX_ERROR || until <= now) {
-            continue;
-        }
-
-        if (p < eol) {
-            ms = ngx_atoof(p, eol - p);
-
-            if (ms == NGX_ERROR) {
-                continue;
-            }
-
-        } else {
-            ms = before ? (off_t) before * 1000 + 999 : 0;
-        }
-
-        /* unescape the key in place (never longer) */
-
-        dst = f[4];
-        src = f[4];
-        ngx_unescape_uri(&dst, &src, len[4], 0);
-        key.data = f[4];
-        key.len = dst - f[4];
-
-        rv = ngx_http_linguamate_session_upsert(zone, &key, until, log);
-        if (rv == NULL) {
-            continue;
-        }
-
-        rv->before = ngx_max(rv->before, (int64_t) ms);
-
-        if (f[2][0] == '1') {
-            rv->revoked = 1;
-        }
-
-        if (!(len[3] == 1 && f[3][0] == '-')) {
-            dst = rv->jti;
-            src = f[3];
-
-            if (len[3] <= 3 * NGX_HTTP_LINGUAMATE_JTI_MAX) {
-                u_char  tmp[3 * NGX_HTTP_LINGUAMATE_JTI_MAX];
-
-                dst = tmp;
-                ngx_unescape_uri(&dst, &src, len[3], 0);
-
-                if ((size_t) (dst - tmp) <= NGX_HTTP_LINGUAMATE_JTI_MAX) {
-                    rv->jti_len = (u_char) (dst - tmp);
-                    ngx_memcpy(rv->jti, tmp, rv->jti_len);
-                }
-            }
-        }
-
-        lines++;
+    rv = ngx_http_linguamate_session_upsert(zone, &rec->key,
+                                            (time_t) rec->n[0], log);
+    if (rv == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
     }
 
+    rv->before = ngx_max(rv->before, rec->n[1]);
+
+    if (rec->n[2]) {
+        rv->revoked = 1;
+    }
+
+    if (rec->aux.len) {
+        rv->jti_len = (u_char) rec->aux.len;
+        ngx_memcpy(rv->jti, rec->aux.data, rec->aux.len);
+    }
+
+    (void) ngx_atomic_fetch_add(&zone->sh->generation, 1);
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    ngx_free(buf);
-
-    ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "linguamate: loaded %ui session entries from \"%V\"",
-                  lines, &sz->journal);
 
     return NGX_OK;
 }
 
 
-/* rewrite the journal with the live entries: temporary file, rename */
+/* the entries in force, as records */
 
 static ngx_int_t
-ngx_http_linguamate_journal_compact(ngx_http_linguamate_zone_t *zone,
-    ngx_log_t *log)
+ngx_http_linguamate_session_snapshot(ngx_http_linguamate_state_t *st,
+    ngx_http_linguamate_state_emit_pt emit, void *sink, ngx_log_t *log)
 {
-    u_char                              *buf, *p, tmp[NGX_MAX_PATH];
-    size_t                               size;
-    ngx_fd_t                             fd;
-    ngx_str_t                            key;
-    time_t                               now;
-    ngx_queue_t                         *q;
-    ngx_core_conf_t                     *ccf;
-    ngx_http_linguamate_node_t          *node;
-    ngx_http_linguamate_session_zone_t  *sz;
+    time_t                             now;
+    ngx_int_t                          rc;
+    ngx_str_t                          key;
+    ngx_queue_t                       *q;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_node_t        *node;
+    ngx_http_linguamate_state_rec_t    rec;
+    ngx_http_linguamate_revocation_t  *rv;
 
-    sz = zone->data;
-
-    if (sz->journal.len + 5 >= NGX_MAX_PATH) {
-        return NGX_ERROR;
-    }
-
+    zone = st->zone;
     now = ngx_time();
+    rc = NGX_OK;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    size = 0;
-
     for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue) && rc == NGX_OK;
          q = ngx_queue_next(q))
     {
         node = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
-        size += 3 * node->len + 3 * NGX_HTTP_LINGUAMATE_JTI_MAX
-                + 3 * NGX_TIME_T_LEN + NGX_INT64_LEN + 9;
-    }
+        rv = ngx_http_linguamate_node_value(node);
 
-    buf = ngx_alloc(size + 1, log);
-    if (buf == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_ERROR;
-    }
-
-    p = buf;
-
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        node = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
-
-        if (((ngx_http_linguamate_revocation_t *)
-                 ngx_http_linguamate_node_value(node))->until <= now)
-        {
+        if (rv->until <= now) {
             continue;
         }
 
         key.data = ngx_http_linguamate_node_key(node);
         key.len = node->len;
 
-        p = ngx_http_linguamate_journal_line(p, &key,
-                                        ngx_http_linguamate_node_value(node));
+        ngx_http_linguamate_session_record(&key, rv, &rec);
+        rc = emit(sink, &rec);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_memcpy(tmp, sz->journal.data, sz->journal.len);
-    ngx_memcpy(tmp + sz->journal.len, ".tmp", sizeof(".tmp"));
-
-    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\": session revocations "
-                      "will not survive a restart", tmp);
-        ngx_free(buf);
-        return NGX_ERROR;
-    }
-
-    if (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot write \"%s\"", tmp);
-        (void) ngx_close_file(fd);
-        (void) ngx_delete_file(tmp);
-        ngx_free(buf);
-        return NGX_ERROR;
-    }
-
-    /* the workers append to it */
-
-    ccf = (ngx_core_conf_t *) ngx_get_conf(sz->cycle->conf_ctx,
-                                           ngx_core_module);
-
-    if (geteuid() == 0 && ccf && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
-        && fchown(fd, ccf->user, ccf->group) == -1)
-    {
-        ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
-                      "linguamate: cannot chown \"%s\"", tmp);
-    }
-
-    (void) ngx_close_file(fd);
-    ngx_free(buf);
-
-    if (ngx_rename_file(tmp, sz->journal.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot rename \"%s\" to \"%V\"", tmp,
-                      &sz->journal);
-        (void) ngx_delete_file(tmp);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return rc;
 }
 
 
-static u_char *
-ngx_http_linguamate_journal_line(u_char *p, ngx_str_t *key,
-    ngx_http_linguamate_revocation_t *rv)
+static void
+ngx_http_linguamate_session_record(ngx_str_t *key,
+    ngx_http_linguamate_revocation_t *rv, ngx_http_linguamate_state_rec_t *rec)
 {
-    p = ngx_sprintf(p, "%T %T %d ", rv->until,
-                    (time_t) (rv->before ? rv->before / 1000 + 1 : 0),
-                    rv->revoked ? 1 : 0);
-
-    if (rv->jti_len) {
-        p = (u_char *) ngx_escape_uri(p, rv->jti, rv->jti_len,
-                                      NGX_ESCAPE_ARGS);
-    } else {
-        *p++ = '-';
-    }
-
-    *p++ = ' ';
-    p = (u_char *) ngx_escape_uri(p, key->data, key->len, NGX_ESCAPE_ARGS);
-    p = ngx_sprintf(p, " %L\n", rv->before);
-
-    return p;
+    rec->type = NGX_HTTP_LINGUAMATE_STATE_SESSION;
+    rec->key = *key;
+    rec->n[0] = rv->until;
+    rec->n[1] = rv->before;
+    rec->n[2] = rv->revoked ? 1 : 0;
+    rec->aux.data = rv->jti;
+    rec->aux.len = rv->jti_len;
 }
 
 
 /*
- * Append one change, in one write().  A journal that cannot be written
- * is logged (at most once a minute per worker); serving goes on and the
- * change still holds until the next restart.
+ * One change, through the state layer (outside the zone's mutex).  One
+ * that cannot be written is logged there; serving goes on and the change
+ * still holds until the next restart.
  */
 
 static void
-ngx_http_linguamate_journal_append(ngx_http_linguamate_zone_t *zone,
+ngx_http_linguamate_session_write(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key, ngx_http_linguamate_revocation_t *rv, ngx_log_t *log)
 {
-    u_char                              *p, buf[2048];
+    ngx_http_linguamate_state_rec_t      rec;
     ngx_http_linguamate_session_zone_t  *sz;
 
     sz = zone->data;
 
-    if (key->len > 400
-        || ngx_http_linguamate_journal_path(zone, log) != NGX_OK)
-    {
-        return;
-    }
+    ngx_http_linguamate_session_record(key, rv, &rec);
 
-    if (ngx_http_linguamate_journal_fd == NGX_INVALID_FILE) {
-        ngx_http_linguamate_journal_fd = ngx_open_file(sz->journal.data,
-                                               NGX_FILE_APPEND,
-                                               NGX_FILE_CREATE_OR_OPEN, 0600);
-    }
-
-    if (ngx_http_linguamate_journal_fd == NGX_INVALID_FILE) {
-        goto failed;
-    }
-
-    p = ngx_http_linguamate_journal_line(buf, key, rv);
-
-    if (ngx_write_fd(ngx_http_linguamate_journal_fd, buf, p - buf)
-        == p - buf)
-    {
-        return;
-    }
-
-    (void) ngx_close_file(ngx_http_linguamate_journal_fd);
-    ngx_http_linguamate_journal_fd = NGX_INVALID_FILE;
-
-failed:
-
-    if (ngx_current_msec - ngx_http_linguamate_journal_err > 60000
-        || ngx_http_linguamate_journal_err == 0)
-    {
-        ngx_http_linguamate_journal_err = ngx_current_msec;
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "linguamate: cannot append to \"%V\"; the change "
-                      "holds until the next restart", &sz->journal);
-    }
+    (void) ngx_http_linguamate_state_write(sz->state, &rec, 1, log);
 }
 
 
-/* a worker starts with its own descriptor (the master's file may be new) */
+/* nothing of this file is per process: the state layer opens per write */
 
 void
 ngx_http_linguamate_session_init_process(void)
 {
-    ngx_http_linguamate_journal_fd = NGX_INVALID_FILE;
 }
+
 
 
 /* the entry of key, created if missing; the zone's mutex is held */
@@ -700,16 +437,17 @@ ngx_http_linguamate_now_ms(void)
 
 
 /*
- * Revoke: kind "all" (id unused), "sub" (a user) or "sid" (a session).
- * "all" and "sub" revoke every token issued up to this millisecond
- * (*before_ms, when asked); "sid" the session whatever the issue time.
+ * Revoke: everything (REVOKE_ALL, id unused), a user (REVOKE_USER, id
+ * the sub) or a session (REVOKE_SESSION, id the sid).  ALL and USER
+ * revoke every token issued up to this millisecond (*before_ms, when
+ * asked); SESSION the session whatever the issue time.
  * The entry lasts the refresh lifetime.
  */
 
 ngx_int_t
 ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
-    ngx_log_t *log)
+    ngx_pool_t *pool, ngx_http_linguamate_revoke_e kind, ngx_str_t *id,
+    int64_t *before_ms, ngx_log_t *log)
 {
     int64_t                            ms;
     time_t                             now, until;
@@ -725,11 +463,12 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
 
     ms = 0;
 
-    if (kind[0] == 'a') {
+    if (kind == NGX_HTTP_LINGUAMATE_REVOKE_ALL) {
         ngx_str_set(&key, "all");
 
-    } else if (ngx_http_linguamate_session_key(pool, kind[1] == 'u'
-                                               ? "sub:" : "sid:", id, &key)
+    } else if (ngx_http_linguamate_session_key(pool,
+                   kind == NGX_HTTP_LINGUAMATE_REVOKE_USER ? "sub:" : "sid:",
+                   id, &key)
                != NGX_OK)
     {
         return NGX_ERROR;
@@ -744,7 +483,7 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
         return NGX_ERROR;
     }
 
-    if (kind[1] == 'i') {
+    if (kind == NGX_HTTP_LINGUAMATE_REVOKE_SESSION) {
         rv->revoked = 1;
 
     } else {
@@ -762,7 +501,7 @@ ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_linguamate_journal_append(zone, &key, &copy, log);
+    ngx_http_linguamate_session_write(zone, &key, &copy, log);
 
     /*
      * A token issued once this call has returned must be accepted: it is
@@ -842,7 +581,7 @@ ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
-    ngx_http_linguamate_journal_append(zone, &key, &copy, log);
+    ngx_http_linguamate_session_write(zone, &key, &copy, log);
 
     return rc;
 }

@@ -18,8 +18,8 @@ void ngx_http_linguamate_session_init_process(void);
 ngx_int_t ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *sub, ngx_str_t *sid, int64_t issued_ms);
 ngx_int_t ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, const char *kind, ngx_str_t *id, int64_t *before_ms,
-    ngx_log_t *log);
+    ngx_pool_t *pool, ngx_http_linguamate_revoke_e kind, ngx_str_t *id,
+    int64_t *before_ms, ngx_log_t *log);
 int64_t ngx_http_linguamate_now_ms(void);
 ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
     ngx_pool_t *pool, ngx_str_t *sid, ngx_str_t *old, ngx_str_t *next,

@@ -354,6 +354,10 @@ ngx_http_linguamate_resolve_settings(ngx_conf_t *cf,
 }
 
 
+/* LOG_LEVEL: the names of the log levels, and their numbers */
+#define NGX_HTTP_LINGUAMATE_LEVEL_NAME(id, n, name, line)  name,
+#define NGX_HTTP_LINGUAMATE_LEVEL_VALUE(id, n, name, line)  n,
+
 static const char *
 ngx_http_linguamate_parse_value(ngx_conf_t *cf,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_setting_t *s,
@@ -366,13 +370,16 @@ ngx_http_linguamate_parse_value(ngx_conf_t *cf,
     ngx_uint_t                       i;
     ngx_http_linguamate_duration_t  *d;
 
-    static const char  *levels[] = { "trace", "debug", "info", "warn",
-                                     "error", "fatal", "silent", NULL };
+    static const char  *levels[] = {
+        NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_LEVEL_NAME) NULL
+    };
     static ngx_uint_t   level_values[] = {
-        NGX_HTTP_LINGUAMATE_LOG_TRACE, NGX_HTTP_LINGUAMATE_LOG_DEBUG,
-        NGX_HTTP_LINGUAMATE_LOG_INFO, NGX_HTTP_LINGUAMATE_LOG_WARN,
-        NGX_HTTP_LINGUAMATE_LOG_ERROR, NGX_HTTP_LINGUAMATE_LOG_FATAL,
-        NGX_HTTP_LINGUAMATE_LOG_SILENT };
+        NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_LEVEL_VALUE)
+    };
+
+    /* the message below names them all */
+    _Static_assert(NGX_HTTP_LINGUAMATE_NLOG_LEVELS == 7,
+                   "LOG_LEVEL's message names each level");
 
     field = (u_char *) lmcf + s->offset;
 

@@ -13,6 +13,9 @@
 #   flags     the PATCH /api/admin/flags body
 #   trpc      tRPC paths and batches, the streaming scan of 207 answers
 #   lockout   the account ("email") of a login body, streamed
+#   state     the state layer's loader: the lines of the sessions and
+#             lockouts journals and of flags.state (v2 and the formats
+#             before it), each record applied checked and written back
 #   settings  every setting's value: CIDR lists (nginx's ngx_ptocidr),
 #             origins, URLs, paths, durations, levels, integers
 #
@@ -36,7 +39,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 secs=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:--1}
-all="parse ingest jwt flags trpc lockout settings"
+all="parse ingest jwt flags trpc lockout settings state"
 names=${*:-$all}
 
 release="$repo/build/release"
@@ -96,7 +99,7 @@ done
 
 clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
     -c "$repo/fuzz/fuzz_ngx.c" -o "$work/fuzz_ngx.o"
-for f in parse json call; do
+for f in parse json call state; do
     clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
         -c "$repo/ngx_linguamate/ngx_http_linguamate_$f.c" -o "$work/$f.o"
 done
@@ -114,7 +117,8 @@ build() {
     # lld drops what no parser reaches: the handlers and their calls
     clang $cflags -fsanitize=fuzzer -Wall -Werror -Wno-unused-function \
         $inc "$repo/fuzz/fuzz_$name.c" "$work/fuzz_ngx.o" "$work/parse.o" \
-        "$work/json.o" "$work/call.o" $core -fuse-ld=lld -Wl,--gc-sections \
+        "$work/json.o" "$work/call.o" "$work/state.o" $core \
+        -fuse-ld=lld -Wl,--gc-sections \
         -ljwt -lyajl -lcrypto -lm -o "$work/fuzz_$name"
 }
 

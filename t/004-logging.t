@@ -167,3 +167,37 @@ GET /log
 --- response_body
 --- no_error_log
 [alert]
+
+
+
+=== TEST 9: LOG_PRETTY names the level: WARN for a 404, ERROR for a 500
+--- http_config eval: $::LogConfig . "linguamate_log_pretty true;"
+--- config
+    access_log logs/app.log lm if=$linguamate_log_enabled;
+    location / { linguamate_endpoint not_found; }
+    location = /api/boom { return 500; }
+    location = /log { access_log off; linguamate off; alias logs/app.log; }
+--- request eval
+["GET /api/missing", "GET /api/boom", "GET /log"]
+--- error_code eval
+[404, 500, 200]
+--- more_headers
+X-Correlation-Id: c-9
+--- response_body_like eval
+[qr/NOT_FOUND/, qr/INTERNAL_SERVER_ERROR/, qr/^\[[^\]]+\] WARN \(\d+\): GET \/api\/missing 404 \d+ms corr=c-9\n\[[^\]]+\] ERROR \(\d+\): GET \/api\/boom 500 \d+ms corr=c-9\n$/]
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: LOG_LEVEL is read in any case; silent writes no event
+--- http_config
+    linguamate_log_file logs/events.log;
+    linguamate_log_level Silent;
+--- config
+    location = /log { alias logs/events.log; }
+--- request
+GET /log
+--- response_body
+--- no_error_log
+[alert]

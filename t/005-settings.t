@@ -285,6 +285,7 @@ must be an integer from 1 to 65535
 --- must_die
 --- error_log
 invalid value "loud" for LOG_LEVEL (directive,
+must be trace, debug, info, warn, error, fatal or silent
 
 
 

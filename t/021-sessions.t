@@ -49,17 +49,7 @@ $srv->start;
 my $http = HTTP::Tiny->new(timeout => 10);
 
 # every check goes to both workers: fresh connections, several times
-sub status_of {
-    my ($token) = @_;
-    my %seen;
-    for (1 .. 6) {
-        my $r = $http->get($srv->url('/api/auth/session'),
-                           { headers => { Authorization => "Bearer $token" } });
-        my $reason = eval { $json->decode($r->{content})->{error}{reason} };
-        $seen{ $r->{status} . ($reason ? " $reason" : '') }++;
-    }
-    return join ',', sort keys %seen;
-}
+sub status_of { session_status($srv, $_[0]) }
 
 sub admin_post {
     my ($path) = @_;
@@ -120,6 +110,8 @@ is status_of($a), '200', 'a session token works on every worker';
 
 my $r = admin_post('/api/admin/sessions/s1/revoke');
 is $r->{status}, 200, 'revoke session s1';
+like $r->{content}, qr/^\{"success":true,"revoked":"sid","issuedBefore":"\d{4}-/,
+     '... a session: "sid"';
 is status_of($a), '401 REVOKED', 'its token is refused everywhere at once';
 is status_of($b), '200', 'another session of the same user is not';
 
@@ -127,6 +119,8 @@ is status_of($b), '200', 'another session of the same user is not';
 
 $r = admin_post('/api/admin/users/u1/revoke');
 is $r->{status}, 200, 'revoke user u1';
+like $r->{content}, qr/^\{"success":true,"revoked":"sub","issuedBefore":"\d{4}-/,
+     '... a user: "sub"';
 is status_of($b), '401 REVOKED', 'all of its sessions are refused';
 is status_of($c), '200', 'other users are not';
 my $at = revoked_at($r);
@@ -219,6 +213,12 @@ is $r->{status}, 200, 'logout';
 is status_of($d), '401 REVOKED', 'revokes the caller\'s session';
 $r = $http->post($srv->url('/api/auth/logout'));
 is $r->{status}, 401, 'logout needs a token';
+$r = $http->get($srv->url('/api/auth/logout'),
+                { headers => { Authorization => 'Bearer '
+                                   . token(sub => 'u4', sid => 's11') } });
+is $r->{status}, 405, 'logout is POST only';
+is $r->{headers}{allow}, 'POST', '... Allow: POST';
+like $r->{content}, qr/"code":"METHOD_NOT_ALLOWED"/, '... in the envelope';
 
 # --- revocation to the millisecond ----------------------------------------
 # The edge's tokens carry iat_ms.  A revocation refuses the tokens issued

@@ -128,23 +128,48 @@ is_deeply $s->{flags}, { maintenance => JSON::PP::false,
     strictMode => JSON::PP::false, logLevel => 'info', cacheTtlSeconds => 60 },
     'GET /api/admin/state shows the configured flags';
 is_deeply $s->{liveFlags}, {}, 'no live change yet';
+my $r = req('GET', '/api/admin/state',
+         headers => { Authorization => "Bearer $admin" });
+my $flags_json = '"flags":{"maintenance":false,'
+    . '"features":{"chat":true,"analytics":true},"strictMode":false,'
+    . '"logLevel":"info","cacheTtlSeconds":60},"liveFlags":{}';
+like $r->{content}, qr/\Q$flags_json\E/,
+     '... in this order, the features nested';
 
 # --- bad requests change nothing -----------------------------------------------
 
+my $levels = 'must be one of trace, debug, info, warn, error, fatal (or null)';
 my @bad = (
-    ['{"maintenance":"yes"}', 'maintenance'],
+    ['{"maintenance":"yes"}', 'maintenance', 'must be true or false (or null)'],
     ['{"maintenance":1}', 'maintenance'],
-    ['{"logLevel":"loud"}', 'logLevel'],
+    ['{"logLevel":"loud"}', 'logLevel', $levels],
     ['{"logLevel":"INFO"}', 'logLevel'],
-    ['{"cacheTtlSeconds":-1}', 'cacheTtlSeconds'],
+    ['{"logLevel":"silent"}', 'logLevel', $levels],
+    ['{"cacheTtlSeconds":-1}', 'cacheTtlSeconds',
+     'must be an integer from 0 to 31536000 (or null)'],
     ['{"cacheTtlSeconds":1.5}', 'cacheTtlSeconds'],
     ['{"cacheTtlSeconds":1e400}', 'cacheTtlSeconds'],
     ['{"cacheTtlSeconds":99999999999}', 'cacheTtlSeconds'],
-    ['{"features":{"video":true}}', 'features'],
-    ['{"features":true}', 'features'],
-    ['{"bogus":true}', 'bogus'],
-    ['{}', 'body'],
-    ['[]', 'body'],
+    ['{"cacheTtlSeconds":31536001}', 'cacheTtlSeconds'],
+    ['{"features":{"video":true}}', 'features',
+     'unknown feature: the features are chat and analytics'],
+    ['{"features":true}', 'features',
+     'must be an object of chat and analytics'],
+    ['{"features":{"chat":"on"}}', 'features.chat',
+     'must be true or false (or null)'],
+    ['{"features":{"analytics":true,"analytics":false}}',
+     'features.analytics', 'is duplicated'],
+    ['{"features":{},"features":{"chat":true}}', 'features', 'is duplicated'],
+    ['{"features.chat":true}', 'features.chat',
+     'unknown flag: the flags are maintenance, features, strictMode, '
+     . 'logLevel and cacheTtlSeconds'],
+    ['{"bogus":true}', 'bogus',
+     'unknown flag: the flags are maintenance, features, strictMode, '
+     . 'logLevel and cacheTtlSeconds'],
+    ['{"' . ('k' x 100) . '":1}', 'k' x 64],
+    ['{}', 'body', 'names no flag to change'],
+    ['{"features":{}}', 'body', 'names no flag to change'],
+    ['[]', 'body', 'must be a JSON object'],
     ['not json', 'body'],
     ['{"maintenance":true,"logLevel":"loud"}', 'logLevel'],
     ['{"maintenance":tru', 'body'],
@@ -158,12 +183,14 @@ for my $b (@bad) {
     is $r->{status}, 400, "PATCH $show is 400";
     is $r->{json}{error}{code}, 'VALIDATION_ERROR', '... VALIDATION_ERROR';
     is $r->{json}{error}{details}[0]{field}, $b->[1], "... naming $b->[1]";
+    is $r->{json}{error}{details}[0]{message}, $b->[2], "... saying $b->[2]"
+        if defined $b->[2];
 }
 
 ok !state()->{flags}{maintenance},
     'a request with one bad field changed nothing (all or nothing)';
 
-my $r = req('PATCH', '/api/admin/flags', content => '{"maintenance":true}');
+$r = req('PATCH', '/api/admin/flags', content => '{"maintenance":true}');
 is $r->{status}, 401, 'PATCH without the admin token is 401';
 $r = req('GET', '/api/admin/flags', headers => { Authorization => "Bearer $admin" });
 is $r->{status}, 405, 'GET /api/admin/flags is 405';

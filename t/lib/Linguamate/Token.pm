@@ -9,7 +9,7 @@ use Exporter 'import';
 use MIME::Base64 qw(encode_base64);
 use Digest::SHA qw(hmac_sha256);
 
-our @EXPORT = qw(token raw_token b64url $SECRET $OTHER);
+our @EXPORT = qw(token raw_token b64url session_status $SECRET $OTHER);
 
 our $SECRET = 'test-secret-test-secret-test-secret-0001';
 our $OTHER = 'another-secret-another-secret-another-02';
@@ -33,6 +33,23 @@ sub token {
     close $fh or die "scripts/jwt sign @args failed";
     chomp $t;
     return $t;
+}
+
+# what GET /api/auth/session answers a token, on every worker (fresh
+# connections, six times): the distinct "STATUS[ REASON]" seen, sorted
+sub session_status {
+    my ($srv, $token) = @_;
+    require HTTP::Tiny;
+    require JSON::PP;
+    my $http = HTTP::Tiny->new(timeout => 10);
+    my %seen;
+    for (1 .. 6) {
+        my $r = $http->get($srv->url('/api/auth/session'),
+                           { headers => { Authorization => "Bearer $token" } });
+        my $reason = eval { JSON::PP->new->decode($r->{content})->{error}{reason} };
+        $seen{ $r->{status} . ($reason ? " $reason" : '') }++;
+    }
+    return join ',', sort keys %seen;
 }
 
 sub b64url {
