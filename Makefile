@@ -13,7 +13,8 @@
 #   make fuzz     libFuzzer over every parser, FUZZ_SECONDS=60 per harness
 #   make fuzz-regress   replay fuzz/regressions/ only
 #   make lint     static checks: gcc and clang -Werror builds, cppcheck,
-#                 clang-tidy (.clang-tidy), 80 columns (scripts/lint.sh)
+#                 clang-tidy (.clang-tidy), 80 columns, the layers
+#                 (scripts/check-includes) (scripts/lint.sh)
 #   make faults   faults under load: reloads, kill -9, STATE_DIR full,
 #                 a flapping toolkit, tiny zones (FAULTS_SECONDS=30)
 #   make soak     wrk at high load, RSS and zones sampled (SOAK_SECONDS=600)

@@ -1,7 +1,8 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * libFuzzer harness for tRPC calls (ngx_http_linguamate_trpc.c): the
+ * libFuzzer harness for tRPC calls (ngx_http_linguamate_call.c, linked,
+ * and ngx_http_linguamate_trpc.c, included): the
  * input is a cut size byte, then "URI[?ARGS]\nANSWER".  trpc_parse()
  * checks the raw URI under /api/trpc/ against the canonical grammar and
  * splits it into procedures (batch as URLSearchParams reads it, auth,

@@ -13,6 +13,14 @@
 #include <openssl/sha.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_session.h"
+#include "ngx_http_linguamate_lockout.h"
+#include "ngx_http_linguamate_breaker.h"
+#include "ngx_http_linguamate_flags.h"
+#include "ngx_http_linguamate_admin.h"
 
 
 /* a configured admin token: who holds it, and its SHA-256 */

@@ -23,6 +23,10 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_breaker.h"
 
 
 #define NGX_HTTP_LINGUAMATE_BREAKERS_MAX    64
@@ -78,8 +82,6 @@ static ngx_int_t ngx_http_linguamate_breakers_fresh(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_breakers_map(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_breaker_gate(ngx_http_request_t *r);
-static ngx_int_t ngx_http_linguamate_breaker_log(ngx_http_request_t *r);
 static void ngx_http_linguamate_breaker_period(
     ngx_http_linguamate_breaker_conf_t *bc,
     ngx_http_linguamate_breaker_state_t *b, ngx_msec_t now,
@@ -458,21 +460,6 @@ ngx_http_linguamate_breakers_map(ngx_http_linguamate_zone_t *zone,
 }
 
 
-ngx_int_t
-ngx_http_linguamate_breakers_postconf(ngx_conf_t *cf)
-{
-    if (ngx_http_linguamate_add_handler(cf, NGX_HTTP_ACCESS_PHASE,
-                                        ngx_http_linguamate_breaker_gate)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_LOG_PHASE,
-                                           ngx_http_linguamate_breaker_log);
-}
-
-
 static ngx_http_linguamate_breaker_state_t *
 ngx_http_linguamate_breaker_state(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_http_linguamate_breaker_conf_t *bc)
@@ -581,7 +568,7 @@ ngx_http_linguamate_breaker_failure(ngx_http_linguamate_breaker_conf_t *bc,
 
 /* ACCESS: an open breaker answers at once, without the upstream */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
 {
     u_char                               *p, msg[96];
@@ -712,10 +699,10 @@ ngx_http_linguamate_breaker_gate(ngx_http_request_t *r)
 
 /* LOG: every upstream attempt of a request the gate let through */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
 {
-    ngx_uint_t                    i, n, *tkst;
+    ngx_uint_t                    i, n;
     ngx_uint_t                    statuses[16];
     ngx_http_upstream_state_t    *state;
     ngx_http_linguamate_ctx_t    *ctx;
@@ -730,14 +717,12 @@ ngx_http_linguamate_breaker_log(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    n = 0;
-
     if (ctx->toolkit) {
-        /* a toolkit call that ended early: its attempts so far */
-        n = ngx_http_linguamate_toolkit_statuses(ctx->toolkit, &tkst);
-        ngx_http_linguamate_breaker_attempts(r, tkst, n);
+        /* the toolkit's own LOG step counts its attempts */
         return NGX_OK;
     }
+
+    n = 0;
 
     if (r->upstream_states) {
         state = r->upstream_states->elts;
@@ -865,6 +850,12 @@ ngx_http_linguamate_breaker_event(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_str_t   msg, extra;
     ngx_uint_t  level;
     const char *evt;
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "linguamate breaker \"%V\": %s -> %s%s", name,
+                   ngx_http_linguamate_states_low[t->from],
+                   ngx_http_linguamate_states_low[t->to],
+                   t->reset ? " (reset)" : "");
 
     p = buf;
     last = buf + sizeof(buf);

@@ -12,9 +12,12 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_cors.h"
+#include "ngx_http_linguamate_flags.h"
 
 
-static ngx_int_t ngx_http_linguamate_cors_preflight(ngx_http_request_t *r);
 static ngx_table_elt_t *ngx_http_linguamate_cors_origin(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_cors_allowed(ngx_http_request_t *r,
     ngx_str_t *origin);
@@ -56,14 +59,6 @@ ngx_http_linguamate_cors_check(ngx_conf_t *cf,
     }
 
     return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_linguamate_cors_init(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_REWRITE_PHASE,
-                                           ngx_http_linguamate_cors_preflight);
 }
 
 
@@ -259,7 +254,7 @@ ngx_http_linguamate_cors_headers(ngx_http_request_t *r)
 
 /* OPTIONS with Origin and Access-Control-Request-Method: 204, in-process */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;

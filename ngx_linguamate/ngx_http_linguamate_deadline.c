@@ -15,28 +15,21 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_toolkit.h"
+#include "ngx_http_linguamate_deadline.h"
 
 
 /* how often to look again while the call has no upstream connection yet */
 #define NGX_HTTP_LINGUAMATE_DEADLINE_POLL  50
 
 
-static ngx_int_t ngx_http_linguamate_deadline_arm(ngx_http_request_t *r);
 static void ngx_http_linguamate_deadline_fire(ngx_event_t *ev);
 static void ngx_http_linguamate_deadline_cleanup(void *data);
 
 
-ngx_int_t
-ngx_http_linguamate_deadline_init(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_PRECONTENT_PHASE,
-                                           ngx_http_linguamate_deadline_arm);
-}
-
-
 /* PRECONTENT: a proxied call starts; its budget with it */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_deadline_arm(ngx_http_request_t *r)
 {
     ngx_event_t                      *ev;

@@ -21,7 +21,11 @@
 #include <yajl/yajl_tree.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_state.h"
+#include "ngx_http_linguamate_flags.h"
 
 
 #define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
@@ -161,7 +165,6 @@ static ngx_int_t ngx_http_linguamate_flags_snapshot(
 static void ngx_http_linguamate_flags_dropped(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t flag, ngx_uint_t live,
     ngx_uint_t conf);
-static ngx_int_t ngx_http_linguamate_gate_handler(ngx_http_request_t *r);
 static void ngx_http_linguamate_settings_digest(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
     ngx_uint_t log);
@@ -224,14 +227,6 @@ ngx_http_linguamate_flags_init(ngx_conf_t *cf,
     lmcf->flags_zone = zone;
 
     return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_linguamate_flags_postconf(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_REWRITE_PHASE,
-                                           ngx_http_linguamate_gate_handler);
 }
 
 
@@ -308,6 +303,8 @@ ngx_http_linguamate_flags_fresh(ngx_http_linguamate_zone_t *zone,
 
     zone->sh->data = fl;
     fz->lmcf->flags = fl;
+    fz->lmcf->live_log_level =
+        &fl->f[NGX_HTTP_LINGUAMATE_F_LOG_LEVEL].value;
 
     ngx_http_linguamate_settings_digest(fz->lmcf, fl, 0);
 
@@ -343,6 +340,8 @@ ngx_http_linguamate_flags_kept(ngx_http_linguamate_zone_t *zone,
     fz = zone->data;
     fl = zone->sh->data;
     fz->lmcf->flags = fl;
+    fz->lmcf->live_log_level =
+        &fl->f[NGX_HTTP_LINGUAMATE_F_LOG_LEVEL].value;
 
     if (ngx_http_linguamate_state_path(fz->state) != NGX_OK) {
         return NGX_ERROR;
@@ -584,19 +583,14 @@ ngx_http_linguamate_flags_snapshot(ngx_http_linguamate_state_t *st,
 
 /*
  * REWRITE phase, ahead of the rewrite module's "return": maintenance
- * mode, then the location's feature.  Health, metrics, the operations API
- * and the error pages are never in maintenance.
+ * mode.  Health, metrics, the operations API and the error pages are
+ * never in maintenance.
  */
 
-static ngx_int_t
-ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
+ngx_int_t
+ngx_http_linguamate_maintenance_step(ngx_http_request_t *r)
 {
-    u_char                            buf[64];
-    ngx_int_t                         rc;
     ngx_str_t                         extra;
-    ngx_uint_t                        flag;
-    const char                       *name;
-    ngx_http_linguamate_ctx_t        *ctx;
     ngx_http_linguamate_loc_conf_t   *llcf;
     ngx_http_linguamate_main_conf_t  *lmcf;
 
@@ -612,56 +606,65 @@ ngx_http_linguamate_gate_handler(ngx_http_request_t *r)
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
-    ctx = ngx_http_linguamate_get_ctx(r);
-    if (ctx == NULL) {
+    /* the endpoints' maintenance column: health, metrics, ... answer */
+
+    if (!llcf->maintenance
+        || llcf->endpoint >= NGX_HTTP_LINGUAMATE_NENDPOINTS
+        || !ngx_http_linguamate_endpoint_maintenance[llcf->endpoint]
+        || !ngx_http_linguamate_maintenance_on(lmcf))
+    {
+        return NGX_DECLINED;
+    }
+
+    /* the header keeps pointing at it: the request's memory */
+
+    extra.data = ngx_pnalloc(r->pool, 64);
+    if (extra.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_linguamate_trpc_parse(r, ctx);
+    extra.len = ngx_sprintf(extra.data, ",\"retryAfter\":%T",
+                            lmcf->maintenance_retry_after.seconds)
+                - extra.data;
 
-    /* the endpoints' maintenance column: health, metrics, ... answer */
-
-    if (llcf->maintenance
-        && llcf->endpoint < NGX_HTTP_LINGUAMATE_NENDPOINTS
-        && ngx_http_linguamate_endpoint_maintenance[llcf->endpoint]
-        && ngx_http_linguamate_maintenance_on(lmcf))
+    if (ngx_http_linguamate_add_header(r, "Retry-After",
+            sizeof("Retry-After") - 1,
+            extra.data + sizeof(",\"retryAfter\":") - 1,
+            extra.len - (sizeof(",\"retryAfter\":") - 1))
+        != NGX_OK)
     {
-        /* the header keeps pointing at it: the request's memory */
-
-        extra.data = ngx_pnalloc(r->pool, 64);
-        if (extra.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        extra.len = ngx_sprintf(extra.data, ",\"retryAfter\":%T",
-                                lmcf->maintenance_retry_after.seconds)
-                    - extra.data;
-
-        if (ngx_http_linguamate_add_header(r, "Retry-After",
-                sizeof("Retry-After") - 1,
-                extra.data + sizeof(",\"retryAfter\":") - 1,
-                extra.len - (sizeof(",\"retryAfter\":") - 1))
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        return ngx_http_linguamate_phase_error(r,
-                   NGX_HTTP_SERVICE_UNAVAILABLE, "MAINTENANCE",
-                   "The service is down for maintenance; please try "
-                   "again later", &extra);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx->trpc) {
-        rc = ngx_http_linguamate_trpc_gate(r, ctx);
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
-    }
+    return ngx_http_linguamate_phase_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+               "MAINTENANCE", "The service is down for maintenance; please "
+               "try again later", &extra);
+}
 
-    if (llcf->feature == 0) {
+
+/* REWRITE phase, after the tRPC gate: the location's feature */
+
+ngx_int_t
+ngx_http_linguamate_feature_step(ngx_http_request_t *r)
+{
+    u_char                            buf[64];
+    ngx_str_t                         extra;
+    ngx_uint_t                        flag;
+    const char                       *name;
+    ngx_http_linguamate_loc_conf_t   *llcf;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    if (r != r->main || r->internal) {
         return NGX_DECLINED;
     }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (!llcf->enable || llcf->feature == 0) {
+        return NGX_DECLINED;
+    }
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     if (llcf->feature == NGX_HTTP_LINGUAMATE_FEATURE_CHAT) {
         flag = NGX_HTTP_LINGUAMATE_F_CHAT;

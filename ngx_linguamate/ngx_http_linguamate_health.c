@@ -8,6 +8,16 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_auth.h"
+#include "ngx_http_linguamate_metrics.h"
+#include "ngx_http_linguamate_breaker.h"
+#include "ngx_http_linguamate_toolkit.h"
+#include "ngx_http_linguamate_flags.h"
+#include "ngx_http_linguamate_ingest.h"
+#include "ngx_http_linguamate_health.h"
+#include "ngx_http_linguamate_admin.h"
 
 
 typedef struct {
@@ -252,81 +262,6 @@ ngx_http_linguamate_health_ready(ngx_http_request_t *r)
     b->last = ngx_cpymem(b->last, "\"}\n", 3);
 
     return ngx_http_linguamate_send_json(r, NGX_HTTP_SERVICE_UNAVAILABLE, b);
-}
-
-
-/*
- * The memory limit of this deployment: the cgroup's when it has one,
- * else MEMORY_LIMIT_MB, else the machine's memory.
- */
-
-uint64_t
-ngx_http_linguamate_memory_limit(ngx_http_linguamate_main_conf_t *lmcf,
-    const char **source)
-{
-    u_char       buf[256], *p;
-    ssize_t      n;
-    uint64_t     v;
-    ngx_fd_t     fd;
-    ngx_uint_t   i;
-    static char *cgroup[] = { "/sys/fs/cgroup/memory.max",
-                              "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                              NULL };
-
-    for (i = 0; cgroup[i]; i++) {
-        fd = ngx_open_file(cgroup[i], NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) {
-            continue;
-        }
-
-        n = read(fd, buf, sizeof(buf) - 1);
-        (void) ngx_close_file(fd);
-
-        v = 0;
-        for (p = buf; n > 0 && p < buf + n && *p >= '0' && *p <= '9'; p++) {
-            v = v * 10 + (*p - '0');
-        }
-
-        /* "max", or v1's "unlimited" (close to 2^63) */
-
-        if (v && v < ((uint64_t) 1 << 60)) {
-            *source = "cgroup";
-            return v;
-        }
-    }
-
-    if (lmcf->memory_limit_mb) {
-        *source = "setting";
-        return (uint64_t) lmcf->memory_limit_mb * 1024 * 1024;
-    }
-
-    *source = "system";
-
-    fd = ngx_open_file("/proc/meminfo", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        return 0;
-    }
-
-    n = read(fd, buf, sizeof(buf) - 1);
-    (void) ngx_close_file(fd);
-
-    if (n <= 0) {
-        return 0;
-    }
-
-    buf[n] = '\0';
-    p = (u_char *) ngx_strstr(buf, "MemTotal:");
-    if (p == NULL) {
-        return 0;
-    }
-
-    for (p += 9; *p == ' '; p++) { /* void */ }
-
-    for (v = 0; *p >= '0' && *p <= '9'; p++) {
-        v = v * 10 + (*p - '0');
-    }
-
-    return v * 1024;
 }
 
 
@@ -626,7 +561,16 @@ static ngx_int_t
 ngx_http_linguamate_error_page(ngx_http_request_t *r)
 {
     ngx_uint_t                    status;
+    ngx_http_linguamate_ctx_t    *ctx;
     ngx_http_linguamate_error_t  *e;
+
+    /* a refusal of the edge's own: as the step that refused recorded it */
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    if (ctx && ngx_http_linguamate_refusal_pending(r, ctx)) {
+        return ngx_http_linguamate_send_refusal(r, ctx);
+    }
 
     status = r->err_status;
 

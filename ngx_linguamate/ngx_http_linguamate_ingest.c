@@ -26,6 +26,10 @@
 #include <yajl/yajl_tree.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_metrics.h"
+#include "ngx_http_linguamate_ingest.h"
 
 
 #define NGX_HTTP_LINGUAMATE_INGEST_BODY_MAX   (1024 * 1024)

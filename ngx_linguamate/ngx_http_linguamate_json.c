@@ -7,9 +7,50 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+
+
+typedef struct {
+    ngx_uint_t                  status;
+    const char                 *code;
+    ngx_int_t                   rpc;
+} ngx_http_linguamate_trpc_code_t;
+
+
+/* tRPC's codes (TRPC_ERROR_CODES_BY_KEY) by HTTP status */
+static ngx_http_linguamate_trpc_code_t  ngx_http_linguamate_trpc_codes[] = {
+    { 400, "BAD_REQUEST", -32600 },
+    { 401, "UNAUTHORIZED", -32001 },
+    { 402, "PAYMENT_REQUIRED", -32002 },
+    { 403, "FORBIDDEN", -32003 },
+    { 404, "NOT_FOUND", -32004 },
+    { 405, "METHOD_NOT_SUPPORTED", -32005 },
+    { 408, "TIMEOUT", -32008 },
+    { 409, "CONFLICT", -32009 },
+    { 412, "PRECONDITION_FAILED", -32012 },
+    { 413, "PAYLOAD_TOO_LARGE", -32013 },
+    { 415, "UNSUPPORTED_MEDIA_TYPE", -32015 },
+    { 422, "UNPROCESSABLE_CONTENT", -32022 },
+    { 429, "TOO_MANY_REQUESTS", -32029 },
+    { 499, "CLIENT_CLOSED_REQUEST", -32099 },
+    { 500, "INTERNAL_SERVER_ERROR", -32603 },
+    { 501, "NOT_IMPLEMENTED", -32603 },
+    { 502, "BAD_GATEWAY", -32603 },
+    { 503, "SERVICE_UNAVAILABLE", -32603 },
+    { 504, "GATEWAY_TIMEOUT", -32603 },
+    { 0, NULL, 0 }
+};
 
 
 static size_t ngx_http_linguamate_utf8_len(u_char *p, size_t size);
+static void ngx_http_linguamate_json_headers(ngx_http_request_t *r,
+    ngx_buf_t *b);
+static ngx_buf_t *ngx_http_linguamate_envelope(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, const char *code, const char *message,
+    ngx_str_t *extra);
+static ngx_buf_t *ngx_http_linguamate_trpc_shape(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra);
 
 
 static ngx_str_t  ngx_http_linguamate_json_type =
@@ -219,14 +260,11 @@ ngx_http_linguamate_iso_time(u_char *buf, time_t sec, ngx_msec_t msec)
 }
 
 
-ngx_int_t
-ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_buf_t *b)
-{
-    ngx_int_t    rc;
-    ngx_chain_t  out;
+/* the type and length of a JSON answer held in one buffer */
 
-    r->headers_out.status = status;
+static void
+ngx_http_linguamate_json_headers(ngx_http_request_t *r, ngx_buf_t *b)
+{
     r->headers_out.content_type = ngx_http_linguamate_json_type;
     r->headers_out.content_type_len = ngx_http_linguamate_json_type.len;
     r->headers_out.content_type_lowcase = NULL;
@@ -236,6 +274,18 @@ ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
         r->headers_out.content_length->hash = 0;
         r->headers_out.content_length = NULL;
     }
+}
+
+
+ngx_int_t
+ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    ngx_http_linguamate_json_headers(r, b);
 
     rc = ngx_http_send_header(r);
 
@@ -259,28 +309,14 @@ ngx_http_linguamate_send_json(ngx_http_request_t *r, ngx_uint_t status,
  * "extra" is a JSON fragment that starts with a comma, or NULL.
  */
 
-ngx_int_t
-ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message, ngx_str_t *extra)
+static ngx_buf_t *
+ngx_http_linguamate_envelope(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, const char *code, const char *message,
+    ngx_str_t *extra)
 {
-    size_t                      len, mlen;
-    ngx_buf_t                  *b;
-    ngx_time_t                 *tp;
-    ngx_http_linguamate_ctx_t  *ctx;
-
-    ctx = ngx_http_linguamate_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* under the tRPC prefix, the shape the app's tRPC client reads */
-
-    ngx_http_linguamate_trpc_parse(r, ctx);
-
-    if (ctx->trpc) {
-        return ngx_http_linguamate_trpc_error(r, ctx, status, code, message,
-                                              extra);
-    }
+    size_t       len, mlen;
+    ngx_buf_t   *b;
+    ngx_time_t  *tp;
 
     mlen = ngx_strlen(message);
 
@@ -294,7 +330,7 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NULL;
     }
 
     tp = ngx_timeofday();
@@ -316,6 +352,46 @@ ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     b->last = ngx_cpymem(b->last, "}}\n", 3);
+
+    return b;
+}
+
+
+/*
+ * The body of a refusal: under the tRPC prefix (the call the core read at
+ * POST_READ), the shape the app's tRPC client reads, else the envelope.
+ */
+
+ngx_buf_t *
+ngx_http_linguamate_error_buf(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra)
+{
+    if (ctx->trpc) {
+        return ngx_http_linguamate_trpc_shape(r, ctx, status, code, message,
+                                              extra);
+    }
+
+    return ngx_http_linguamate_envelope(r, ctx, code, message, extra);
+}
+
+
+ngx_int_t
+ngx_http_linguamate_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *extra)
+{
+    ngx_buf_t                  *b;
+    ngx_http_linguamate_ctx_t  *ctx;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_http_linguamate_error_buf(r, ctx, status, code, message, extra);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     /* the request may carry a body nobody read; keep the connection sane */
 
@@ -391,4 +467,287 @@ ngx_http_linguamate_body(ngx_http_request_t *r, size_t max, ngx_str_t *body)
     body->len = p - body->data;
 
     return NGX_OK;
+}
+
+
+static ngx_http_linguamate_trpc_code_t *
+ngx_http_linguamate_trpc_code(ngx_uint_t status)
+{
+    ngx_uint_t                        i;
+    ngx_http_linguamate_trpc_code_t  *c;
+
+    c = ngx_http_linguamate_trpc_codes;
+
+    for (i = 0; c[i].status; i++) {
+        if (c[i].status == status) {
+            return &c[i];
+        }
+    }
+
+    /* BAD_REQUEST for another 4xx, INTERNAL_SERVER_ERROR otherwise */
+
+    return (status >= 400 && status < 500) ? &c[0] : &c[14];
+}
+
+
+/*
+ * The error in tRPC v11's superjson shape:
+ *   {"error":{"json":{"message":M,"code":-32029,"data":{"code":
+ *   "TOO_MANY_REQUESTS","httpStatus":429,"path":"auth.login",...}}}}
+ * with the edge's own fields (retryAfter, reason, feature, details) and
+ * the correlation id in "data"; for a batch, an array with one element
+ * per procedure.  The HTTP status is the same.
+ */
+
+static ngx_buf_t *
+ngx_http_linguamate_trpc_shape(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
+    const char *message, ngx_str_t *extra)
+{
+    size_t                            len, one, mlen, elen;
+    ngx_buf_t                        *b;
+    ngx_str_t                        *path, none;
+    ngx_uint_t                        i, n;
+    ngx_http_linguamate_trpc_code_t  *tc;
+
+    tc = ngx_http_linguamate_trpc_code(status);
+
+    mlen = ngx_strlen(message);
+    elen = extra ? extra->len : 0;
+
+    /* not a batch: one error, for the path as a whole */
+
+    n = ctx->trpc_batch ? ctx->trpc_n : 1;
+    ngx_str_null(&none);
+
+    one = sizeof("{\"error\":{\"json\":{\"message\":\"\",\"code\":-32600,"
+                 "\"data\":{\"code\":\"\",\"httpStatus\":600,"
+                 "\"path\":\"\",\"correlationId\":\"\","
+                 "\"edgeCode\":\"\"}}}},")
+          + ngx_http_linguamate_json_escape_len((u_char *) message, mlen)
+          + ngx_strlen(tc->code) + ngx_strlen(code) + elen
+          + ctx->corr_id.len;
+
+    len = 4 + n * one;
+
+    for (i = 0; i < ctx->trpc_n; i++) {
+        len += ngx_http_linguamate_json_escape_len(ctx->trpc_procs[i].data,
+                                                   ctx->trpc_procs[i].len);
+    }
+
+    len += ngx_http_linguamate_json_escape_len(ctx->trpc_path.data,
+                                               ctx->trpc_path.len);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    if (ctx->trpc_batch) {
+        *b->last++ = '[';
+    }
+
+    for (i = 0; i < n; i++) {
+        path = !ctx->trpc_batch ? &ctx->trpc_path
+               : ctx->trpc_n ? &ctx->trpc_procs[i] : &none;
+
+        b->last = ngx_cpymem(b->last, "{\"error\":{\"json\":{\"message\":\"",
+                         sizeof("{\"error\":{\"json\":{\"message\":\"") - 1);
+        b->last = ngx_http_linguamate_json_escape(b->last, (u_char *) message,
+                                                  mlen);
+        b->last = ngx_sprintf(b->last, "\",\"code\":%i,\"data\":{\"code\":"
+                              "\"%s\",\"httpStatus\":%ui,\"path\":\"",
+                              tc->rpc, tc->code, status);
+        b->last = ngx_http_linguamate_json_escape(b->last, path->data,
+                                                  path->len);
+        *b->last++ = '"';
+
+        if (elen) {
+            b->last = ngx_cpymem(b->last, extra->data, elen);
+        }
+
+        b->last = ngx_sprintf(b->last, ",\"correlationId\":\"%V\","
+                              "\"edgeCode\":\"%s\"}}}}", &ctx->corr_id,
+                              code);
+
+        if (ctx->trpc_batch && i + 1 < n) {
+            *b->last++ = ',';
+        }
+
+        if (!ctx->trpc_batch) {
+            break;
+        }
+    }
+
+    if (ctx->trpc_batch) {
+        *b->last++ = ']';
+    }
+
+    *b->last++ = '\n';
+
+    return b;
+}
+
+
+/*
+ * The one way to refuse, from a phase step: the refusal is recorded in
+ * the ctx (which outlives internal redirects) and its status returned to
+ * nginx, which finalizes the request with it.  So nginx's rules apply as
+ * to any module's refusal: "satisfy any" may grant what ACCESS refused,
+ * and an error_page for the status takes over.  The error endpoint
+ * ("linguamate_endpoint error") renders the recorded refusal; with no
+ * error_page, the header and body filters answer with it instead of
+ * nginx's HTML page (ngx_http_linguamate_refusal_buf()).  Headers the step
+ * set (Retry-After, X-RateLimit-*, WWW-Authenticate) stay in headers_out.
+ */
+
+ngx_int_t
+ngx_http_linguamate_phase_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message, ngx_str_t *extra)
+{
+    size_t                          len;
+    ngx_http_linguamate_ctx_t      *ctx;
+    ngx_http_linguamate_refusal_t  *rf;
+
+    ctx = ngx_http_linguamate_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rf = &ctx->refusal;
+
+    /* the message and the fields may live on the step's stack */
+
+    len = ngx_strlen(message);
+
+    rf->message = ngx_pnalloc(r->pool, len + 1);
+    if (rf->message == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(rf->message, message, len + 1);
+
+    rf->extra.len = 0;
+
+    if (extra && extra->len) {
+        rf->extra.data = ngx_pstrdup(r->pool, extra);
+        if (rf->extra.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        rf->extra.len = extra->len;
+    }
+
+    rf->status = status;
+    rf->code = code;
+    rf->loc_conf = r->loc_conf;
+    rf->uri_changes = r->uri_changes;
+    rf->keepalive = r->keepalive;
+    rf->set = 1;
+    rf->sent = 0;
+    rf->swap = 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "linguamate refusal: %ui %s", status, code);
+
+    return status;
+}
+
+
+/*
+ * Is this answer the recorded refusal, unsent?  r->err_status is the
+ * status nginx finalized the request with; an error_page redirect (to
+ * any location) changes r->uri_changes.
+ */
+
+ngx_uint_t
+ngx_http_linguamate_refusal_pending(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    return ctx->refusal.set && !ctx->refusal.sent
+           && r->err_status == ctx->refusal.status;
+}
+
+
+/* the error endpoint, after an error_page redirect: render the refusal */
+
+ngx_int_t
+ngx_http_linguamate_send_refusal(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    ngx_http_linguamate_refusal_t  *rf;
+
+    rf = &ctx->refusal;
+
+    rf->sent = 1;
+    rf->swap = 1;           /* its headers as in the refusing location */
+
+    r->keepalive = rf->keepalive;
+
+    return ngx_http_linguamate_send_error(r, rf->status, rf->code,
+                                          (char *) rf->message,
+                                          rf->extra.len ? &rf->extra : NULL);
+}
+
+
+/*
+ * No error_page: nginx is sending its own page for the refusal's status
+ * (the header filter asks).  The refusal's body instead, with its length
+ * and type; the body filter sends it in place of nginx's page.
+ */
+
+ngx_buf_t *
+ngx_http_linguamate_refusal_buf(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    ngx_buf_t                      *b;
+    ngx_http_linguamate_refusal_t  *rf;
+
+    rf = &ctx->refusal;
+
+    b = ngx_http_linguamate_error_buf(r, ctx, rf->status, rf->code,
+                                      (char *) rf->message,
+                                      rf->extra.len ? &rf->extra : NULL);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    rf->sent = 1;
+
+    /* nginx closes after its own 400; the edge's refusal keeps it open */
+
+    r->keepalive = rf->keepalive;
+
+    ngx_http_linguamate_json_headers(r, b);
+
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    return b;
+}
+
+
+ngx_int_t
+ngx_http_linguamate_validation_error(ngx_http_request_t *r,
+    const char *field, const char *message)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t   extra;
+
+    len = sizeof(",\"details\":[{\"field\":\"\",\"message\":\"\"}]")
+          + ngx_strlen(field) + ngx_strlen(message);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    extra.data = p;
+    extra.len = ngx_sprintf(p, ",\"details\":[{\"field\":\"%s\","
+                            "\"message\":\"%s\"}]", field, message) - p;
+
+    return ngx_http_linguamate_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "VALIDATION_ERROR",
+                                          "Invalid request body", &extra);
 }

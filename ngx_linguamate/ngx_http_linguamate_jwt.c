@@ -39,6 +39,12 @@
 #include <yajl/yajl_tree.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_session.h"
+#include "ngx_http_linguamate_auth.h"
+#include "ngx_http_linguamate_metrics.h"
+#include "ngx_http_linguamate_flags.h"
 
 
 #define NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH  16
@@ -146,6 +152,10 @@ typedef struct {
 static ngx_http_linguamate_jwt_worker_t  ngx_http_linguamate_jwt_worker;
 
 
+static ngx_str_t  ngx_http_linguamate_www_authenticate =
+    ngx_string("WWW-Authenticate");
+
+
 /* by reason: the contract's name, and the envelope's message */
 
 #define NGX_HTTP_LINGUAMATE_REASON_NAME(id, name, message)                   \
@@ -183,7 +193,6 @@ static ngx_str_t  ngx_http_linguamate_claim_names[] = {
 };
 
 
-static ngx_int_t ngx_http_linguamate_auth_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_auth_token(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
@@ -268,14 +277,6 @@ static yajl_alloc_funcs  ngx_http_linguamate_jwt_afs = {
     ngx_http_linguamate_jwt_free,
     &ngx_http_linguamate_jwt_worker
 };
-
-
-ngx_int_t
-ngx_http_linguamate_jwt_init(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_ACCESS_PHASE,
-                                           ngx_http_linguamate_auth_handler);
-}
 
 
 /* at worker start: the keyed MAC contexts of the secrets */
@@ -1433,7 +1434,7 @@ ngx_http_linguamate_auth_token(ngx_http_request_t *r,
  * is on); off: nothing.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_auth_handler(ngx_http_request_t *r)
 {
     ngx_uint_t                        reason;
@@ -1464,6 +1465,10 @@ ngx_http_linguamate_auth_handler(ngx_http_request_t *r)
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     reason = ngx_http_linguamate_auth_token(r, ctx);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "linguamate auth outcome: %V (linguamate_auth %ui)",
+                   &ngx_http_linguamate_reasons[reason], llcf->auth);
 
     if (reason == NGX_HTTP_LINGUAMATE_AUTH_OK) {
         if (ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_LOG_LEVEL)
@@ -1581,6 +1586,12 @@ ngx_http_linguamate_auth_reject(ngx_http_request_t *r, ngx_uint_t reason,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+
+    /* "satisfy any" drops it when another module grants access */
+
+    r->headers_out.www_authenticate = ngx_http_linguamate_list_header(
+                                  &r->headers_out.headers,
+                                  &ngx_http_linguamate_www_authenticate);
 
     p = ngx_pnalloc(r->pool, sizeof(",\"reason\":\"\"") + name->len);
     if (p == NULL) {
@@ -1919,32 +1930,6 @@ static void
 ngx_http_linguamate_refresh_body(ngx_http_request_t *r)
 {
     ngx_http_finalize_request(r, ngx_http_linguamate_refresh(r));
-}
-
-
-ngx_int_t
-ngx_http_linguamate_validation_error(ngx_http_request_t *r,
-    const char *field, const char *message)
-{
-    u_char     *p;
-    size_t      len;
-    ngx_str_t   extra;
-
-    len = sizeof(",\"details\":[{\"field\":\"\",\"message\":\"\"}]")
-          + ngx_strlen(field) + ngx_strlen(message);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    extra.data = p;
-    extra.len = ngx_sprintf(p, ",\"details\":[{\"field\":\"%s\","
-                            "\"message\":\"%s\"}]", field, message) - p;
-
-    return ngx_http_linguamate_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                          "VALIDATION_ERROR",
-                                          "Invalid request body", &extra);
 }
 
 

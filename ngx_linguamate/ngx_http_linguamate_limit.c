@@ -9,7 +9,12 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_window.h"
+#include "ngx_http_linguamate_limit.h"
+#include "ngx_http_linguamate_flags.h"
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_SET       0
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
@@ -40,7 +45,6 @@ typedef struct {
 } ngx_http_linguamate_verdict_t;
 
 
-static ngx_int_t ngx_http_linguamate_limit_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_limit_key(ngx_http_request_t *r,
     ngx_http_linguamate_limit_zone_t *lz, ngx_str_t *key);
 static void ngx_http_linguamate_limit_account(ngx_http_request_t *r,
@@ -277,46 +281,6 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-ngx_int_t
-ngx_http_linguamate_limit_init(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_PREACCESS_PHASE,
-                                           ngx_http_linguamate_limit_handler);
-}
-
-
-ngx_int_t
-ngx_http_linguamate_client_allowlisted(ngx_http_request_t *r,
-    ngx_array_t *cidrs)
-{
-    if (cidrs == NULL || cidrs->nelts == 0) {
-        return 0;
-    }
-
-    return ngx_cidr_match(r->connection->sockaddr, cidrs) == NGX_OK;
-}
-
-
-/* the route name of a location: linguamate_route, else its location name */
-
-void
-ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route)
-{
-    ngx_http_core_loc_conf_t        *clcf;
-    ngx_http_linguamate_loc_conf_t  *llcf;
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
-
-    if (llcf->route.len) {
-        *route = llcf->route;
-        return;
-    }
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-    *route = clcf->name;
-}
-
-
 /* strict mode halves every limit, on the next request */
 
 static ngx_uint_t
@@ -344,7 +308,7 @@ ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
 {
     size_t                             len;
@@ -391,6 +355,8 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
                                                lmcf->rate_limit_allowlist))
     {
         ctx->limit_status = NGX_HTTP_LINGUAMATE_LIMIT_ALLOWLISTED;
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "linguamate limit decision: ALLOWLISTED");
         return NGX_DECLINED;
     }
 
@@ -445,6 +411,13 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
 
         ngx_http_linguamate_limit_account(r, &v[i]);
 
+        ngx_log_debug6(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "linguamate limit \"%V\" key \"%V\" weight %ui: "
+                       "remaining %ui%s%s", &limits[i].zone->name,
+                       &v[i].key, v[i].weight, v[i].remaining,
+                       v[i].rejected ? ", rejected" : "",
+                       dry ? " (dry run)" : "");
+
         if (v[i].rejected) {
             (void) ngx_atomic_fetch_add(&limits[i].zone->sh->rejected, 1);
             ngx_http_linguamate_limit_log(r, &v[i], dry);
@@ -481,6 +454,10 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
         n = worst - v + 1;
         ctx->limit_status = NGX_HTTP_LINGUAMATE_LIMIT_REJECTED;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "linguamate limit decision: %V",
+                   &ngx_http_linguamate_limit_statuses[ctx->limit_status]);
 
     if (worst == NULL) {
         return NGX_DECLINED;
@@ -691,28 +668,6 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 }
 
 
-ngx_int_t
-ngx_http_linguamate_add_header(ngx_http_request_t *r, const char *name,
-    size_t name_len, u_char *value, size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->lowcase_key = NULL;
-    h->key.data = (u_char *) name;
-    h->key.len = name_len;
-    h->value.data = value;
-    h->value.len = len;
-
-    return NGX_OK;
-}
-
-
 /*
  * X-RateLimit-* of the most restrictive limit; the IETF draft fields
  * (draft-ietf-httpapi-ratelimit-headers-08) list every limit:
@@ -906,24 +861,3 @@ ngx_http_linguamate_limit_status_variable(ngx_http_request_t *r,
 }
 
 
-/*
- * Answer with the envelope from a phase handler and end the request;
- * the phase engine must not run further handlers for it.
- */
-
-ngx_int_t
-ngx_http_linguamate_phase_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message, ngx_str_t *extra)
-{
-    ngx_int_t  rc;
-
-    rc = ngx_http_linguamate_send_error(r, status, code, message, extra);
-
-    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    ngx_http_finalize_request(r, rc);
-
-    return NGX_DONE;
-}

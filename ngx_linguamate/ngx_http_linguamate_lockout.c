@@ -22,8 +22,12 @@
 #include <yajl/yajl_parse.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
+#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_window.h"
 #include "ngx_http_linguamate_state.h"
+#include "ngx_http_linguamate_lockout.h"
 
 
 #define NGX_HTTP_LINGUAMATE_EMAIL_MAX      254
@@ -144,7 +148,6 @@ typedef struct {
 } ngx_http_linguamate_email_ctx_t;
 
 
-static ngx_int_t ngx_http_linguamate_lockout_handler(ngx_http_request_t *r);
 static void ngx_http_linguamate_lockout_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_linguamate_lockout_keys(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
@@ -184,6 +187,8 @@ static int ngx_http_linguamate_json_number(void *data, const char *n,
     size_t len);
 static ngx_msec_t ngx_http_linguamate_lockout_check(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key);
+static ngx_http_linguamate_lock_event_t *ngx_http_linguamate_lockout_note(
+    ngx_http_request_t *r, ngx_http_linguamate_ctx_t *ctx);
 static void ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_uint_t failures,
     ngx_msec_t lock);
@@ -361,14 +366,6 @@ ngx_http_linguamate_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 ngx_int_t
-ngx_http_linguamate_lockout_init(ngx_conf_t *cf)
-{
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_ACCESS_PHASE,
-                                           ngx_http_linguamate_lockout_handler);
-}
-
-
-static ngx_int_t
 ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
 {
     u_char                          *p;
@@ -401,8 +398,6 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
     }
 
     /* a tRPC call is under the lockout only with an auth procedure */
-
-    ngx_http_linguamate_trpc_parse(r, ctx);
 
     if (ctx->trpc && ctx->trpc_auth_n == 0) {
         ctx->lockout_done = 1;
@@ -1362,6 +1357,7 @@ ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
     ngx_http_linguamate_node_t          *node;
     ngx_http_linguamate_zone_t          *zone;
     ngx_http_linguamate_window_t        *w;
+    ngx_http_linguamate_lock_event_t    *ev;
     ngx_http_linguamate_main_conf_t     *lmcf;
     ngx_http_linguamate_lockout_zone_t  *lz;
 
@@ -1496,11 +1492,15 @@ ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
         if (locked) {
-            ngx_http_linguamate_lockout_log(r, zone, &ctx->lockout_key[i],
-                                            failures, locked);
-            ngx_http_linguamate_lockout_append(zone, &ctx->lockout_key[i],
-                                               locked, ngx_time(),
-                                               r->connection->log);
+            /* the event line and the journal: from the LOG phase */
+
+            ev = ngx_http_linguamate_lockout_note(r, ctx);
+            if (ev) {
+                ev->key = &ctx->lockout_key[i];
+                ev->failures = failures;
+                ev->locked = locked;
+                ev->at = ngx_time();
+            }
         }
 
         count = (count >= limit) ? 0 : limit - count;
@@ -1508,6 +1508,64 @@ ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
     }
 
     return remaining;
+}
+
+
+/*
+ * A lock decided while the answer's headers were made: its event line and
+ * its journal record wait for the LOG phase, so that no file is written
+ * from a filter (the count itself must be in the zone before the headers:
+ * X-RateLimit-Remaining-Auth says what is left after this attempt).
+ */
+
+static ngx_http_linguamate_lock_event_t *
+ngx_http_linguamate_lockout_note(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx)
+{
+    if (ctx->lockout_events == NULL) {
+        ctx->lockout_events = ngx_array_create(r->pool, 2,
+                                  sizeof(ngx_http_linguamate_lock_event_t));
+        if (ctx->lockout_events == NULL) {
+            return NULL;
+        }
+    }
+
+    return ngx_array_push(ctx->lockout_events);
+}
+
+
+/* LOG phase, after the scan of a batch answer: the locks of the request */
+
+ngx_int_t
+ngx_http_linguamate_lockout_log_step(ngx_http_request_t *r)
+{
+    ngx_uint_t                         i;
+    ngx_http_linguamate_ctx_t         *ctx;
+    ngx_http_linguamate_lock_event_t  *ev;
+
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+
+    if (ctx == NULL || ctx->lockout_events == NULL) {
+        return NGX_OK;
+    }
+
+    ev = ctx->lockout_events->elts;
+
+    for (i = 0; i < ctx->lockout_events->nelts; i++) {
+        ngx_http_linguamate_lockout_log(r, ctx->lockout_zone, ev[i].key,
+                                        ev[i].failures, ev[i].locked);
+        ngx_http_linguamate_lockout_append(ctx->lockout_zone, ev[i].key,
+                                           ev[i].locked, ev[i].at,
+                                           r->connection->log);
+    }
+
+    ctx->lockout_events = NULL;
+
+    return NGX_OK;
 }
 
 

@@ -9,6 +9,8 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_log.h"
 
 
 #define NGX_HTTP_LINGUAMATE_EVENT_MAX  4096
@@ -18,6 +20,8 @@ static u_char *ngx_http_linguamate_log_head(u_char *p,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_uint_t level,
     const char *evt, ngx_time_t *tp);
 static ngx_uint_t ngx_http_linguamate_status_level(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_linguamate_log_threshold(
+    ngx_http_linguamate_main_conf_t *lmcf);
 
 
 /* a line's level as the pretty log names it: "TRACE" .. "FATAL" */
@@ -34,6 +38,23 @@ ngx_http_linguamate_level_name(ngx_uint_t level)
     }
 
     return "LOG";
+}
+
+
+/*
+ * LOG_LEVEL in force: the live value the flags feature published in the
+ * core's main conf (live_log_level, in the flags zone), else as configured.
+ * The log writer reads no feature.
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_log_threshold(ngx_http_linguamate_main_conf_t *lmcf)
+{
+    if (lmcf->live_log_level) {
+        return (ngx_uint_t) *lmcf->live_log_level;
+    }
+
+    return lmcf->log_level;
 }
 
 
@@ -71,9 +92,7 @@ ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
     audit = level & NGX_HTTP_LINGUAMATE_LOG_AUDIT;
     level &= ~NGX_HTTP_LINGUAMATE_LOG_AUDIT;
 
-    if ((!audit
-         && level < ngx_http_linguamate_flag(lmcf,
-                                             NGX_HTTP_LINGUAMATE_F_LOG_LEVEL))
+    if ((!audit && level < ngx_http_linguamate_log_threshold(lmcf))
         || lmcf->log == NULL
         || lmcf->log->fd == NGX_INVALID_FILE)
     {
@@ -164,7 +183,7 @@ ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
     v->not_found = 0;
 
     if (ngx_http_linguamate_status_level(r)
-        >= ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_LOG_LEVEL))
+        >= ngx_http_linguamate_log_threshold(lmcf))
     {
         v->data = (u_char *) "1";
         v->len = 1;

@@ -15,6 +15,10 @@
 #include <dirent.h>
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_shm.h"
+#include "ngx_http_linguamate_metrics.h"
+#include "ngx_http_linguamate_breaker.h"
+#include "ngx_http_linguamate_flags.h"
 
 
 #define NGX_HTTP_LINGUAMATE_ROUTES_MAX     256
@@ -55,8 +59,6 @@ static ngx_int_t ngx_http_linguamate_metrics_kept(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
 static ngx_int_t ngx_http_linguamate_metrics_map(
     ngx_http_linguamate_zone_t *zone, ngx_log_t *log);
-static ngx_int_t ngx_http_linguamate_metrics_log(ngx_http_request_t *r);
-static ngx_int_t ngx_http_linguamate_route_handler(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_linguamate_method_index(ngx_http_request_t *r);
 static void ngx_http_linguamate_proc_totals(uint64_t *rss, uint64_t *ticks);
 static void ngx_http_linguamate_proc_walk(uint64_t *rss, uint64_t *ticks);
@@ -298,7 +300,7 @@ ngx_http_linguamate_metrics_map(ngx_http_linguamate_zone_t *zone,
  * it ends in is counted under it.  Only a route index is stored.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_route_handler(ngx_http_request_t *r)
 {
     ngx_http_linguamate_ctx_t       *ctx;
@@ -320,21 +322,6 @@ ngx_http_linguamate_route_handler(ngx_http_request_t *r)
 }
 
 
-ngx_int_t
-ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf)
-{
-    if (ngx_http_linguamate_add_handler(cf, NGX_HTTP_REWRITE_PHASE,
-                                        ngx_http_linguamate_route_handler)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_linguamate_add_handler(cf, NGX_HTTP_LOG_PHASE,
-                                           ngx_http_linguamate_metrics_log);
-}
-
-
 static ngx_uint_t
 ngx_http_linguamate_method_index(ngx_http_request_t *r)
 {
@@ -353,7 +340,7 @@ ngx_http_linguamate_method_index(ngx_http_request_t *r)
 
 /* the request path: four atomic adds, no lock, no allocation */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_metrics_log(ngx_http_request_t *r)
 {
     ngx_uint_t                           slot, status, b;
@@ -1004,4 +991,79 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * The memory limit of this deployment: the cgroup's when it has one,
+ * else MEMORY_LIMIT_MB, else the machine's memory.
+ */
+
+uint64_t
+ngx_http_linguamate_memory_limit(ngx_http_linguamate_main_conf_t *lmcf,
+    const char **source)
+{
+    u_char       buf[256], *p;
+    ssize_t      n;
+    uint64_t     v;
+    ngx_fd_t     fd;
+    ngx_uint_t   i;
+    static char *cgroup[] = { "/sys/fs/cgroup/memory.max",
+                              "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                              NULL };
+
+    for (i = 0; cgroup[i]; i++) {
+        fd = ngx_open_file(cgroup[i], NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+        if (fd == NGX_INVALID_FILE) {
+            continue;
+        }
+
+        n = read(fd, buf, sizeof(buf) - 1);
+        (void) ngx_close_file(fd);
+
+        v = 0;
+        for (p = buf; n > 0 && p < buf + n && *p >= '0' && *p <= '9'; p++) {
+            v = v * 10 + (*p - '0');
+        }
+
+        /* "max", or v1's "unlimited" (close to 2^63) */
+
+        if (v && v < ((uint64_t) 1 << 60)) {
+            *source = "cgroup";
+            return v;
+        }
+    }
+
+    if (lmcf->memory_limit_mb) {
+        *source = "setting";
+        return (uint64_t) lmcf->memory_limit_mb * 1024 * 1024;
+    }
+
+    *source = "system";
+
+    fd = ngx_open_file("/proc/meminfo", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return 0;
+    }
+
+    n = read(fd, buf, sizeof(buf) - 1);
+    (void) ngx_close_file(fd);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    buf[n] = '\0';
+    p = (u_char *) ngx_strstr(buf, "MemTotal:");
+    if (p == NULL) {
+        return 0;
+    }
+
+    for (p += 9; *p == ' '; p++) { /* void */ }
+
+    for (v = 0; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (*p - '0');
+    }
+
+    return v * 1024;
 }

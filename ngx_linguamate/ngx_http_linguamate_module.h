@@ -1,7 +1,10 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * Shared declarations of the ngx_linguamate HTTP module.
+ * The core: the settings, the confs, the request ctx and the core helpers.
+ * Each concern has its own header (ngx_http_linguamate_<concern>.h); a
+ * file includes this one and only the headers it uses
+ * (scripts/check-includes).
  */
 
 #ifndef _NGX_HTTP_LINGUAMATE_MODULE_H_INCLUDED_
@@ -13,8 +16,10 @@
 #include <ngx_http.h>
 
 #include "ngx_http_linguamate_parse.h"
-#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_lists.h"
+
+/* the shared zones are the state layer's (ngx_http_linguamate_shm.h) */
+typedef struct ngx_http_linguamate_zone_s  ngx_http_linguamate_zone_t;
 
 
 #define NGX_HTTP_LINGUAMATE_VERSION      "1.0.0"
@@ -37,6 +42,8 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 
 /* requests per window a limit may allow: the sliding log keeps each one */
 #define NGX_HTTP_LINGUAMATE_LIMIT_MAX    10000
+/* procedures a tRPC batch may hold */
+#define NGX_HTTP_LINGUAMATE_TRPC_MAX     64
 #define NGX_HTTP_LINGUAMATE_ISO_LEN  (sizeof("1970-01-01T00:00:00.000Z") - 1)
 
 /*
@@ -286,6 +293,8 @@ typedef struct ngx_http_linguamate_main_conf_s {
     /* the live flags; NULL until the zone is mapped ("nginx -t") */
     ngx_http_linguamate_zone_t *flags_zone;
     struct ngx_http_linguamate_flags_s  *flags;
+    /* LOG_LEVEL in force, in the flags zone: read by the log writer */
+    ngx_atomic_t               *live_log_level;
 } ngx_http_linguamate_main_conf_t;
 
 
@@ -347,6 +356,24 @@ typedef struct {
 } ngx_http_linguamate_claims_t;
 
 
+/*
+ * A refusal of a phase step (json.c: ngx_http_linguamate_phase_error()),
+ * kept until the error endpoint or the filters answer with it.
+ */
+typedef struct {
+    ngx_uint_t                  status;
+    const char                 *code;           /* a literal */
+    u_char                     *message;        /* NUL-terminated, pool */
+    ngx_str_t                   extra;          /* JSON fields, ",..." */
+    void                      **loc_conf;       /* of the refusing location */
+    ngx_uint_t                  uri_changes;
+    unsigned                    keepalive:1;
+    unsigned                    set:1;
+    unsigned                    sent:1;
+    unsigned                    swap:1;         /* headers: as refused */
+} ngx_http_linguamate_refusal_t;
+
+
 typedef struct {
     ngx_str_t                   corr_id;
     ngx_str_t                   session_id;
@@ -357,6 +384,7 @@ typedef struct {
     ngx_str_t                  *lockout_key;        /* ip:, email:... */
     ngx_uint_t                  lockout_nkeys;
     ngx_uint_t                  lockout_refuse;     /* why not read */
+    ngx_array_t                *lockout_events;     /* locks to write out */
     ngx_http_linguamate_claims_t  claims;
     ngx_http_linguamate_breaker_conf_t  *breaker;   /* passed its gate */
     ngx_http_linguamate_toolkit_t      *toolkit;
@@ -388,261 +416,63 @@ typedef struct {
     unsigned                    trpc_analytics:1;
     unsigned                    trpc_scanning:1;
     unsigned                    trpc_bad:1;     /* not canonical */
+
+    ngx_http_linguamate_refusal_t  refusal;
+    ngx_buf_t                  *refusal_body;   /* in place of nginx's */
+
+    /* a phase's step that suspended (NGX_DONE, NGX_AGAIN): resumed there */
+    ngx_uint_t                  step;
+    ngx_uint_t                  step_phase;     /* phase + 1; 0: none */
+    ngx_uint_t                  step_uri_changes;
 } ngx_http_linguamate_ctx_t;
+
+
+/* a step of a phase table (module.c): a feature's handler, and why here */
+typedef struct {
+    ngx_http_handler_pt         handler;
+    const char                 *name;
+    const char                 *reason;
+} ngx_http_linguamate_step_t;
 
 
 extern ngx_module_t  ngx_http_linguamate_module;
 extern ngx_http_linguamate_setting_t  ngx_http_linguamate_settings[];
 
 
-/* settings.c */
-char *ngx_http_linguamate_set_setting(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_linguamate_set_env_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_linguamate_resolve_settings(ngx_conf_t *cf,
-    ngx_http_linguamate_main_conf_t *lmcf);
+/*
+ * The core's helpers (request.c, call.c): the ctx, header helpers, the
+ * route, the request line read as a tRPC call.  Every file may use them;
+ * they call no feature.
+ */
 
 /* request.c */
 ngx_http_linguamate_ctx_t *ngx_http_linguamate_get_ctx(ngx_http_request_t *r);
-ngx_int_t ngx_http_linguamate_request_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_add_variables(ngx_conf_t *cf);
 void ngx_http_linguamate_random_reset(void);
-
-/* json.c */
-size_t ngx_http_linguamate_json_escape_len(u_char *src, size_t size);
-u_char *ngx_http_linguamate_json_escape(u_char *dst, u_char *src,
-    size_t size);
-u_char *ngx_http_linguamate_mask_email(u_char *p, u_char *last, u_char *v,
-    size_t len);
-u_char *ngx_http_linguamate_iso_time(u_char *buf, time_t sec,
-    ngx_msec_t msec);
-ngx_int_t ngx_http_linguamate_send_json(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_buf_t *b);
-ngx_int_t ngx_http_linguamate_body(ngx_http_request_t *r, size_t max,
-    ngx_str_t *body);
-ngx_int_t ngx_http_linguamate_send_not_allowed(ngx_http_request_t *r,
-    const char *allow);
-ngx_int_t ngx_http_linguamate_send_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *message,
-    ngx_str_t *extra);
-
-/* log.c */
-void ngx_http_linguamate_log_event(ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_uint_t level, const char *evt, ngx_str_t *msg, ngx_str_t *extra);
-ngx_int_t ngx_http_linguamate_log_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-ngx_int_t ngx_http_linguamate_log_enabled_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-const char *ngx_http_linguamate_level_name(ngx_uint_t level);
-
-typedef struct {
-    ngx_uint_t                  failures;
-    ngx_msec_t                  remaining_ms;
-    time_t                      locked_at;
-    unsigned                    locked:1;
-} ngx_http_linguamate_lockout_info_t;
-
-
-/* module.c */
-ngx_int_t ngx_http_linguamate_add_handler(ngx_conf_t *cf,
-    ngx_http_phases phase, ngx_http_handler_pt handler);
-
-/* shm.c */
-ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_find(
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name, ngx_uint_t kind);
-
-/* lockout.c */
-char *ngx_http_linguamate_lockout_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_linguamate_lockout(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_linguamate_lockout_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_lockout_account(ngx_http_request_t *r,
-    ngx_http_linguamate_ctx_t *ctx);
-ngx_int_t ngx_http_linguamate_lockout_status(ngx_http_linguamate_zone_t *zone,
-    ngx_str_t *key, ngx_http_linguamate_lockout_info_t *info);
-ngx_int_t ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
-    ngx_str_t *key);
-
-/* request.c */
 ngx_table_elt_t *ngx_http_linguamate_list_header(ngx_list_t *list,
     ngx_str_t *name);
 ngx_table_elt_t *ngx_http_linguamate_find_header(ngx_http_request_t *r,
     ngx_str_t *name);
-
-/* limit.c */
 ngx_int_t ngx_http_linguamate_add_header(ngx_http_request_t *r,
     const char *name, size_t name_len, u_char *value, size_t len);
-char *ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_linguamate_limit_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_limit_status_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 ngx_int_t ngx_http_linguamate_client_allowlisted(ngx_http_request_t *r,
     ngx_array_t *cidrs);
 void ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route);
-ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *code, const char *message,
-    ngx_str_t *extra);
-
-/* jwt.c */
-ngx_int_t ngx_http_linguamate_jwt_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_jwt_variables(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_jwt_init_process(ngx_cycle_t *cycle);
-void ngx_http_linguamate_jwt_exit_process(void);
-ngx_uint_t ngx_http_linguamate_jwt_verify(ngx_http_request_t *r,
-    ngx_str_t *token, const char *type, ngx_http_linguamate_claims_t *claims);
-ngx_int_t ngx_http_linguamate_auth_reject(ngx_http_request_t *r,
-    ngx_uint_t reason, ngx_uint_t phase);
-ngx_int_t ngx_http_linguamate_user_variable(ngx_http_request_t *r,
+ngx_uint_t ngx_http_linguamate_headers_scan(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_loc_conf_t *llcf);
+ngx_int_t ngx_http_linguamate_headers_add(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t present);
+ngx_int_t ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-ngx_int_t ngx_http_linguamate_auth_session(ngx_http_request_t *r);
-ngx_int_t ngx_http_linguamate_validation_error(ngx_http_request_t *r,
-    const char *field, const char *message);
-ngx_int_t ngx_http_linguamate_auth_refresh(ngx_http_request_t *r);
-ngx_int_t ngx_http_linguamate_auth_logout(ngx_http_request_t *r);
-
-/* session.c */
-char *ngx_http_linguamate_session_zone(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-void ngx_http_linguamate_session_init_process(void);
-ngx_int_t ngx_http_linguamate_session_revoked(ngx_http_linguamate_zone_t *zone,
-    ngx_str_t *sub, ngx_str_t *sid, int64_t issued_ms);
-ngx_int_t ngx_http_linguamate_session_revoke(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, ngx_http_linguamate_revoke_e kind, ngx_str_t *id,
-    int64_t *before_ms, ngx_log_t *log);
-int64_t ngx_http_linguamate_now_ms(void);
-ngx_int_t ngx_http_linguamate_session_rotate(ngx_http_linguamate_zone_t *zone,
-    ngx_pool_t *pool, ngx_str_t *sid, ngx_str_t *old, ngx_str_t *next,
-    ngx_log_t *log);
-ngx_uint_t ngx_http_linguamate_session_generation(
-    ngx_http_linguamate_zone_t *zone);
-
-/* metrics.c */
-ngx_int_t ngx_http_linguamate_metrics_init(ngx_conf_t *cf,
-    ngx_http_linguamate_main_conf_t *lmcf);
-ngx_int_t ngx_http_linguamate_metrics_postconf(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_metrics_handler(ngx_http_request_t *r);
-void ngx_http_linguamate_metrics_auth_failure(ngx_http_request_t *r,
-    ngx_uint_t reason);
-void ngx_http_linguamate_metrics_client(ngx_http_request_t *r,
-    ngx_uint_t counter, ngx_uint_t n);
-ngx_int_t ngx_http_linguamate_process_memory(uint64_t *rss);
-char *ngx_http_linguamate_set_route(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-
-/* breaker.c */
-char *ngx_http_linguamate_breaker(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_linguamate_circuit_breaker(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_http_linguamate_breaker_conf_t *ngx_http_linguamate_breaker_find(
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name);
-ngx_int_t ngx_http_linguamate_breakers_init(ngx_conf_t *cf,
-    ngx_http_linguamate_main_conf_t *lmcf);
-ngx_int_t ngx_http_linguamate_breakers_postconf(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_breaker_reset(
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name);
-ngx_uint_t ngx_http_linguamate_breakers_open(
-    ngx_http_linguamate_main_conf_t *lmcf);
-size_t ngx_http_linguamate_breakers_json_len(
-    ngx_http_linguamate_main_conf_t *lmcf);
-u_char *ngx_http_linguamate_breakers_json(
-    ngx_http_linguamate_main_conf_t *lmcf, u_char *p, ngx_uint_t *open);
-void ngx_http_linguamate_breaker_attempts(ngx_http_request_t *r,
-    ngx_uint_t *statuses, ngx_uint_t n);
-const char *ngx_http_linguamate_breaker_state_name(
-    ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_http_linguamate_breaker_conf_t *bc);
-u_char *ngx_http_linguamate_breakers_metrics(
-    ngx_http_linguamate_main_conf_t *lmcf, u_char *p, u_char *end);
-
-/* cors.c */
-ngx_int_t ngx_http_linguamate_cors_check(ngx_conf_t *cf,
-    ngx_http_linguamate_main_conf_t *lmcf);
-ngx_int_t ngx_http_linguamate_cors_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_linguamate_cors_headers(ngx_http_request_t *r);
-
-/* toolkit.c */
-char *ngx_http_linguamate_toolkit(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_linguamate_toolkit_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_linguamate_toolkit_header(ngx_http_request_t *sr,
-    ngx_http_linguamate_toolkit_t *tk);
-ngx_int_t ngx_http_linguamate_toolkit_body_filter(ngx_http_request_t *sr,
-    ngx_http_linguamate_toolkit_t *tk, ngx_chain_t *in);
-ngx_int_t ngx_http_linguamate_toolkit_variable(ngx_http_request_t *r,
+ngx_int_t ngx_http_linguamate_env_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-ngx_int_t ngx_http_linguamate_toolkit_health(ngx_http_request_t *r);
-ngx_uint_t ngx_http_linguamate_toolkit_statuses(
-    ngx_http_linguamate_toolkit_t *tk, ngx_uint_t **statuses);
-ngx_int_t ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
-    ngx_http_linguamate_toolkit_t **tk);
-ngx_http_upstream_t *ngx_http_linguamate_toolkit_upstream(
-    ngx_http_linguamate_toolkit_t *tk);
 
-/* deadline.c */
-ngx_int_t ngx_http_linguamate_deadline_init(ngx_conf_t *cf);
-
-/* admin.c */
-ngx_int_t ngx_http_linguamate_admin_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_linguamate_admin_tokens(ngx_conf_t *cf,
-    ngx_http_linguamate_main_conf_t *lmcf);
-
-/* flags.c */
-ngx_int_t ngx_http_linguamate_flags_init(ngx_conf_t *cf,
-    ngx_http_linguamate_main_conf_t *lmcf);
-ngx_int_t ngx_http_linguamate_flags_postconf(ngx_conf_t *cf);
-char *ngx_http_linguamate_feature(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_uint_t ngx_http_linguamate_flag(ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_uint_t flag);
-ngx_int_t ngx_http_linguamate_maintenance_on(
-    ngx_http_linguamate_main_conf_t *lmcf);
-ngx_int_t ngx_http_linguamate_cache_headers(ngx_http_request_t *r);
-size_t ngx_http_linguamate_flags_json_len(void);
-u_char *ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
-    u_char *p);
-ngx_int_t ngx_http_linguamate_flags_patch(ngx_http_request_t *r,
-    u_char *body, size_t len, ngx_str_t *changes, ngx_buf_t **out,
-    ngx_http_linguamate_flags_error_t *err);
-ngx_int_t ngx_http_linguamate_cache_key_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-ngx_atomic_uint_t ngx_http_linguamate_cache_purge(
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *procedure);
-
-/* trpc.c */
-ngx_int_t ngx_http_linguamate_trpc_init(ngx_conf_t *cf);
+/* call.c */
+ngx_int_t ngx_http_linguamate_call_read(ngx_http_request_t *r);
+void ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx);
 ngx_int_t ngx_http_linguamate_trpc_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 size_t ngx_http_linguamate_form_decode(u_char *dst, u_char *src, size_t len);
-void ngx_http_linguamate_trpc_parse(ngx_http_request_t *r,
-    ngx_http_linguamate_ctx_t *ctx);
-ngx_int_t ngx_http_linguamate_trpc_gate(ngx_http_request_t *r,
-    ngx_http_linguamate_ctx_t *ctx);
-ngx_int_t ngx_http_linguamate_trpc_error(ngx_http_request_t *r,
-    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, const char *code,
-    const char *message, ngx_str_t *extra);
-ngx_int_t ngx_http_linguamate_trpc_scan(ngx_http_request_t *r,
-    ngx_http_linguamate_ctx_t *ctx, ngx_chain_t *in, ngx_uint_t *failed,
-    ngx_uint_t *succeeded);
-ngx_int_t ngx_http_linguamate_app_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-void ngx_http_linguamate_lockout_scanned(ngx_http_request_t *r,
-    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t failed, ngx_uint_t succeeded);
-
-/* ingest.c */
-char *ngx_http_linguamate_event_log(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-ngx_int_t ngx_http_linguamate_ingest_handler(ngx_http_request_t *r);
-
-/* health.c */
-uint64_t ngx_http_linguamate_memory_limit(
-    ngx_http_linguamate_main_conf_t *lmcf, const char **source);
-ngx_int_t ngx_http_linguamate_endpoint_handler(ngx_http_request_t *r);
 
 
 #endif /* _NGX_HTTP_LINGUAMATE_MODULE_H_INCLUDED_ */

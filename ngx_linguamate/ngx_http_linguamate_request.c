@@ -17,19 +17,6 @@
 
 static void ngx_http_linguamate_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_linguamate_random(u_char *buf, size_t len);
-static ngx_int_t ngx_http_linguamate_header_filter(ngx_http_request_t *r);
-static ngx_int_t ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_linguamate_env_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-
-
-static ngx_int_t ngx_http_linguamate_body_filter(ngx_http_request_t *r,
-    ngx_chain_t *in);
-
-
-static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
-static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 /*
@@ -62,54 +49,6 @@ static ngx_keyval_t  ngx_http_linguamate_security_headers[] = {
 };
 
 #define NGX_HTTP_LINGUAMATE_HSTS_INDEX  5
-
-
-static ngx_http_variable_t  ngx_http_linguamate_vars[] = {
-
-    { ngx_string("linguamate_correlation_id"), NULL,
-      ngx_http_linguamate_corr_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("linguamate_env"), NULL,
-      ngx_http_linguamate_env_variable, 0, 0, 0 },
-
-    { ngx_string("linguamate_log_line"), NULL,
-      ngx_http_linguamate_log_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
-
-    { ngx_string("linguamate_app_upstream"), NULL,
-      ngx_http_linguamate_app_variable, 0, 0, 0 },
-
-    { ngx_string("linguamate_user_id"), NULL,
-      ngx_http_linguamate_user_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("linguamate_session_id"), NULL,
-      ngx_http_linguamate_user_variable, 1,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("linguamate_toolkit_target"), NULL,
-      ngx_http_linguamate_toolkit_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
-
-    { ngx_string("linguamate_toolkit_key"), NULL,
-      ngx_http_linguamate_toolkit_variable, 1,
-      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
-
-    { ngx_string("linguamate_limit_status"), NULL,
-      ngx_http_linguamate_limit_status_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("linguamate_log_enabled"), NULL,
-      ngx_http_linguamate_log_enabled_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("linguamate_cache_key"), NULL,
-      ngx_http_linguamate_cache_key_variable, 0,
-      NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-      ngx_http_null_variable
-};
 
 
 static void
@@ -277,48 +216,22 @@ ngx_http_linguamate_list_header(ngx_list_t *list, ngx_str_t *name)
 }
 
 
-static ngx_int_t
-ngx_http_linguamate_header_filter(ngx_http_request_t *r)
+/*
+ * The response headers every answer of a linguamate location carries,
+ * first half: scan what an upstream set.  Our x-correlation-id is the
+ * truth (an upstream's copy is dropped); CORS is answered by the edge
+ * (an upstream's Access-Control-* are dropped: two ACAO headers break
+ * browsers); an upstream's own security headers are kept, not doubled.
+ * Returns the bit mask of the security headers already present.
+ */
+
+ngx_uint_t
+ngx_http_linguamate_headers_scan(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_http_linguamate_loc_conf_t *llcf)
 {
-    ngx_uint_t                        i, j, present, n;
-    ngx_list_part_t                  *part;
-    ngx_table_elt_t                  *h;
-    ngx_http_linguamate_ctx_t        *ctx;
-    ngx_http_linguamate_loc_conf_t   *llcf;
-    ngx_http_linguamate_main_conf_t  *lmcf;
-
-    ngx_http_linguamate_toolkit_t    *tk;
-
-    if (r != r->main) {
-        /* a toolkit attempt: held back, or handed to the client */
-
-        if (ngx_http_linguamate_toolkit_owns(r, &tk)) {
-            return ngx_http_linguamate_toolkit_header(r, tk);
-        }
-
-        return ngx_http_next_header_filter(r);
-    }
-
-    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
-
-    if (!llcf->enable) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    ctx = ngx_http_linguamate_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ctx->headers_done) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    ctx->headers_done = 1;
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
-
-    /* an upstream's own security headers are kept, not doubled */
+    ngx_uint_t        i, j, present;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
 
     present = 0;
     part = &r->headers_out.headers.part;
@@ -374,19 +287,24 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         }
     }
 
-    if (ctx->lockout_zone && ctx->lockout_nkeys
-        && ngx_http_linguamate_lockout_account(r, ctx) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    return present;
+}
 
-    if (ngx_http_linguamate_cors_headers(r) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
-    if (llcf->cache == 1 && ngx_http_linguamate_cache_headers(r) != NGX_OK) {
-        return NGX_ERROR;
-    }
+/*
+ * Second half, after the features' own headers: x-correlation-id, then
+ * the security headers not present (HSTS in production only).
+ */
+
+ngx_int_t
+ngx_http_linguamate_headers_add(ngx_http_request_t *r,
+    ngx_http_linguamate_ctx_t *ctx, ngx_uint_t present)
+{
+    ngx_uint_t                        j, n;
+    ngx_table_elt_t                  *h;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -417,11 +335,11 @@ ngx_http_linguamate_header_filter(ngx_http_request_t *r)
         h->value = ngx_http_linguamate_security_headers[j].value;
     }
 
-    return ngx_http_next_header_filter(r);
+    return NGX_OK;
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
@@ -442,7 +360,7 @@ ngx_http_linguamate_corr_variable(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_env_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
@@ -461,75 +379,54 @@ ngx_http_linguamate_env_variable(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_http_linguamate_add_variables(ngx_conf_t *cf)
+ngx_http_linguamate_add_header(ngx_http_request_t *r, const char *name,
+    size_t name_len, u_char *value, size_t len)
 {
-    ngx_http_variable_t  *var, *v;
+    ngx_table_elt_t  *h;
 
-    for (v = ngx_http_linguamate_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
     }
+
+    h->hash = 1;
+    h->lowcase_key = NULL;
+    h->key.data = (u_char *) name;
+    h->key.len = name_len;
+    h->value.data = value;
+    h->value.len = len;
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_linguamate_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
-{
-    ngx_uint_t                      failed, succeeded;
-    ngx_http_linguamate_ctx_t      *ctx;
-    ngx_http_linguamate_toolkit_t  *tk;
-
-    if (r != r->main) {
-        if (ngx_http_linguamate_toolkit_owns(r, &tk)
-            && ngx_http_linguamate_toolkit_body_filter(r, tk, in) == NGX_OK)
-        {
-            return NGX_OK;
-        }
-
-        return ngx_http_next_body_filter(r, in);
-    }
-
-    /* a tRPC batch's 207: which auth procedures failed */
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
-
-    if (ctx && ctx->trpc_scanning && in) {
-        switch (ngx_http_linguamate_trpc_scan(r, ctx, in, &failed,
-                                              &succeeded))
-        {
-        case 1:
-            ctx->trpc_scanning = 0;
-            ngx_http_linguamate_lockout_scanned(r, ctx, failed, succeeded);
-            break;
-
-        case NGX_ERROR:
-            ctx->trpc_scanning = 0;
-            break;
-
-        default:
-            break;
-        }
-    }
-
-    return ngx_http_next_body_filter(r, in);
 }
 
 
 ngx_int_t
-ngx_http_linguamate_request_init(ngx_conf_t *cf)
+ngx_http_linguamate_client_allowlisted(ngx_http_request_t *r,
+    ngx_array_t *cidrs)
 {
-    ngx_http_next_header_filter = ngx_http_top_header_filter;
-    ngx_http_top_header_filter = ngx_http_linguamate_header_filter;
+    if (cidrs == NULL || cidrs->nelts == 0) {
+        return 0;
+    }
 
-    ngx_http_next_body_filter = ngx_http_top_body_filter;
-    ngx_http_top_body_filter = ngx_http_linguamate_body_filter;
+    return ngx_cidr_match(r->connection->sockaddr, cidrs) == NGX_OK;
+}
 
-    return NGX_OK;
+
+/* the route name of a location: linguamate_route, else its location name */
+
+void
+ngx_http_linguamate_route(ngx_http_request_t *r, ngx_str_t *route)
+{
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_linguamate_loc_conf_t  *llcf;
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->route.len) {
+        *route = llcf->route;
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    *route = clcf->name;
 }

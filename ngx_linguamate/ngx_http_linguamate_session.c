@@ -26,7 +26,9 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_state.h"
+#include "ngx_http_linguamate_session.h"
 
 
 #define NGX_HTTP_LINGUAMATE_JTI_MAX  48

@@ -9,6 +9,7 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_settings.h"
 
 
 typedef struct {

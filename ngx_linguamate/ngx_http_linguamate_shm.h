@@ -9,8 +9,7 @@
 #define _NGX_HTTP_LINGUAMATE_SHM_H_INCLUDED_
 
 
-#include <ngx_config.h>
-#include <ngx_core.h>
+#include "ngx_http_linguamate_module.h"
 
 
 #define NGX_HTTP_LINGUAMATE_ZONE_LIMIT    1
@@ -53,9 +52,6 @@ typedef struct {
 } ngx_http_linguamate_node_t;
 
 
-typedef struct ngx_http_linguamate_zone_s  ngx_http_linguamate_zone_t;
-struct ngx_http_linguamate_main_conf_s;
-
 struct ngx_http_linguamate_zone_s {
     ngx_str_t                    name;
     ngx_uint_t                   kind;
@@ -89,7 +85,7 @@ struct ngx_http_linguamate_zone_s {
 
 
 ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_add(ngx_conf_t *cf,
-    struct ngx_http_linguamate_main_conf_s *lmcf, ngx_str_t *name,
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name,
     size_t size, ngx_uint_t kind, ngx_str_t *signature);
 ssize_t ngx_http_linguamate_zone_size(ngx_conf_t *cf, ngx_str_t *zone,
     ngx_str_t *value);
@@ -103,6 +99,8 @@ void ngx_http_linguamate_node_free(ngx_http_linguamate_zone_t *zone,
 void ngx_http_linguamate_zone_expire(ngx_http_linguamate_zone_t *zone,
     ngx_msec_t now, ngx_uint_t n);
 size_t ngx_http_linguamate_node_size(size_t vlen, size_t len);
+ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_find(
+    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *name, ngx_uint_t kind);
 
 
 #endif /* _NGX_HTTP_LINGUAMATE_SHM_H_INCLUDED_ */

@@ -18,6 +18,9 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
+#include "ngx_http_linguamate_breaker.h"
+#include "ngx_http_linguamate_toolkit.h"
 
 
 #define NGX_HTTP_LINGUAMATE_TK_ATTEMPTS   3
@@ -645,15 +648,34 @@ ngx_http_linguamate_toolkit_owns(ngx_http_request_t *sr,
 }
 
 
-/* the attempts of the request's toolkit call, for the breaker's LOG phase */
+/*
+ * LOG phase, in the breaker's place: a toolkit call that ended early
+ * counts its attempts so far (once: breaker_attempts clears ctx->breaker)
+ */
 
-ngx_uint_t
-ngx_http_linguamate_toolkit_statuses(ngx_http_linguamate_toolkit_t *tk,
-    ngx_uint_t **statuses)
+ngx_int_t
+ngx_http_linguamate_toolkit_log(ngx_http_request_t *r)
 {
-    *statuses = tk->statuses;
+    ngx_uint_t                      n;
+    ngx_http_linguamate_ctx_t      *ctx;
+    ngx_http_linguamate_toolkit_t  *tk;
 
-    return ngx_min(tk->attempt, NGX_HTTP_LINGUAMATE_TK_ATTEMPTS);
+    if (r != r->main) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_linguamate_module);
+
+    if (ctx == NULL || ctx->breaker == NULL || ctx->toolkit == NULL) {
+        return NGX_OK;
+    }
+
+    tk = ctx->toolkit;
+    n = ngx_min(tk->attempt, NGX_HTTP_LINGUAMATE_TK_ATTEMPTS);
+
+    ngx_http_linguamate_breaker_attempts(r, tk->statuses, n);
+
+    return NGX_OK;
 }
 
 

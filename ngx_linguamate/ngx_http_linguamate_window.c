@@ -13,6 +13,7 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_window.h"
 
 

@@ -12,6 +12,9 @@
 #   tidy      clang-tidy with the checked-in .clang-tidy over the same files
 #   style     80 columns, no tabs, no trailing white space, no CR in
 #             ngx_linguamate/*.[ch] and fuzz/*.c
+#   layers    the include graph and the calls between files run one way,
+#             core -> state -> features -> endpoints, without cycles
+#             (scripts/check-includes, after its own self-test)
 #   docs      the settings tables of docs/configuration.md and
 #             .env.example against the code's settings lists
 #             (scripts/check-settings-doc)
@@ -27,7 +30,7 @@ cd "$repo"
 unset SANITIZE CLANG
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(build cppcheck tidy style docs)
+[ ${#steps[@]} -eq 0 ] && steps=(build cppcheck tidy style layers docs)
 
 jobs=$(nproc 2>/dev/null || echo 2)
 srcs=(ngx_linguamate/*.c fuzz/*.c)
@@ -117,6 +120,11 @@ lint_style() {
 }
 
 
+lint_layers() {
+    scripts/check-includes --self-test >/dev/null && scripts/check-includes
+}
+
+
 lint_docs() {
     scripts/check-settings-doc
 }
@@ -124,7 +132,7 @@ lint_docs() {
 
 for step in "${steps[@]}"; do
     case "$step" in
-        build|cppcheck|tidy|style|docs) ;;
+        build|cppcheck|tidy|style|layers|docs) ;;
         *) echo "lint: unknown step: $step" >&2; exit 2 ;;
     esac
 
