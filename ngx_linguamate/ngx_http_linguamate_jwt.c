@@ -179,12 +179,15 @@ static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c);
+static ngx_int_t ngx_http_linguamate_b64url(u_char *dst, u_char *src,
+    size_t len);
 static ngx_uint_t ngx_http_linguamate_jwt_header_ok(
     ngx_http_linguamate_jv_t *hv);
 static ngx_uint_t ngx_http_linguamate_jwt_claims(
     ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
 static ngx_int_t ngx_http_linguamate_jwt_keys(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_log_t *log);
+static uint32_t ngx_http_linguamate_jwt_hash(ngx_str_t *token);
 static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_cached(
     ngx_str_t *token, uint32_t hash);
 static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
@@ -197,7 +200,9 @@ static ngx_int_t ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data,
 static ngx_int_t ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
     ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
     ngx_http_linguamate_jv_t *values, ngx_uint_t n, ngx_uint_t max_depth);
-static u_char *ngx_http_linguamate_jws(ngx_http_linguamate_jparse_t *jp,
+static ngx_inline u_char *ngx_http_linguamate_jws(
+    ngx_http_linguamate_jparse_t *jp, u_char *p);
+static u_char *ngx_http_linguamate_jws_more(ngx_http_linguamate_jparse_t *jp,
     u_char *p);
 static u_char *ngx_http_linguamate_jstring(ngx_http_linguamate_jparse_t *jp,
     u_char *p);
@@ -469,7 +474,7 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
      * (the entry may be replaced meanwhile); else the whole check
      */
 
-    hash = ngx_murmur_hash2(token->data, token->len);
+    hash = ngx_http_linguamate_jwt_hash(token);
     e = ngx_http_linguamate_jwt_cached(token, hash);
 
     if (e) {
@@ -560,6 +565,29 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
     }
 
     return reason;
+}
+
+
+/*
+ * The cache's hash of a token: its last 8 bytes, the end of its signature,
+ * which for every token the cache holds (verified, so signed with the
+ * secret) is an HMAC's output no one can aim at a set without the secret;
+ * a token that merely looks up is compared in full, as any other.
+ */
+
+static uint32_t
+ngx_http_linguamate_jwt_hash(ngx_str_t *token)
+{
+    uint64_t  h;
+
+    h = token->len;
+
+    if (token->len >= 8) {
+        ngx_memcpy(&h, token->data + token->len - 8, 8);
+        h ^= token->len;
+    }
+
+    return (uint32_t) ((h * 0x9e3779b97f4a7c15ULL) >> 32);
 }
 
 
@@ -710,7 +738,7 @@ ngx_http_linguamate_claims_copy(u_char *dst,
  * The signature, the header and the claims of a token, in the order (and
  * with the reasons) of the checks that libjwt's jwt_decode() completed:
  *
- *   1. three base64url segments, the header decodes to JSON (yajl, as
+ *   1. three base64url segments, the header decodes to JSON (as
  *      yajl_tree read it: comments allowed) that is an object nesting at
  *      most 4 deep, without a NUL byte: else MALFORMED;
  *   2. its first "alg" (compared as C strings, as yajl_tree_get() and
@@ -729,18 +757,72 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c)
 {
-    size_t                         dots[2];
-    u_char                         sig[33], *last;
-    ngx_str_t                      src, hdr, payload, dst;
-    ngx_uint_t                     i, known;
+    u_char                         sig[33], *d0, *d1, *end, *last;
+    size_t                         slen;
+    ngx_int_t                      rc;
+    ngx_str_t                      hdr, payload;
+    ngx_uint_t                     i, known, short_payload;
     ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
     ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
     ngx_http_linguamate_jparse_t   jp;
     ngx_http_linguamate_jwt_worker_t  *w;
 
-    if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
+    /*
+     * 1. three base64url segments separated by two dots, the header and
+     * the claims not empty (the signature may be): each segment's bytes
+     * are checked as it is decoded, all before anything else
+     */
+
+    if (token->len == 0 || token->len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
+
+    end = token->data + token->len;
+
+    d0 = memchr(token->data, '.', token->len);
+
+    if (d0 == NULL || d0 == token->data) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    d1 = memchr(d0 + 1, '.', end - d0 - 1);
+
+    if (d1 == NULL || d1 == d0 + 1) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /*
+     * the signature: 43 characters are 32 bytes, another length is only
+     * checked (a third dot is refused)
+     */
+
+    slen = end - d1 - 1;
+
+    if (ngx_http_linguamate_b64url(slen == 43 ? sig : NULL, d1 + 1, slen)
+        == NGX_ERROR)
+    {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /* the claims, decoded into the request's pool, NUL-terminated */
+
+    payload.data = ngx_pnalloc(r->pool,
+                               ngx_base64_decoded_length(d1 - d0 - 1) + 1);
+    if (payload.data == NULL) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    rc = ngx_http_linguamate_b64url(payload.data, d0 + 1, d1 - d0 - 1);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /* a length nginx's decoder refuses: MALFORMED, once the signature held */
+
+    short_payload = (rc == NGX_DECLINED);
+    payload.len = short_payload ? 0 : (size_t) rc;
+    payload.data[payload.len] = '\0';
 
     /*
      * a header segment byte-identical to the last one that passed every
@@ -750,36 +832,36 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
     w = &ngx_http_linguamate_jwt_worker;
 
-    known = (w->header_len == dots[0]
-             && ngx_memcmp(w->header, token->data, dots[0]) == 0);
+    known = (w->header_len == (size_t) (d0 - token->data)
+             && ngx_memcmp(w->header, token->data, w->header_len) == 0);
 
     if (known) {
         goto signature;
     }
 
-    /* 1. the header */
+    /* the header */
 
-    src.data = token->data;
-    src.len = dots[0];
-
-    hdr.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(src.len) + 1);
+    hdr.data = ngx_pnalloc(r->pool,
+                           ngx_base64_decoded_length(d0 - token->data) + 1);
     if (hdr.data == NULL) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    if (ngx_decode_base64url(&hdr, &src) != NGX_OK
-        || !ngx_http_linguamate_json_depth_ok(hdr.data, hdr.len, 4)
-        || ngx_strlchr(hdr.data, hdr.data + hdr.len, '\0') != NULL)
-    {
+    rc = ngx_http_linguamate_b64url(hdr.data, token->data, d0 - token->data);
+
+    if (rc < 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
+    hdr.len = (size_t) rc;
     hdr.data[hdr.len] = '\0';
 
-    if (ngx_http_linguamate_jparse(&jp, r->pool, &hdr,
-                                   ngx_http_linguamate_header_names, hv,
-                                   NGX_HTTP_LINGUAMATE_H_N, 4)
-        != NGX_OK)
+    if (!ngx_http_linguamate_json_depth_ok(hdr.data, hdr.len, 4)
+        || ngx_strlchr(hdr.data, hdr.data + hdr.len, '\0') != NULL
+        || ngx_http_linguamate_jparse(&jp, r->pool, &hdr,
+                                      ngx_http_linguamate_header_names, hv,
+                                      NGX_HTTP_LINGUAMATE_H_N, 4)
+           != NGX_OK)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
@@ -797,24 +879,15 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
 signature:
 
-    /* 3. the signature: 43 characters, 32 bytes, compared in constant time */
+    /* 3. the signature: 32 bytes, compared in constant time */
 
-    src.data = token->data + dots[1] + 1;
-    src.len = token->len - dots[1] - 1;
-
-    if (src.len != 43) {
-        return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
-    }
-
-    dst.data = sig;
-
-    if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len != 32) {
+    if (slen != 43) {
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
     for (i = 0; i < 2; i++) {
         if (w->keyed[i]
-            && ngx_http_linguamate_hmac_ok(i, token->data, dots[1],
+            && ngx_http_linguamate_hmac_ok(i, token->data, d1 - token->data,
                                            sig))
         {
             break;
@@ -828,20 +901,19 @@ signature:
     /* 4. what libjwt refused once the signature held */
 
     if (!known) {
-        if (jp.refused || jp.lax || !ngx_http_linguamate_jwt_header_ok(hv))
-        {
+        if (jp.refused || jp.lax || !ngx_http_linguamate_jwt_header_ok(hv)) {
             return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
         }
 
-        if (dots[0] <= NGX_HTTP_LINGUAMATE_JWT_HEADER) {
-            ngx_memcpy(w->header, token->data, dots[0]);
-            w->header_len = dots[0];
+        if (d0 - token->data <= NGX_HTTP_LINGUAMATE_JWT_HEADER) {
+            w->header_len = d0 - token->data;
+            ngx_memcpy(w->header, token->data, w->header_len);
         }
     }
 
     /* libjwt compared the signature as text: the canonical encoding */
 
-    last = &src.data[42];
+    last = &d1[43];
 
     if ((*last >= 'A' && *last <= 'Z' && (*last - 'A') % 4)
         || (*last >= 'a' && *last <= 'z' && (*last - 'a' + 26) % 4)
@@ -853,26 +925,12 @@ signature:
 
     /* the claims */
 
-    src.data = token->data + dots[0] + 1;
-    src.len = dots[1] - dots[0] - 1;
-
-    payload.data = ngx_pnalloc(r->pool,
-                               ngx_base64_decoded_length(src.len) + 1);
-    if (payload.data == NULL) {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
-
-    if (ngx_decode_base64url(&payload, &src) != NGX_OK) {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
-
-    payload.data[payload.len] = '\0';
-
-    if (ngx_http_linguamate_jparse(&jp, r->pool, &payload,
-                                   ngx_http_linguamate_claim_names, cv,
-                                   NGX_HTTP_LINGUAMATE_C_N,
-                                   NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH)
-        != NGX_OK
+    if (short_payload
+        || ngx_http_linguamate_jparse(&jp, r->pool, &payload,
+                                      ngx_http_linguamate_claim_names, cv,
+                                      NGX_HTTP_LINGUAMATE_C_N,
+                                      NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH)
+           != NGX_OK
         || jp.refused)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
@@ -882,6 +940,119 @@ signature:
     c->payload = payload;
 
     return ngx_http_linguamate_jwt_claims(cv, c);
+}
+
+
+/*
+ * base64url without padding, as the split and nginx's decoder took it
+ * before: len characters at src decoded to dst (or only checked, when dst
+ * is NULL), the number of bytes written; NGX_ERROR for a character that
+ * is not base64url ('=' and '.' included), NGX_DECLINED for a length no
+ * encoding has (len % 4 == 1).  The bits past the last byte are ignored.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_b64url(u_char *dst, u_char *src, size_t len)
+{
+    u_char    *d, *last;
+    uint32_t   a, b, cc, dd;
+
+    /* 0x80: not base64url */
+    static const u_char  basis[256] = {
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128,  62, 128, 128,
+         52,  53,  54,  55,  56,  57,  58,  59,
+         60,  61, 128, 128, 128, 128, 128, 128,
+        128,   0,   1,   2,   3,   4,   5,   6,
+          7,   8,   9,  10,  11,  12,  13,  14,
+         15,  16,  17,  18,  19,  20,  21,  22,
+         23,  24,  25, 128, 128, 128, 128,  63,
+        128,  26,  27,  28,  29,  30,  31,  32,
+         33,  34,  35,  36,  37,  38,  39,  40,
+         41,  42,  43,  44,  45,  46,  47,  48,
+         49,  50,  51, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128
+    };
+
+    if (dst == NULL) {
+        for (last = src + len; src < last; src++) {
+            if (basis[*src] & 0x80) {
+                return NGX_ERROR;
+            }
+        }
+
+        return (len & 3) == 1 ? NGX_DECLINED : 0;
+    }
+
+    d = dst;
+    last = src + (len & ~(size_t) 3);
+
+    for ( /* void */ ; src < last; src += 4) {
+        a = basis[src[0]];
+        b = basis[src[1]];
+        cc = basis[src[2]];
+        dd = basis[src[3]];
+
+        if ((a | b | cc | dd) & 0x80) {
+            return NGX_ERROR;
+        }
+
+        a = (a << 18) | (b << 12) | (cc << 6) | dd;
+
+        d[0] = (u_char) (a >> 16);
+        d[1] = (u_char) (a >> 8);
+        d[2] = (u_char) a;
+        d += 3;
+    }
+
+    /* 1 to 3 characters left */
+
+    a = 0;
+
+    for (b = 0; b < (len & 3); b++) {
+        cc = basis[src[b]];
+
+        if (cc & 0x80) {
+            return NGX_ERROR;
+        }
+
+        a |= cc << (18 - 6 * b);
+    }
+
+    switch (len & 3) {
+
+    case 1:
+        return NGX_DECLINED;
+
+    case 3:
+        d[1] = (u_char) (a >> 8);
+        /* fall through */
+
+    case 2:
+        d[0] = (u_char) (a >> 16);
+        d += (len & 3) - 1;
+    }
+
+    return d - dst;
 }
 
 
@@ -1271,7 +1442,7 @@ key:
         }
 
         for (i = 0; i < n; i++) {
-            if (names[i].len == len
+            if (names[i].len == len && (len == 0 || names[i].data[0] == s[0])
                 && ngx_memcmp(names[i].data, s, len) == 0)
             {
                 jp->member = i;
@@ -1294,8 +1465,21 @@ key:
 
 /* white space: yajl's comments, \v and \f too when lenient (jp->lax) */
 
-static u_char *
+static ngx_inline u_char *
 ngx_http_linguamate_jws(ngx_http_linguamate_jparse_t *jp, u_char *p)
+{
+    /* most often none: a token's JSON is compact */
+
+    if (*p > ' ' && *p != '/') {
+        return p;
+    }
+
+    return ngx_http_linguamate_jws_more(jp, p);
+}
+
+
+static u_char *
+ngx_http_linguamate_jws_more(ngx_http_linguamate_jparse_t *jp, u_char *p)
 {
     for ( ;; ) {
         switch (*p) {
@@ -1626,13 +1810,16 @@ ngx_http_linguamate_jnumber(u_char **pp, ngx_http_linguamate_jv_type_e *type,
     s = p;
     neg = (*p == '-');
     p += neg;
+    n = 0;
 
     if (*p == '0') {
         p++;
 
     } else if (*p >= '1' && *p <= '9') {
+        /* up to 18 digits, which no 64-bit integer overflows */
+
         while (*p >= '0' && *p <= '9') {
-            p++;
+            n = n * 10 + (uint64_t) (*p++ - '0');
         }
 
     } else {
@@ -1679,17 +1866,19 @@ ngx_http_linguamate_jnumber(u_char **pp, ngx_http_linguamate_jv_type_e *type,
         return isinf(d) ? NGX_DECLINED : NGX_OK;
     }
 
-    max = neg ? (uint64_t) 1 << 63 : ((uint64_t) 1 << 63) - 1;
-    n = 0;
+    if (p - s - neg > 18) {
+        max = neg ? (uint64_t) 1 << 63 : ((uint64_t) 1 << 63) - 1;
+        n = 0;
 
-    for (s += neg; s < p; s++) {
-        dig = (uint64_t) (*s - '0');
+        for (s += neg; s < p; s++) {
+            dig = (uint64_t) (*s - '0');
 
-        if (n > (max - dig) / 10) {
-            return NGX_DECLINED;
+            if (n > (max - dig) / 10) {
+                return NGX_DECLINED;
+            }
+
+            n = n * 10 + dig;
         }
-
-        n = n * 10 + dig;
     }
 
     *type = (neg && n == (uint64_t) 1 << 63) ? NGX_HTTP_LINGUAMATE_JV_NUMBER
