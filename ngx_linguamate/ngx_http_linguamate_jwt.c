@@ -4,19 +4,21 @@
  * JWT authentication (ACCESS phase): HS256 only, pinned, verified in one
  * pass over the token's bytes, with no library parse tree and no malloc:
  *
- *   - base64url is decoded with nginx's own decoder into the request pool;
- *   - the header and the claims are each read by one streaming yajl parse
- *     (callbacks into a fixed struct; yajl's own memory comes from a
- *     per-worker arena);
+ *   - the three segments are checked as they are decoded, by the module's
+ *     own base64url decoder, into the request's pool;
+ *   - the header and the claims are each read once by the module's own
+ *     strict JSON reader (ngx_http_linguamate_jparse()) into a fixed
+ *     struct: what the yajl parse and the strict check before it took and
+ *     refused, fuzz/fuzz_jread.c holds it to on the same bytes;
  *   - the signature is checked once, with the classic precomputed HMAC:
  *     SHA-256 states with the key's inner and outer pads absorbed, made at
  *     worker start for JWT_SECRET and JWT_SECRET_PREVIOUS and copied per
  *     token (no EVP dispatch, no allocation), compared with CRYPTO_memcmp.
  *
  * The checks are those libjwt and jansson made before (see docs/auth.md):
- * what jansson refused is refused here too (ngx_http_linguamate_json_
- * strict_ok(), numbers out of range), and where two members have the same
- * name the last one counts, as in jansson and JSON.parse.  exp is
+ * what jansson refused is refused here too (strict UTF-8, no \u0000 or
+ * lone surrogate, numbers out of range), and where two members have the
+ * same name the last one counts, as in jansson and JSON.parse.  exp is
  * required, nbf and iat are honoured, JWT_LEEWAY_SECONDS absorbs clock
  * skew, and a revoked session, user or "everything before" is refused.
  * libjwt still issues the tokens of POST /api/auth/refresh.
@@ -104,8 +106,6 @@ typedef struct {
 
 /* a verified token of the worker's cache */
 typedef struct {
-    uint32_t                    hash;
-    uint32_t                    used;       /* the worker's clock at use */
     u_char                     *mem;        /* the token, then the claims */
     size_t                      cap;        /* of mem */
     ngx_str_t                   token;
@@ -119,6 +119,17 @@ typedef struct {
 
 #define NGX_HTTP_LINGUAMATE_JWT_WAYS  8
 
+
+/*
+ * A set's hashes and times of use, in one cache line: a token looked up
+ * and not found (each of 20,000 tokens in rotation) reads this line only
+ */
+typedef struct {
+    uint32_t                    hash[NGX_HTTP_LINGUAMATE_JWT_WAYS];
+    uint32_t                    used[NGX_HTTP_LINGUAMATE_JWT_WAYS];
+                                            /* the clock at use; 0: free */
+} ngx_http_linguamate_jwt_tags_t;
+
 /* the longest base64url header segment remembered as verified */
 #define NGX_HTTP_LINGUAMATE_JWT_HEADER  128
 
@@ -130,6 +141,7 @@ typedef struct {
     SHA256_CTX                  opad[2];
     ngx_uint_t                  keyed[2];
     ngx_http_linguamate_jwt_entry_t  *cache;
+    ngx_http_linguamate_jwt_tags_t   *tags;    /* one per set */
     ngx_uint_t                  sets;
     uint32_t                    clock;
     size_t                      header_len; /* 0: none yet */
@@ -188,6 +200,8 @@ static ngx_uint_t ngx_http_linguamate_jwt_claims(
 static ngx_int_t ngx_http_linguamate_jwt_keys(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_log_t *log);
 static uint32_t ngx_http_linguamate_jwt_hash(ngx_str_t *token);
+static uint32_t ngx_http_linguamate_jwt_tick(
+    ngx_http_linguamate_jwt_worker_t *w);
 static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_cached(
     ngx_str_t *token, uint32_t hash);
 static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
@@ -283,7 +297,9 @@ ngx_http_linguamate_jwt_exit_process(void)
     }
 
     ngx_free(w->cache);
+    ngx_free(w->tags);
     w->cache = NULL;
+    w->tags = NULL;
     w->sets = 0;
     w->header_len = 0;
 
@@ -368,6 +384,16 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
         }
 
         w->sets = lmcf->jwt_cache / NGX_HTTP_LINGUAMATE_JWT_WAYS;
+
+        w->tags = ngx_memalign(64, ngx_max(w->sets, 1)
+                                   * sizeof(ngx_http_linguamate_jwt_tags_t),
+                               log);
+        if (w->tags == NULL) {
+            goto failed;
+        }
+
+        ngx_memzero(w->tags, ngx_max(w->sets, 1)
+                             * sizeof(ngx_http_linguamate_jwt_tags_t));
     }
 
     w->conf = lmcf;
@@ -591,6 +617,19 @@ ngx_http_linguamate_jwt_hash(ngx_str_t *token)
 }
 
 
+/* the worker's clock of cache uses: never 0, which marks a free way */
+
+static uint32_t
+ngx_http_linguamate_jwt_tick(ngx_http_linguamate_jwt_worker_t *w)
+{
+    if (++w->clock == 0) {
+        w->clock = 1;
+    }
+
+    return w->clock;
+}
+
+
 /*
  * The cache of verified tokens: sets of 8 ways, the least recently used
  * way replaced, so that one busy user's token cannot evict another's.  A
@@ -601,6 +640,7 @@ static ngx_http_linguamate_jwt_entry_t *
 ngx_http_linguamate_jwt_cached(ngx_str_t *token, uint32_t hash)
 {
     ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_tags_t    *t;
     ngx_http_linguamate_jwt_entry_t   *set;
     ngx_http_linguamate_jwt_worker_t  *w;
 
@@ -610,15 +650,16 @@ ngx_http_linguamate_jwt_cached(ngx_str_t *token, uint32_t hash)
         return NULL;
     }
 
+    t = &w->tags[hash % w->sets];
     set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
 
     for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
-        if (set[i].mem && set[i].hash == hash
+        if (t->used[i] && t->hash[i] == hash
             && set[i].token.len == token->len
             && CRYPTO_memcmp(set[i].token.data, token->data, token->len)
                == 0)
         {
-            set[i].used = ++w->clock;
+            t->used[i] = ngx_http_linguamate_jwt_tick(w);
             return &set[i];
         }
     }
@@ -633,7 +674,8 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
 {
     u_char                            *p;
     size_t                             size, cap;
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, k;
+    ngx_http_linguamate_jwt_tags_t    *t;
     ngx_http_linguamate_jwt_entry_t   *set, *e;
     ngx_http_linguamate_jwt_worker_t  *w;
 
@@ -643,21 +685,24 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
         return NULL;
     }
 
+    t = &w->tags[hash % w->sets];
     set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
-    e = &set[0];
+    k = 0;
 
     for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
-        if (set[i].mem == NULL) {
-            e = &set[i];
+        if (t->used[i] == 0) {
+            k = i;
             break;
         }
 
-        if ((uint32_t) (w->clock - set[i].used)
-            > (uint32_t) (w->clock - e->used))
+        if ((uint32_t) (w->clock - t->used[i])
+            > (uint32_t) (w->clock - t->used[k]))
         {
-            e = &set[i];
+            k = i;
         }
     }
+
+    e = &set[k];
 
     size = c->sub.len + c->sid.len + c->type.len + c->jti.len
            + c->payload.len + 1;
@@ -680,8 +725,8 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
 
     p = e->mem;
 
-    e->hash = hash;
-    e->used = ++w->clock;
+    t->hash[k] = hash;
+    t->used[k] = ngx_http_linguamate_jwt_tick(w);
     e->token.data = p;
     e->token.len = token->len;
     e->size = size;
@@ -2209,7 +2254,7 @@ ngx_http_linguamate_user_variable(ngx_http_request_t *r,
 /*
  * $linguamate_jwt_claim_NAME: a string, number (its text as signed) or
  * boolean member of the claims; the last one of that name, as jansson
- * and JSON.parse read it.  One streaming parse of the verified claims.
+ * and JSON.parse read it.  One read of the verified claims.
  */
 
 static ngx_int_t
