@@ -842,6 +842,7 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
      */
 
     slen = end - d1 - 1;
+    ngx_memzero(sig, sizeof(sig));
 
     if (ngx_http_linguamate_b64url(slen == 43 ? sig : NULL, d1 + 1, slen)
         == NGX_ERROR)
