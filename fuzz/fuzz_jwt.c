@@ -108,42 +108,12 @@ static void
 fuzz_signed(ngx_http_request_t *r, const uint8_t *hdr, size_t hlen,
     const uint8_t *data, size_t size)
 {
-    u_char                        mac[EVP_MAX_MD_SIZE];
-    unsigned int                  mlen;
-    ngx_str_t                     token, src, dst;
+    ngx_str_t                     token;
     ngx_uint_t                    reason;
     ngx_http_linguamate_ctx_t    *ctx;
     ngx_http_linguamate_claims_t  claims;
 
-    token.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(hlen) + 2
-                                      + ngx_base64_encoded_length(size) + 64);
-    if (token.data == NULL) {
-        abort();
-    }
-
-    dst.data = token.data;
-    src.data = (u_char *) hdr;
-    src.len = hlen;
-    ngx_encode_base64url(&dst, &src);
-    dst.data += dst.len;
-    *dst.data++ = '.';
-    src.data = (u_char *) data;
-    src.len = size;
-    ngx_encode_base64url(&dst, &src);
-    token.len = dst.data + dst.len - token.data;
-
-    if (HMAC(EVP_sha256(), FUZZ_SECRET, sizeof(FUZZ_SECRET) - 1, token.data,
-             token.len, mac, &mlen) == NULL)
-    {
-        abort();
-    }
-
-    dst.data = token.data + token.len;
-    *dst.data++ = '.';
-    src.data = mac;
-    src.len = mlen;
-    ngx_encode_base64url(&dst, &src);
-    token.len = dst.data + dst.len - token.data;
+    token = fuzz_ngx_jwt(r->pool, FUZZ_SECRET, hdr, hlen, data, size);
 
     reason = ngx_http_linguamate_jwt_verify(r, &token,
                  (size && data[0] & 1) ? "refresh" : "access", &claims);

@@ -12,6 +12,9 @@
 
 #include "fuzz_ngx.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 
 static ngx_time_t    fuzz_ngx_time;
 static ngx_log_t     fuzz_ngx_log;
@@ -237,4 +240,46 @@ ngx_conf_full_name(ngx_cycle_t *cycle, ngx_str_t *name, ngx_uint_t conf_prefix)
     name->len += 17;
 
     return NGX_OK;
+}
+
+
+ngx_str_t
+fuzz_ngx_jwt(ngx_pool_t *pool, const char *secret, const uint8_t *hdr,
+    size_t hlen, const uint8_t *data, size_t size)
+{
+    u_char        mac[EVP_MAX_MD_SIZE];
+    unsigned int  mlen;
+    ngx_str_t     token, src, dst;
+
+    token.data = ngx_pnalloc(pool, ngx_base64_encoded_length(hlen) + 2
+                                   + ngx_base64_encoded_length(size) + 64);
+    if (token.data == NULL) {
+        abort();
+    }
+
+    dst.data = token.data;
+    src.data = (u_char *) hdr;
+    src.len = hlen;
+    ngx_encode_base64url(&dst, &src);
+    dst.data += dst.len;
+    *dst.data++ = '.';
+    src.data = (u_char *) data;
+    src.len = size;
+    ngx_encode_base64url(&dst, &src);
+    token.len = dst.data + dst.len - token.data;
+
+    if (HMAC(EVP_sha256(), secret, (int) ngx_strlen(secret), token.data,
+             token.len, mac, &mlen) == NULL)
+    {
+        abort();
+    }
+
+    dst.data = token.data + token.len;
+    *dst.data++ = '.';
+    src.data = mac;
+    src.len = mlen;
+    ngx_encode_base64url(&dst, &src);
+    token.len = dst.data + dst.len - token.data;
+
+    return token;
 }

@@ -32,5 +32,9 @@ ngx_chain_t *fuzz_ngx_chain(ngx_pool_t *pool, const uint8_t *data,
 /* an exact-size NUL-terminated copy: reading past it is a finding */
 u_char *fuzz_ngx_strdup(const uint8_t *data, size_t size);
 
+/* a compact JWS of the header and claims bytes, HS256 with secret */
+ngx_str_t fuzz_ngx_jwt(ngx_pool_t *pool, const char *secret,
+    const uint8_t *hdr, size_t hlen, const uint8_t *data, size_t size);
+
 
 #endif /* _FUZZ_NGX_H_INCLUDED_ */

@@ -4,19 +4,21 @@
  * JWT authentication (ACCESS phase): HS256 only, pinned, verified in one
  * pass over the token's bytes, with no library parse tree and no malloc:
  *
- *   - base64url is decoded with nginx's own decoder into the request pool;
- *   - the header and the claims are each read by one streaming yajl parse
- *     (callbacks into a fixed struct; yajl's own memory comes from a
- *     per-worker arena);
+ *   - the three segments are checked as they are decoded, by the module's
+ *     own base64url decoder, into the request's pool;
+ *   - the header and the claims are each read once by the module's own
+ *     strict JSON reader (ngx_http_linguamate_jparse()) into a fixed
+ *     struct: what the yajl parse and the strict check before it took and
+ *     refused, fuzz/fuzz_jread.c holds it to on the same bytes;
  *   - the signature is checked once, with the classic precomputed HMAC:
  *     SHA-256 states with the key's inner and outer pads absorbed, made at
  *     worker start for JWT_SECRET and JWT_SECRET_PREVIOUS and copied per
  *     token (no EVP dispatch, no allocation), compared with CRYPTO_memcmp.
  *
  * The checks are those libjwt and jansson made before (see docs/auth.md):
- * what jansson refused is refused here too (ngx_http_linguamate_json_
- * strict_ok(), numbers out of range), and where two members have the same
- * name the last one counts, as in jansson and JSON.parse.  exp is
+ * what jansson refused is refused here too (strict UTF-8, no \u0000 or
+ * lone surrogate, numbers out of range), and where two members have the
+ * same name the last one counts, as in jansson and JSON.parse.  exp is
  * required, nbf and iat are honoured, JWT_LEEWAY_SECONDS absorbs clock
  * skew, and a revoked session, user or "everything before" is refused.
  * libjwt still issues the tokens of POST /api/auth/refresh.
@@ -35,7 +37,6 @@
 #include <sys/random.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
 
 #include "ngx_http_linguamate_module.h"
@@ -49,8 +50,6 @@
 
 #define NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH  16
 
-/* yajl's memory for one parse: its handle, lexer, stack and buffers */
-#define NGX_HTTP_LINGUAMATE_JWT_ARENA       32768
 
 
 /* what one member of the header or the claims held (the last of a name) */
@@ -96,26 +95,23 @@ typedef enum {
 
 typedef struct {
     ngx_pool_t                 *pool;
-    u_char                     *text;       /* the JSON being parsed */
-    u_char                     *text_end;
+    u_char                     *end;        /* of the text: a NUL byte */
     ngx_str_t                  *names;      /* the members wanted */
     ngx_uint_t                  n;
     ngx_http_linguamate_jv_t   *values;     /* n of them */
-    ngx_uint_t                  max_depth;
-    ngx_uint_t                  depth;
     ngx_int_t                   member;     /* of names, at depth 1; or -1 */
-    ngx_http_linguamate_jv_t    first_alg;  /* see header_key() */
+    ngx_http_linguamate_jv_t    first_alg;  /* of a header */
     unsigned                    first_alg_wanted:1;
     unsigned                    first_alg_next:1;
-    unsigned                    object:1;   /* the root is an object */
-    unsigned                    refused:1;  /* something jansson refuses */
+    unsigned                    lenient:1;  /* read as yajl read a header */
+    unsigned                    lax:1;      /* what JSON.parse refuses */
+    unsigned                    refused:1;  /* what jansson refuses */
+    unsigned                    escaped:1;  /* the last string's escapes */
 } ngx_http_linguamate_jparse_t;
 
 
 /* a verified token of the worker's cache */
 typedef struct {
-    uint32_t                    hash;
-    uint32_t                    used;       /* the worker's clock at use */
     u_char                     *mem;        /* the token, then the claims */
     size_t                      cap;        /* of mem */
     ngx_str_t                   token;
@@ -129,23 +125,33 @@ typedef struct {
 
 #define NGX_HTTP_LINGUAMATE_JWT_WAYS  8
 
+
+/*
+ * A set's hashes and times of use, in one cache line: a token looked up
+ * and not found (each of 20,000 tokens in rotation) reads this line only
+ */
+typedef struct {
+    uint32_t                    hash[NGX_HTTP_LINGUAMATE_JWT_WAYS];
+    uint32_t                    used[NGX_HTTP_LINGUAMATE_JWT_WAYS];
+                                            /* the clock at use; 0: free */
+} ngx_http_linguamate_jwt_tags_t;
+
 /* the longest base64url header segment remembered as verified */
 #define NGX_HTTP_LINGUAMATE_JWT_HEADER  128
 
 
-/* this worker's keyed MACs, cache of verified tokens and yajl arena */
+/* this worker's keyed MACs and cache of verified tokens */
 typedef struct {
     void                       *conf;       /* the secrets' configuration */
     SHA256_CTX                  ipad[2];    /* JWT_SECRET, _PREVIOUS */
     SHA256_CTX                  opad[2];
     ngx_uint_t                  keyed[2];
     ngx_http_linguamate_jwt_entry_t  *cache;
+    ngx_http_linguamate_jwt_tags_t   *tags;    /* one per set */
     ngx_uint_t                  sets;
     uint32_t                    clock;
     size_t                      header_len; /* 0: none yet */
     u_char                      header[NGX_HTTP_LINGUAMATE_JWT_HEADER];
-    u_char                     *last;       /* of the arena */
-    u_char                      arena[NGX_HTTP_LINGUAMATE_JWT_ARENA];
 } ngx_http_linguamate_jwt_worker_t;
 
 
@@ -200,12 +206,17 @@ static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c);
+static ngx_int_t ngx_http_linguamate_b64url(u_char *dst, u_char *src,
+    size_t len);
 static ngx_uint_t ngx_http_linguamate_jwt_header_ok(
     ngx_http_linguamate_jv_t *hv);
 static ngx_uint_t ngx_http_linguamate_jwt_claims(
     ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
 static ngx_int_t ngx_http_linguamate_jwt_keys(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_log_t *log);
+static uint32_t ngx_http_linguamate_jwt_hash(ngx_str_t *token);
+static uint32_t ngx_http_linguamate_jwt_tick(
+    ngx_http_linguamate_jwt_worker_t *w);
 static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_cached(
     ngx_str_t *token, uint32_t hash);
 static ngx_http_linguamate_jwt_entry_t *ngx_http_linguamate_jwt_remember(
@@ -218,24 +229,19 @@ static ngx_int_t ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data,
 static ngx_int_t ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
     ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
     ngx_http_linguamate_jv_t *values, ngx_uint_t n, ngx_uint_t max_depth);
-static void *ngx_http_linguamate_jwt_malloc(void *ctx, size_t size);
-static void *ngx_http_linguamate_jwt_realloc(void *ctx, void *ptr,
-    size_t size);
-static void ngx_http_linguamate_jwt_free(void *ctx, void *ptr);
-static int ngx_http_linguamate_jv_null(void *ctx);
-static int ngx_http_linguamate_jv_boolean(void *ctx, int b);
-static int ngx_http_linguamate_jv_number(void *ctx, const char *s,
-    size_t len);
-static int ngx_http_linguamate_jv_string(void *ctx, const unsigned char *s,
-    size_t len);
-static int ngx_http_linguamate_jv_start_map(void *ctx);
-static int ngx_http_linguamate_jv_start_array(void *ctx);
-static int ngx_http_linguamate_jv_key(void *ctx, const unsigned char *s,
-    size_t len);
-static int ngx_http_linguamate_jv_end(void *ctx);
-static ngx_int_t ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
-    ngx_http_linguamate_jv_type_e type, const u_char *s, size_t len,
-    int64_t num);
+static ngx_inline u_char *ngx_http_linguamate_jws(
+    ngx_http_linguamate_jparse_t *jp, u_char *p);
+static u_char *ngx_http_linguamate_jws_more(ngx_http_linguamate_jparse_t *jp,
+    u_char *p);
+static u_char *ngx_http_linguamate_jstring(ngx_http_linguamate_jparse_t *jp,
+    u_char *p);
+static ngx_int_t ngx_http_linguamate_jhex4(u_char *p, uint32_t *cp);
+static u_char *ngx_http_linguamate_junescape(u_char *dst, u_char *s,
+    u_char *e);
+static ngx_int_t ngx_http_linguamate_jnumber(u_char **pp,
+    ngx_http_linguamate_jv_type_e *type, int64_t *num);
+static void ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
+    ngx_http_linguamate_jv_type_e type, u_char *s, size_t len, int64_t num);
 static ngx_int_t ngx_http_linguamate_bearer(ngx_http_request_t *r,
     ngx_str_t *token);
 static void ngx_http_linguamate_auth_log(ngx_http_request_t *r,
@@ -256,27 +262,6 @@ static char *ngx_http_linguamate_sign(ngx_http_request_t *r,
     const char *type, time_t lifetime, ngx_str_t *jti, ngx_str_t *out);
 
 
-static yajl_callbacks  ngx_http_linguamate_jv_callbacks = {
-    ngx_http_linguamate_jv_null,
-    ngx_http_linguamate_jv_boolean,
-    NULL,
-    NULL,
-    ngx_http_linguamate_jv_number,
-    ngx_http_linguamate_jv_string,
-    ngx_http_linguamate_jv_start_map,
-    ngx_http_linguamate_jv_key,
-    ngx_http_linguamate_jv_end,
-    ngx_http_linguamate_jv_start_array,
-    ngx_http_linguamate_jv_end
-};
-
-
-static yajl_alloc_funcs  ngx_http_linguamate_jwt_afs = {
-    ngx_http_linguamate_jwt_malloc,
-    ngx_http_linguamate_jwt_realloc,
-    ngx_http_linguamate_jwt_free,
-    &ngx_http_linguamate_jwt_worker
-};
 
 
 /* at worker start: the keyed MAC contexts of the secrets */
@@ -321,7 +306,9 @@ ngx_http_linguamate_jwt_exit_process(void)
     }
 
     ngx_free(w->cache);
+    ngx_free(w->tags);
     w->cache = NULL;
+    w->tags = NULL;
     w->sets = 0;
     w->header_len = 0;
 
@@ -406,6 +393,16 @@ ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
         }
 
         w->sets = lmcf->jwt_cache / NGX_HTTP_LINGUAMATE_JWT_WAYS;
+
+        w->tags = ngx_memalign(64, ngx_max(w->sets, 1)
+                                   * sizeof(ngx_http_linguamate_jwt_tags_t),
+                               log);
+        if (w->tags == NULL) {
+            goto failed;
+        }
+
+        ngx_memzero(w->tags, ngx_max(w->sets, 1)
+                             * sizeof(ngx_http_linguamate_jwt_tags_t));
     }
 
     w->conf = lmcf;
@@ -512,7 +509,7 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
      * (the entry may be replaced meanwhile); else the whole check
      */
 
-    hash = ngx_murmur_hash2(token->data, token->len);
+    hash = ngx_http_linguamate_jwt_hash(token);
     e = ngx_http_linguamate_jwt_cached(token, hash);
 
     if (e) {
@@ -607,6 +604,42 @@ ngx_http_linguamate_jwt_verify(ngx_http_request_t *r, ngx_str_t *token,
 
 
 /*
+ * The cache's hash of a token: its last 8 bytes, the end of its signature,
+ * which for every token the cache holds (verified, so signed with the
+ * secret) is an HMAC's output no one can aim at a set without the secret;
+ * a token that merely looks up is compared in full, as any other.
+ */
+
+static uint32_t
+ngx_http_linguamate_jwt_hash(ngx_str_t *token)
+{
+    uint64_t  h;
+
+    h = token->len;
+
+    if (token->len >= 8) {
+        ngx_memcpy(&h, token->data + token->len - 8, 8);
+        h ^= token->len;
+    }
+
+    return (uint32_t) ((h * 0x9e3779b97f4a7c15ULL) >> 32);
+}
+
+
+/* the worker's clock of cache uses: never 0, which marks a free way */
+
+static uint32_t
+ngx_http_linguamate_jwt_tick(ngx_http_linguamate_jwt_worker_t *w)
+{
+    if (++w->clock == 0) {
+        w->clock = 1;
+    }
+
+    return w->clock;
+}
+
+
+/*
  * The cache of verified tokens: sets of 8 ways, the least recently used
  * way replaced, so that one busy user's token cannot evict another's.  A
  * hit is compared in full, in constant time.
@@ -616,6 +649,7 @@ static ngx_http_linguamate_jwt_entry_t *
 ngx_http_linguamate_jwt_cached(ngx_str_t *token, uint32_t hash)
 {
     ngx_uint_t                         i;
+    ngx_http_linguamate_jwt_tags_t    *t;
     ngx_http_linguamate_jwt_entry_t   *set;
     ngx_http_linguamate_jwt_worker_t  *w;
 
@@ -625,15 +659,16 @@ ngx_http_linguamate_jwt_cached(ngx_str_t *token, uint32_t hash)
         return NULL;
     }
 
+    t = &w->tags[hash % w->sets];
     set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
 
     for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
-        if (set[i].mem && set[i].hash == hash
+        if (t->used[i] && t->hash[i] == hash
             && set[i].token.len == token->len
             && CRYPTO_memcmp(set[i].token.data, token->data, token->len)
                == 0)
         {
-            set[i].used = ++w->clock;
+            t->used[i] = ngx_http_linguamate_jwt_tick(w);
             return &set[i];
         }
     }
@@ -648,7 +683,8 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
 {
     u_char                            *p;
     size_t                             size, cap;
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, k;
+    ngx_http_linguamate_jwt_tags_t    *t;
     ngx_http_linguamate_jwt_entry_t   *set, *e;
     ngx_http_linguamate_jwt_worker_t  *w;
 
@@ -658,21 +694,24 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
         return NULL;
     }
 
+    t = &w->tags[hash % w->sets];
     set = &w->cache[(hash % w->sets) * NGX_HTTP_LINGUAMATE_JWT_WAYS];
-    e = &set[0];
+    k = 0;
 
     for (i = 0; i < NGX_HTTP_LINGUAMATE_JWT_WAYS; i++) {
-        if (set[i].mem == NULL) {
-            e = &set[i];
+        if (t->used[i] == 0) {
+            k = i;
             break;
         }
 
-        if ((uint32_t) (w->clock - set[i].used)
-            > (uint32_t) (w->clock - e->used))
+        if ((uint32_t) (w->clock - t->used[i])
+            > (uint32_t) (w->clock - t->used[k]))
         {
-            e = &set[i];
+            k = i;
         }
     }
+
+    e = &set[k];
 
     size = c->sub.len + c->sid.len + c->type.len + c->jti.len
            + c->payload.len + 1;
@@ -695,8 +734,8 @@ ngx_http_linguamate_jwt_remember(ngx_str_t *token, uint32_t hash,
 
     p = e->mem;
 
-    e->hash = hash;
-    e->used = ++w->clock;
+    t->hash[k] = hash;
+    t->used[k] = ngx_http_linguamate_jwt_tick(w);
     e->token.data = p;
     e->token.len = token->len;
     e->size = size;
@@ -753,7 +792,7 @@ ngx_http_linguamate_claims_copy(u_char *dst,
  * The signature, the header and the claims of a token, in the order (and
  * with the reasons) of the checks that libjwt's jwt_decode() completed:
  *
- *   1. three base64url segments, the header decodes to JSON (yajl, as
+ *   1. three base64url segments, the header decodes to JSON (as
  *      yajl_tree read it: comments allowed) that is an object nesting at
  *      most 4 deep, without a NUL byte: else MALFORMED;
  *   2. its first "alg" (compared as C strings, as yajl_tree_get() and
@@ -772,18 +811,73 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c)
 {
-    size_t                         dots[2];
-    u_char                         sig[33], *last;
-    ngx_str_t                      src, hdr, payload, dst;
-    ngx_uint_t                     i, known;
+    u_char                         sig[33], *d0, *d1, *end, *last;
+    size_t                         slen;
+    ngx_int_t                      rc;
+    ngx_str_t                      hdr, payload;
+    ngx_uint_t                     i, known, short_payload;
     ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
     ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
     ngx_http_linguamate_jparse_t   jp;
     ngx_http_linguamate_jwt_worker_t  *w;
 
-    if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
+    /*
+     * 1. three base64url segments separated by two dots, the header and
+     * the claims not empty (the signature may be): each segment's bytes
+     * are checked as it is decoded, all before anything else
+     */
+
+    if (token->len == 0 || token->len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
+
+    end = token->data + token->len;
+
+    d0 = memchr(token->data, '.', token->len);
+
+    if (d0 == NULL || d0 == token->data) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    d1 = memchr(d0 + 1, '.', end - d0 - 1);
+
+    if (d1 == NULL || d1 == d0 + 1) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /*
+     * the signature: 43 characters are 32 bytes, another length is only
+     * checked (a third dot is refused)
+     */
+
+    slen = end - d1 - 1;
+    ngx_memzero(sig, sizeof(sig));
+
+    if (ngx_http_linguamate_b64url(slen == 43 ? sig : NULL, d1 + 1, slen)
+        == NGX_ERROR)
+    {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /* the claims, decoded into the request's pool, NUL-terminated */
+
+    payload.data = ngx_pnalloc(r->pool,
+                               ngx_base64_decoded_length(d1 - d0 - 1) + 1);
+    if (payload.data == NULL) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    rc = ngx_http_linguamate_b64url(payload.data, d0 + 1, d1 - d0 - 1);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
+    }
+
+    /* a length nginx's decoder refuses: MALFORMED, once the signature held */
+
+    short_payload = (rc == NGX_DECLINED);
+    payload.len = short_payload ? 0 : (size_t) rc;
+    payload.data[payload.len] = '\0';
 
     /*
      * a header segment byte-identical to the last one that passed every
@@ -793,35 +887,36 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
     w = &ngx_http_linguamate_jwt_worker;
 
-    known = (w->header_len == dots[0]
-             && ngx_memcmp(w->header, token->data, dots[0]) == 0);
+    known = (w->header_len == (size_t) (d0 - token->data)
+             && ngx_memcmp(w->header, token->data, w->header_len) == 0);
 
     if (known) {
         goto signature;
     }
 
-    /* 1. the header */
+    /* the header */
 
-    src.data = token->data;
-    src.len = dots[0];
-
-    hdr.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(src.len) + 1);
+    hdr.data = ngx_pnalloc(r->pool,
+                           ngx_base64_decoded_length(d0 - token->data) + 1);
     if (hdr.data == NULL) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    if (ngx_decode_base64url(&hdr, &src) != NGX_OK
-        || !ngx_http_linguamate_json_depth_ok(hdr.data, hdr.len, 4)
-        || ngx_strlchr(hdr.data, hdr.data + hdr.len, '\0') != NULL)
-    {
+    rc = ngx_http_linguamate_b64url(hdr.data, token->data, d0 - token->data);
+
+    if (rc < 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
-    if (ngx_http_linguamate_jparse(&jp, r->pool, &hdr,
-                                   ngx_http_linguamate_header_names, hv,
-                                   NGX_HTTP_LINGUAMATE_H_N, 4)
-        != NGX_OK
-        || !jp.object)
+    hdr.len = (size_t) rc;
+    hdr.data[hdr.len] = '\0';
+
+    if (!ngx_http_linguamate_json_depth_ok(hdr.data, hdr.len, 4)
+        || ngx_strlchr(hdr.data, hdr.data + hdr.len, '\0') != NULL
+        || ngx_http_linguamate_jparse(&jp, r->pool, &hdr,
+                                      ngx_http_linguamate_header_names, hv,
+                                      NGX_HTTP_LINGUAMATE_H_N, 4)
+           != NGX_OK)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
@@ -839,24 +934,15 @@ ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
 
 signature:
 
-    /* 3. the signature: 43 characters, 32 bytes, compared in constant time */
+    /* 3. the signature: 32 bytes, compared in constant time */
 
-    src.data = token->data + dots[1] + 1;
-    src.len = token->len - dots[1] - 1;
-
-    if (src.len != 43) {
-        return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
-    }
-
-    dst.data = sig;
-
-    if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len != 32) {
+    if (slen != 43) {
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
     for (i = 0; i < 2; i++) {
         if (w->keyed[i]
-            && ngx_http_linguamate_hmac_ok(i, token->data, dots[1],
+            && ngx_http_linguamate_hmac_ok(i, token->data, d1 - token->data,
                                            sig))
         {
             break;
@@ -870,22 +956,19 @@ signature:
     /* 4. what libjwt refused once the signature held */
 
     if (!known) {
-        if (jp.refused
-            || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
-            || !ngx_http_linguamate_jwt_header_ok(hv))
-        {
+        if (jp.refused || jp.lax || !ngx_http_linguamate_jwt_header_ok(hv)) {
             return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
         }
 
-        if (dots[0] <= NGX_HTTP_LINGUAMATE_JWT_HEADER) {
-            ngx_memcpy(w->header, token->data, dots[0]);
-            w->header_len = dots[0];
+        if (d0 - token->data <= NGX_HTTP_LINGUAMATE_JWT_HEADER) {
+            w->header_len = d0 - token->data;
+            ngx_memcpy(w->header, token->data, w->header_len);
         }
     }
 
     /* libjwt compared the signature as text: the canonical encoding */
 
-    last = &src.data[42];
+    last = &d1[43];
 
     if ((*last >= 'A' && *last <= 'Z' && (*last - 'A') % 4)
         || (*last >= 'a' && *last <= 'z' && (*last - 'a' + 26) % 4)
@@ -897,29 +980,13 @@ signature:
 
     /* the claims */
 
-    src.data = token->data + dots[0] + 1;
-    src.len = dots[1] - dots[0] - 1;
-
-    payload.data = ngx_pnalloc(r->pool,
-                               ngx_base64_decoded_length(src.len) + 1);
-    if (payload.data == NULL) {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
-
-    if (ngx_decode_base64url(&payload, &src) != NGX_OK
-        || !ngx_http_linguamate_json_strict_ok(payload.data, payload.len))
-    {
-        return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
-    }
-
-    payload.data[payload.len] = '\0';
-
-    if (ngx_http_linguamate_jparse(&jp, r->pool, &payload,
-                                   ngx_http_linguamate_claim_names, cv,
-                                   NGX_HTTP_LINGUAMATE_C_N,
-                                   NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH)
-        != NGX_OK
-        || !jp.object || jp.refused)
+    if (short_payload
+        || ngx_http_linguamate_jparse(&jp, r->pool, &payload,
+                                      ngx_http_linguamate_claim_names, cv,
+                                      NGX_HTTP_LINGUAMATE_C_N,
+                                      NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH)
+           != NGX_OK
+        || jp.refused)
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
@@ -928,6 +995,119 @@ signature:
     c->payload = payload;
 
     return ngx_http_linguamate_jwt_claims(cv, c);
+}
+
+
+/*
+ * base64url without padding, as the split and nginx's decoder took it
+ * before: len characters at src decoded to dst (or only checked, when dst
+ * is NULL), the number of bytes written; NGX_ERROR for a character that
+ * is not base64url ('=' and '.' included), NGX_DECLINED for a length no
+ * encoding has (len % 4 == 1).  The bits past the last byte are ignored.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_b64url(u_char *dst, u_char *src, size_t len)
+{
+    u_char    *d, *last;
+    uint32_t   a, b, cc, dd;
+
+    /* 0x80: not base64url */
+    static const u_char  basis[256] = {
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128,  62, 128, 128,
+         52,  53,  54,  55,  56,  57,  58,  59,
+         60,  61, 128, 128, 128, 128, 128, 128,
+        128,   0,   1,   2,   3,   4,   5,   6,
+          7,   8,   9,  10,  11,  12,  13,  14,
+         15,  16,  17,  18,  19,  20,  21,  22,
+         23,  24,  25, 128, 128, 128, 128,  63,
+        128,  26,  27,  28,  29,  30,  31,  32,
+         33,  34,  35,  36,  37,  38,  39,  40,
+         41,  42,  43,  44,  45,  46,  47,  48,
+         49,  50,  51, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128,
+        128, 128, 128, 128, 128, 128, 128, 128
+    };
+
+    if (dst == NULL) {
+        for (last = src + len; src < last; src++) {
+            if (basis[*src] & 0x80) {
+                return NGX_ERROR;
+            }
+        }
+
+        return (len & 3) == 1 ? NGX_DECLINED : 0;
+    }
+
+    d = dst;
+    last = src + (len & ~(size_t) 3);
+
+    for ( /* void */ ; src < last; src += 4) {
+        a = basis[src[0]];
+        b = basis[src[1]];
+        cc = basis[src[2]];
+        dd = basis[src[3]];
+
+        if ((a | b | cc | dd) & 0x80) {
+            return NGX_ERROR;
+        }
+
+        a = (a << 18) | (b << 12) | (cc << 6) | dd;
+
+        d[0] = (u_char) (a >> 16);
+        d[1] = (u_char) (a >> 8);
+        d[2] = (u_char) a;
+        d += 3;
+    }
+
+    /* 1 to 3 characters left */
+
+    a = 0;
+
+    for (b = 0; b < (len & 3); b++) {
+        cc = basis[src[b]];
+
+        if (cc & 0x80) {
+            return NGX_ERROR;
+        }
+
+        a |= cc << (18 - 6 * b);
+    }
+
+    switch (len & 3) {
+
+    case 1:
+        return NGX_DECLINED;
+
+    case 3:
+        d[1] = (u_char) (a >> 8);
+        /* fall through */
+
+    case 2:
+        d[0] = (u_char) (a >> 16);
+        d += (len & 3) - 1;
+    }
+
+    return d - dst;
 }
 
 
@@ -1063,10 +1243,26 @@ ngx_http_linguamate_hmac_ok(ngx_uint_t key, u_char *data, size_t len,
 
 
 /*
- * One streaming parse of JSON text: values[i] receives the last member
- * named names[i] at depth 1.  A header is read as yajl_tree read it
- * (comments allowed) and its first "alg" is noted.  NGX_OK when yajl read
- * it all.
+ * The reader of the header and the claims: one pass over the decoded
+ * JSON text (with a NUL byte at text->len, its end), no callbacks, no
+ * tree, no allocation but the decoded copy of a string with escapes that
+ * is kept.  values[i] receives the last member named names[i] at depth 1,
+ * as jansson and JSON.parse read them.  It reads exactly what the yajl
+ * parse and the strict check before it read (fuzz/fuzz_jread.c runs both
+ * on the same bytes):
+ *
+ *   - strict (the claims): RFC 8259 JSON whose root is an object nesting
+ *     at most max_depth deep, strings in strict UTF-8 without \u0000 or a
+ *     lone surrogate, no NUL byte; anything else is an error;
+ *   - lenient (a header, read as yajl_tree read it, comments allowed):
+ *     also comments, \v and \f as white space, yajl's looser UTF-8 and \u
+ *     escapes (decoded as yajl decoded them) and an unterminated string
+ *     after the root; each sets jp->lax, which the header's checks refuse
+ *     once the signature held.  The first "alg" is noted in jp->first_alg.
+ *
+ * A number jansson refuses (an integer beyond 64 bits, a real that
+ * overflows) sets jp->refused, and is not recorded (yajl's callback
+ * recorded nothing).  NGX_OK when the text was read.
  */
 
 static ngx_int_t
@@ -1074,13 +1270,14 @@ ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
     ngx_pool_t *pool, ngx_str_t *text, ngx_str_t *names,
     ngx_http_linguamate_jv_t *values, ngx_uint_t n, ngx_uint_t max_depth)
 {
-    yajl_handle                        h;
-    yajl_status                        rc;
-    ngx_uint_t                         header;
-    ngx_http_linguamate_jwt_worker_t  *w;
-
-    w = &ngx_http_linguamate_jwt_worker;
-    w->last = w->arena;
+    u_char                         *p, *s, *e, *k, buf[64];
+    size_t                          len;
+    const char                     *lit;
+    int64_t                         num;
+    uint32_t                        objects;
+    ngx_int_t                       rc;
+    ngx_uint_t                      depth, i, header, object;
+    ngx_http_linguamate_jv_type_e   type;
 
     header = (names == ngx_http_linguamate_header_names);
 
@@ -1088,133 +1285,679 @@ ngx_http_linguamate_jparse(ngx_http_linguamate_jparse_t *jp,
     ngx_memzero(values, n * sizeof(ngx_http_linguamate_jv_t));
 
     jp->pool = pool;
-    jp->text = text->data;
-    jp->text_end = text->data + text->len;
+    jp->end = text->data + text->len;
     jp->names = names;
     jp->n = n;
     jp->values = values;
-    jp->max_depth = max_depth;
     jp->member = -1;
     jp->first_alg_wanted = header;
+    jp->lenient = header;
 
-    h = yajl_alloc(&ngx_http_linguamate_jv_callbacks,
-                   &ngx_http_linguamate_jwt_afs, jp);
-    if (h == NULL) {
+    /* bit d of "objects": the container at depth d + 1 is an object */
+
+    objects = 0;
+    depth = 0;
+
+    p = ngx_http_linguamate_jws(jp, text->data);
+
+    if (*p != '{' || max_depth > 32) {
         return NGX_ERROR;
     }
 
-    if (header) {
-        (void) yajl_config(h, yajl_allow_comments, 1);
+value:
+
+    switch (*p) {
+
+    case '{':
+    case '[':
+        if (depth == 1) {
+            ngx_http_linguamate_jv_set(jp, NGX_HTTP_LINGUAMATE_JV_OTHER,
+                                       NULL, 0, 0);
+        }
+
+        if (depth == max_depth) {
+            return NGX_ERROR;
+        }
+
+        if (*p == '{') {
+            objects |= (uint32_t) 1 << depth;
+
+        } else {
+            objects &= ~((uint32_t) 1 << depth);
+        }
+
+        depth++;
+
+        object = (*p == '{');
+        p = ngx_http_linguamate_jws(jp, p + 1);
+
+        if (*p == (object ? '}' : ']')) {
+            p++;
+            goto closed;
+        }
+
+        if (object) {
+            goto key;
+        }
+
+        goto value;
+
+    case '"':
+        s = p + 1;
+        e = ngx_http_linguamate_jstring(jp, s);
+
+        if (e == NULL || *e != '"') {
+            return NGX_ERROR;
+        }
+
+        p = e + 1;
+
+        if (depth != 1 || (jp->member < 0 && !jp->first_alg_next)) {
+            break;
+        }
+
+        len = e - s;
+
+        if (jp->escaped) {
+            k = ngx_pnalloc(pool, len);
+            if (k == NULL) {
+                return NGX_ERROR;
+            }
+
+            len = ngx_http_linguamate_junescape(k, s, e) - k;
+            s = k;
+        }
+
+        ngx_http_linguamate_jv_set(jp, NGX_HTTP_LINGUAMATE_JV_STRING, s, len,
+                                   0);
+        break;
+
+    case 't':
+    case 'f':
+    case 'n':
+        lit = (*p == 't') ? "true" : (*p == 'f') ? "false" : "null";
+
+        for (i = 1; lit[i]; i++) {
+            if (p[i] != (u_char) lit[i]) {   /* the NUL at the end too */
+                return NGX_ERROR;
+            }
+        }
+
+        p += i;
+
+        if (depth == 1) {
+            ngx_http_linguamate_jv_set(jp,
+                (lit[0] == 't') ? NGX_HTTP_LINGUAMATE_JV_TRUE
+                : (lit[0] == 'f') ? NGX_HTTP_LINGUAMATE_JV_FALSE
+                : NGX_HTTP_LINGUAMATE_JV_OTHER, NULL, 0, 0);
+        }
+
+        break;
+
+    default:
+        s = p;
+        rc = ngx_http_linguamate_jnumber(&p, &type, &num);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            jp->refused = 1;        /* jansson: too big, or an overflow */
+            break;
+        }
+
+        if (depth == 1) {
+            ngx_http_linguamate_jv_set(jp, type, s, p - s, num);
+        }
+
+        break;
     }
 
-    rc = yajl_parse(h, text->data, text->len);
+after:
 
-    if (rc == yajl_status_ok) {
-        rc = yajl_complete_parse(h);
+    /* after a value: a comma, or the end of its container */
+
+    p = ngx_http_linguamate_jws(jp, p);
+    object = (objects >> (depth - 1)) & 1;
+
+    if (*p == ',') {
+        p = ngx_http_linguamate_jws(jp, p + 1);
+
+        if (object) {
+            goto key;
+        }
+
+        goto value;
     }
 
-    yajl_free(h);
+    if (*p != (object ? '}' : ']')) {
+        return NGX_ERROR;
+    }
 
-    return rc == yajl_status_ok ? NGX_OK : NGX_ERROR;
+    p++;
+
+closed:
+
+    if (--depth) {
+        goto after;
+    }
+
+    /* the root was read: white space to the end, or yajl's extra */
+
+    p = ngx_http_linguamate_jws(jp, p);
+
+    if (p == jp->end) {
+        return NGX_OK;
+    }
+
+    if (jp->lenient && *p == '"'
+        && ngx_http_linguamate_jstring(jp, p + 1) == jp->end)
+    {
+        jp->lax = 1;    /* yajl took it for the end of the text */
+        return NGX_OK;
+    }
+
+    return NGX_ERROR;
+
+key:
+
+    if (*p != '"') {
+        return NGX_ERROR;
+    }
+
+    s = p + 1;
+    e = ngx_http_linguamate_jstring(jp, s);
+
+    if (e == NULL || *e != '"') {
+        return NGX_ERROR;
+    }
+
+    if (depth == 1) {
+        jp->member = -1;
+        len = e - s;
+
+        if (jp->escaped) {
+            k = (len <= sizeof(buf)) ? buf : ngx_pnalloc(pool, len);
+            if (k == NULL) {
+                return NGX_ERROR;
+            }
+
+            len = ngx_http_linguamate_junescape(k, s, e) - k;
+            s = k;
+        }
+
+        /* the first "alg", compared as a C string, as yajl_tree_get() did */
+
+        if (jp->first_alg_wanted && len >= 3 && s[0] == 'a' && s[1] == 'l'
+            && s[2] == 'g' && (len == 3 || s[3] == '\0'))
+        {
+            jp->first_alg_wanted = 0;
+            jp->first_alg_next = 1;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (names[i].len == len && (len == 0 || names[i].data[0] == s[0])
+                && ngx_memcmp(names[i].data, s, len) == 0)
+            {
+                jp->member = i;
+                break;
+            }
+        }
+    }
+
+    p = ngx_http_linguamate_jws(jp, e + 1);
+
+    if (*p != ':') {
+        return NGX_ERROR;
+    }
+
+    p = ngx_http_linguamate_jws(jp, p + 1);
+
+    goto value;
+}
+
+
+/* white space: yajl's comments, \v and \f too when lenient (jp->lax) */
+
+static ngx_inline u_char *
+ngx_http_linguamate_jws(ngx_http_linguamate_jparse_t *jp, u_char *p)
+{
+    /* most often none: a token's JSON is compact */
+
+    if (*p > ' ' && *p != '/') {
+        return p;
+    }
+
+    return ngx_http_linguamate_jws_more(jp, p);
+}
+
+
+static u_char *
+ngx_http_linguamate_jws_more(ngx_http_linguamate_jparse_t *jp, u_char *p)
+{
+    for ( ;; ) {
+        switch (*p) {
+
+        case ' ':
+        case '\t':
+        case '\n':
+        case '\r':
+            p++;
+            continue;
+
+        case '\v':
+        case '\f':
+            if (!jp->lenient) {
+                return p;
+            }
+
+            jp->lax = 1;
+            p++;
+            continue;
+
+        case '/':
+            if (!jp->lenient || (p[1] != '/' && p[1] != '*')) {
+                return p;
+            }
+
+            jp->lax = 1;
+
+            if (p[1] == '/') {
+                for (p += 2; p < jp->end && *p != '\n'; p++) { /* void */ }
+
+                if (p < jp->end) {
+                    p++;
+                }
+
+                continue;
+            }
+
+            /* an unterminated comment ends the text, as for yajl */
+
+            for (p += 2; p < jp->end; p++) {
+                if (p[0] == '*' && p + 1 < jp->end && p[1] == '/') {
+                    break;
+                }
+            }
+
+            p = (p < jp->end) ? p + 2 : jp->end;
+            continue;
+
+        default:
+            return p;
+        }
+    }
 }
 
 
 /*
- * yajl's memory: a bump allocator over the worker's arena, reset at each
- * parse; past its end (a huge string) the heap.  A block keeps its size
- * before it, for realloc.
+ * A string's body from p, after its opening quote: its closing quote, the
+ * end of the text if the string reaches it on a character's boundary, or
+ * NULL.  jp->escaped tells whether it has escapes.
  */
 
-static void *
-ngx_http_linguamate_jwt_malloc(void *ctx, size_t size)
+static u_char *
+ngx_http_linguamate_jstring(ngx_http_linguamate_jparse_t *jp, u_char *p)
 {
-    u_char                            *p;
-    size_t                             n;
-    ngx_http_linguamate_jwt_worker_t  *w = ctx;
+    u_char    c;
+    uint32_t  cp, lo;
 
-    n = ngx_align(size, 16) + 16;
+    /* 0: as it is, 1: '"', 2: '\\', 3: a control character, 4: not ASCII */
+    static const u_char  cls[256] = {
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+    };
 
-    if (n > size && (size_t) (w->arena + sizeof(w->arena) - w->last) >= n) {
-        p = w->last;
-        w->last += n;
-        *(size_t *) p = size;
-        return p + 16;
+    jp->escaped = 0;
+
+    for ( ;; ) {
+
+        while (cls[*p] == 0) {
+            p++;
+        }
+
+        switch (cls[*p]) {
+
+        case 1:
+            return p;
+
+        case 3:
+            /* the NUL byte at the end, or a control character */
+            return (p == jp->end) ? p : NULL;
+
+        case 2:
+            jp->escaped = 1;
+            c = p[1];
+
+            if (c != 'u') {
+                if (c == '"' || c == '\\' || c == '/' || c == 'b'
+                    || c == 'f' || c == 'n' || c == 'r' || c == 't')
+                {
+                    p += 2;
+                    continue;
+                }
+
+                return NULL;
+            }
+
+            if (ngx_http_linguamate_jhex4(p + 2, &cp) != NGX_OK) {
+                return NULL;
+            }
+
+            p += 6;
+
+            if (cp >= 0xd800 && cp <= 0xdbff && p[0] == '\\' && p[1] == 'u'
+                && ngx_http_linguamate_jhex4(p + 2, &lo) == NGX_OK
+                && lo >= 0xdc00 && lo <= 0xdfff)
+            {
+                p += 6;
+                continue;
+            }
+
+            if (cp != 0 && (cp < 0xd800 || cp > 0xdfff)) {
+                continue;
+            }
+
+            /* \u0000 or a lone surrogate: yajl's, not JSON.parse's */
+            break;
+
+        default:
+            /* UTF-8 as yajl checked it: a lead byte, its continuations */
+
+            c = p[0];
+
+            if ((c >> 5) == 0x6) {
+                if ((p[1] & 0xc0) != 0x80) {
+                    return NULL;
+                }
+
+                cp = c & 0x1f;
+                p += 2;
+
+                if (cp >= 2) {
+                    continue;
+                }
+
+            } else if ((c >> 4) == 0xe) {
+                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) {
+                    return NULL;
+                }
+
+                cp = ((uint32_t) (c & 0x0f) << 12)
+                     | ((uint32_t) (p[1] & 0x3f) << 6) | (p[2] & 0x3f);
+                p += 3;
+
+                if (cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)) {
+                    continue;
+                }
+
+            } else if ((c >> 3) == 0x1e) {
+                if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80
+                    || (p[3] & 0xc0) != 0x80)
+                {
+                    return NULL;
+                }
+
+                cp = ((uint32_t) (c & 0x07) << 18)
+                     | ((uint32_t) (p[1] & 0x3f) << 12)
+                     | ((uint32_t) (p[2] & 0x3f) << 6) | (p[3] & 0x3f);
+                p += 4;
+
+                if (cp >= 0x10000 && cp <= 0x10ffff) {
+                    continue;
+                }
+
+            } else {
+                return NULL;
+            }
+
+            /* an overlong form, a surrogate, beyond U+10FFFF: yajl's */
+            break;
+        }
+
+        if (!jp->lenient) {
+            return NULL;
+        }
+
+        jp->lax = 1;
     }
-
-    return malloc(size);
 }
 
-
-static void *
-ngx_http_linguamate_jwt_realloc(void *ctx, void *ptr, size_t size)
-{
-    u_char                            *p;
-    size_t                             old;
-    ngx_http_linguamate_jwt_worker_t  *w = ctx;
-
-    if (ptr == NULL) {
-        return ngx_http_linguamate_jwt_malloc(ctx, size);
-    }
-
-    if ((u_char *) ptr < w->arena
-        || (u_char *) ptr >= w->arena + sizeof(w->arena))
-    {
-        return realloc(ptr, size);
-    }
-
-    old = *(size_t *) ((u_char *) ptr - 16);
-
-    p = ngx_http_linguamate_jwt_malloc(ctx, size);
-    if (p) {
-        ngx_memcpy(p, ptr, ngx_min(old, size));
-    }
-
-    return p;
-}
-
-
-static void
-ngx_http_linguamate_jwt_free(void *ctx, void *ptr)
-{
-    ngx_http_linguamate_jwt_worker_t  *w = ctx;
-
-    if ((u_char *) ptr < w->arena
-        || (u_char *) ptr >= w->arena + sizeof(w->arena))
-    {
-        free(ptr);
-    }
-}
-
-
-/* the callbacks: a value at depth 1 is recorded under its member's name */
 
 static ngx_int_t
-ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
-    ngx_http_linguamate_jv_type_e type, const u_char *s, size_t len,
-    int64_t num)
+ngx_http_linguamate_jhex4(u_char *p, uint32_t *cp)
 {
-    u_char                    *p;
-    ngx_http_linguamate_jv_t   v;
+    ngx_int_t  n;
 
-    if (jp->depth != 1 || (jp->member < 0 && !jp->first_alg_next)) {
-        return NGX_OK;
+    /* not a hex digit (the NUL byte at the end included): NGX_ERROR */
+
+    n = ngx_hextoi(p, 4);
+    *cp = (uint32_t) n;
+
+    return n == NGX_ERROR ? NGX_ERROR : NGX_OK;
+}
+
+
+/*
+ * A string's body [s, e), which jstring() read, with its escapes decoded
+ * as yajl decoded them (\u0000 a NUL byte, a lone high surrogate "?"),
+ * to dst; returns the end of dst.
+ */
+
+static u_char *
+ngx_http_linguamate_junescape(u_char *dst, u_char *s, u_char *e)
+{
+    u_char    c;
+    uint32_t  cp, lo;
+
+    while (s < e) {
+
+        if (*s != '\\') {
+            *dst++ = *s++;
+            continue;
+        }
+
+        c = s[1];
+        s += 2;
+
+        switch (c) {
+
+        case 'b':
+            *dst++ = '\b';
+            continue;
+
+        case 'f':
+            *dst++ = '\f';
+            continue;
+
+        case 'n':
+            *dst++ = '\n';
+            continue;
+
+        case 'r':
+            *dst++ = '\r';
+            continue;
+
+        case 't':
+            *dst++ = '\t';
+            continue;
+
+        case 'u':
+            break;
+
+        default:
+            *dst++ = c;
+            continue;
+        }
+
+        (void) ngx_http_linguamate_jhex4(s, &cp);
+        s += 4;
+
+        if ((cp & 0xfc00) == 0xd800) {
+            if (s + 1 >= e || s[0] != '\\' || s[1] != 'u') {
+                *dst++ = '?';
+                continue;
+            }
+
+            (void) ngx_http_linguamate_jhex4(s + 2, &lo);
+            s += 6;
+
+            cp = ((cp & 0x3f) << 10) | ((((cp >> 6) & 0xf) + 1) << 16)
+                 | (lo & 0x3ff);
+        }
+
+        if (cp < 0x80) {
+            *dst++ = (u_char) cp;
+
+        } else if (cp < 0x800) {
+            *dst++ = (u_char) (0xc0 | (cp >> 6));
+            *dst++ = (u_char) (0x80 | (cp & 0x3f));
+
+        } else if (cp < 0x10000) {
+            *dst++ = (u_char) (0xe0 | (cp >> 12));
+            *dst++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+            *dst++ = (u_char) (0x80 | (cp & 0x3f));
+
+        } else {
+            *dst++ = (u_char) (0xf0 | (cp >> 18));
+            *dst++ = (u_char) (0x80 | ((cp >> 12) & 0x3f));
+            *dst++ = (u_char) (0x80 | ((cp >> 6) & 0x3f));
+            *dst++ = (u_char) (0x80 | (cp & 0x3f));
+        }
     }
 
-    /* a string with escapes is yajl's decoded copy, which it reuses */
+    return dst;
+}
 
-    p = (u_char *) s;
 
-    if (s && len && (s < jp->text || s >= jp->text_end)) {
-        p = ngx_pnalloc(jp->pool, len);
-        if (p == NULL) {
+/*
+ * A number at *p, as yajl's lexer read it and jansson took it: NGX_OK
+ * with its type (an integer in long long, not LLONG_MIN, or any other
+ * number) and value, NGX_DECLINED when jansson refuses it (an integer out
+ * of long long, a real that overflows), NGX_ERROR when it is not one.
+ */
+
+static ngx_int_t
+ngx_http_linguamate_jnumber(u_char **pp, ngx_http_linguamate_jv_type_e *type,
+    int64_t *num)
+{
+    u_char      *p, *s, buf[64];
+    double       d;
+    uint64_t     n, max, dig;
+    ngx_uint_t   neg, real;
+
+    p = *pp;
+    s = p;
+    neg = (*p == '-');
+    p += neg;
+    n = 0;
+
+    if (*p == '0') {
+        p++;
+
+    } else if (*p >= '1' && *p <= '9') {
+        /* up to 18 digits, which no 64-bit integer overflows */
+
+        while (*p >= '0' && *p <= '9') {
+            n = n * 10 + (uint64_t) (*p++ - '0');
+        }
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    /* a fraction, an exponent: each with at least one digit */
+
+    real = 0;
+
+    while ((*p == '.' && real == 0) || ((*p | 0x20) == 'e' && real < 2)) {
+        real = (*p == '.') ? 1 : 2;
+        p++;
+
+        if (real == 2 && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (*p < '0' || *p > '9') {
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, s, len);
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    *pp = p;
+
+    if (real) {
+        *type = NGX_HTTP_LINGUAMATE_JV_NUMBER;
+        *num = 0;
+
+        /* strtod() stops at the number's end: the text is NUL-terminated */
+
+        if (p - s < (ssize_t) sizeof(buf)) {
+            *ngx_cpymem(buf, s, p - s) = '\0';
+            d = strtod((char *) buf, NULL);
+
+        } else {
+            d = strtod((char *) s, NULL);
+        }
+
+        return isinf(d) ? NGX_DECLINED : NGX_OK;
+    }
+
+    if (p - s - neg > 18) {
+        max = neg ? (uint64_t) 1 << 63 : ((uint64_t) 1 << 63) - 1;
+        n = 0;
+
+        for (s += neg; s < p; s++) {
+            dig = (uint64_t) (*s - '0');
+
+            if (n > (max - dig) / 10) {
+                return NGX_DECLINED;
+            }
+
+            n = n * 10 + dig;
+        }
+    }
+
+    *type = (neg && n == (uint64_t) 1 << 63) ? NGX_HTTP_LINGUAMATE_JV_NUMBER
+                                              : NGX_HTTP_LINGUAMATE_JV_INTEGER;
+    *num = neg ? (int64_t) (0 - n) : (int64_t) n;
+
+    return NGX_OK;
+}
+
+
+/* a value at depth 1 is recorded under its member's name */
+
+static void
+ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
+    ngx_http_linguamate_jv_type_e type, u_char *s, size_t len, int64_t num)
+{
+    ngx_http_linguamate_jv_t  v;
+
+    if (jp->member < 0 && !jp->first_alg_next) {
+        return;
     }
 
     v.type = type;
-    v.str.data = p;
+    v.str.data = s;
     v.str.len = len;
     v.num = num;
 
@@ -1227,174 +1970,6 @@ ngx_http_linguamate_jv_set(ngx_http_linguamate_jparse_t *jp,
         jp->values[jp->member] = v;
         jp->member = -1;
     }
-
-    return NGX_OK;
-}
-
-
-static int
-ngx_http_linguamate_jv_null(void *ctx)
-{
-    return ngx_http_linguamate_jv_set(ctx, NGX_HTTP_LINGUAMATE_JV_OTHER,
-                                      NULL, 0, 0) == NGX_OK;
-}
-
-
-static int
-ngx_http_linguamate_jv_boolean(void *ctx, int b)
-{
-    return ngx_http_linguamate_jv_set(ctx, b ? NGX_HTTP_LINGUAMATE_JV_TRUE
-                                             : NGX_HTTP_LINGUAMATE_JV_FALSE,
-                                      NULL, 0, 0) == NGX_OK;
-}
-
-
-/*
- * A number as jansson read it: an integer out of long long, or a real
- * that overflows, is refused; an integer that yajl_tree would not call
- * one (LLONG_MIN) is a mere number.
- */
-
-static int
-ngx_http_linguamate_jv_number(void *ctx, const char *s, size_t len)
-{
-    ngx_http_linguamate_jparse_t *jp = ctx;
-
-    u_char                         *p, buf[64];
-    size_t                          i;
-    double                          d;
-    uint64_t                        n, max;
-    ngx_uint_t                      neg;
-    ngx_http_linguamate_jv_type_e   type;
-
-    neg = (len && s[0] == '-');
-    max = neg ? (uint64_t) 1 << 63 : ((uint64_t) 1 << 63) - 1;
-    n = 0;
-    type = NGX_HTTP_LINGUAMATE_JV_INTEGER;
-
-    for (i = neg; i < len; i++) {
-        if (s[i] == '.' || s[i] == 'e' || s[i] == 'E') {
-            type = NGX_HTTP_LINGUAMATE_JV_NUMBER;
-            break;
-        }
-    }
-
-    for (i = neg; type == NGX_HTTP_LINGUAMATE_JV_INTEGER && i < len; i++) {
-        if (n > (max - (uint64_t) (s[i] - '0')) / 10) {
-            jp->refused = 1;        /* jansson: "too big integer" */
-            return 1;
-        }
-
-        n = n * 10 + (uint64_t) (s[i] - '0');
-    }
-
-    if (type == NGX_HTTP_LINGUAMATE_JV_NUMBER) {
-        p = (len < sizeof(buf)) ? buf : ngx_pnalloc(jp->pool, len + 1);
-        if (p == NULL) {
-            return 0;
-        }
-
-        *ngx_cpymem(p, s, len) = '\0';
-        d = strtod((char *) p, NULL);
-
-        if (isinf(d)) {
-            jp->refused = 1;        /* jansson: "real number overflow" */
-            return 1;
-        }
-
-    } else if (neg && n == (uint64_t) 1 << 63) {
-        type = NGX_HTTP_LINGUAMATE_JV_NUMBER;
-    }
-
-    return ngx_http_linguamate_jv_set(jp, type, (u_char *) s, len,
-                                      neg ? (int64_t) (0 - n) : (int64_t) n)
-           == NGX_OK;
-}
-
-
-static int
-ngx_http_linguamate_jv_string(void *ctx, const unsigned char *s, size_t len)
-{
-    return ngx_http_linguamate_jv_set(ctx, NGX_HTTP_LINGUAMATE_JV_STRING, s,
-                                      len, 0) == NGX_OK;
-}
-
-
-static int
-ngx_http_linguamate_jv_start_map(void *ctx)
-{
-    ngx_http_linguamate_jparse_t *jp = ctx;
-
-    if (jp->depth == 0) {
-        jp->object = 1;
-    }
-
-    return ngx_http_linguamate_jv_start_array(ctx);
-}
-
-
-static int
-ngx_http_linguamate_jv_start_array(void *ctx)
-{
-    ngx_http_linguamate_jparse_t *jp = ctx;
-
-    if (ngx_http_linguamate_jv_set(jp, NGX_HTTP_LINGUAMATE_JV_OTHER, NULL, 0,
-                                   0)
-        != NGX_OK)
-    {
-        return 0;
-    }
-
-    return ++jp->depth <= jp->max_depth;
-}
-
-
-static int
-ngx_http_linguamate_jv_end(void *ctx)
-{
-    ngx_http_linguamate_jparse_t *jp = ctx;
-
-    jp->depth--;
-
-    return 1;
-}
-
-
-/*
- * A member's name at depth 1.  The first "alg" of a header is found as
- * yajl_tree_get() found it: names compared as C strings.
- */
-
-static int
-ngx_http_linguamate_jv_key(void *ctx, const unsigned char *s, size_t len)
-{
-    ngx_http_linguamate_jparse_t *jp = ctx;
-
-    ngx_uint_t  i;
-
-    jp->member = -1;
-
-    if (jp->depth != 1) {
-        return 1;
-    }
-
-    if (jp->first_alg_wanted && len >= 3 && ngx_strncmp(s, "alg", 3) == 0
-        && (len == 3 || s[3] == '\0'))
-    {
-        jp->first_alg_wanted = 0;
-        jp->first_alg_next = 1;
-    }
-
-    for (i = 0; i < jp->n; i++) {
-        if (jp->names[i].len == len
-            && ngx_memcmp(jp->names[i].data, s, len) == 0)
-        {
-            jp->member = i;
-            break;
-        }
-    }
-
-    return 1;
 }
 
 
@@ -1695,7 +2270,7 @@ ngx_http_linguamate_user_variable(ngx_http_request_t *r,
 /*
  * $linguamate_jwt_claim_NAME: a string, number (its text as signed) or
  * boolean member of the claims; the last one of that name, as jansson
- * and JSON.parse read it.  One streaming parse of the verified claims.
+ * and JSON.parse read it.  One read of the verified claims.
  */
 
 static ngx_int_t

@@ -10,6 +10,8 @@
 #             events; their bounded re-serialisation
 #   jwt       Authorization: Bearer, the refresh body, the claims (HS256
 #             with a fixed secret, libjwt, exp/nbf/iat/type/sub/sid/jti)
+#   jread     differential: the JWT reader of the header and the claims
+#             against the yajl-based reading it replaced, on the same bytes
 #   flags     the PATCH /api/admin/flags body
 #   trpc      tRPC paths and batches, the streaming scan of 207 answers
 #   lockout   the account ("email") of a login body, streamed
@@ -39,7 +41,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 secs=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:--1}
-all="parse ingest jwt flags trpc lockout settings state"
+all="parse ingest jwt jread flags trpc lockout settings state"
 names=${*:-$all}
 
 release="$repo/build/release"
