@@ -345,9 +345,22 @@ ngx_http_linguamate_trpc_batch(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_linguamate_call_read(ngx_http_request_t *r)
 {
-    ngx_http_linguamate_ctx_t  *ctx;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_main_conf_t  *lmcf;
 
     if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    /*
+     * A tRPC call gets its ctx here; any other request gets it at the
+     * first phase table of a location with the module on (module.c), so
+     * a location without it pays nothing
+     */
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (!ngx_http_linguamate_trpc_under(r, lmcf)) {
         return NGX_DECLINED;
     }
 

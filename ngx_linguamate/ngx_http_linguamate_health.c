@@ -20,13 +20,6 @@
 #include "ngx_http_linguamate_admin.h"
 
 
-typedef struct {
-    ngx_uint_t   status;
-    const char  *code;
-    const char  *message;
-} ngx_http_linguamate_error_t;
-
-
 /* an endpoint of NGX_HTTP_LINGUAMATE_ENDPOINTS */
 typedef struct {
     ngx_http_handler_pt   handler;
@@ -52,31 +45,6 @@ static ngx_uint_t ngx_http_linguamate_uptime(
 static const char *ngx_http_linguamate_not_ready(
     ngx_http_linguamate_main_conf_t *lmcf);
 
-
-static ngx_http_linguamate_error_t  ngx_http_linguamate_errors[] = {
-    { 400, "BAD_REQUEST", "Bad request" },
-    { 401, "UNAUTHORIZED", "Authentication required" },
-    { 403, "FORBIDDEN", "Forbidden" },
-    { 404, "NOT_FOUND", "Resource not found" },
-    { 405, "METHOD_NOT_ALLOWED", "Method not allowed" },
-    { 408, "REQUEST_TIMEOUT", "Request timeout" },
-    { 409, "CONFLICT", "Conflict" },
-    { 411, "LENGTH_REQUIRED", "Length required" },
-    { 412, "PRECONDITION_FAILED", "Precondition failed" },
-    { 413, "PAYLOAD_TOO_LARGE", "Payload too large" },
-    { 414, "URI_TOO_LONG", "URI too long" },
-    { 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type" },
-    { 416, "RANGE_NOT_SATISFIABLE", "Range not satisfiable" },
-    { 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded" },
-    { 500, "INTERNAL_SERVER_ERROR", "Internal server error" },
-    { 501, "NOT_IMPLEMENTED", "Not implemented" },
-    { 502, "BAD_GATEWAY", "Bad gateway" },
-    { 503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable" },
-    { 504, "UPSTREAM_TIMEOUT", "Upstream timed out" },
-    { 505, "HTTP_VERSION_NOT_SUPPORTED", "HTTP version not supported" },
-    { 507, "INSUFFICIENT_STORAGE", "Insufficient storage" },
-    { 0, NULL, NULL }
-};
 
 
 static ngx_str_t  ngx_http_linguamate_live_body =
@@ -560,9 +528,9 @@ ngx_http_linguamate_not_found(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_linguamate_error_page(ngx_http_request_t *r)
 {
-    ngx_uint_t                    status;
-    ngx_http_linguamate_ctx_t    *ctx;
-    ngx_http_linguamate_error_t  *e;
+    const char                 *code, *message;
+    ngx_uint_t                  status;
+    ngx_http_linguamate_ctx_t  *ctx;
 
     /* a refusal of the edge's own: as the step that refused recorded it */
 
@@ -578,18 +546,7 @@ ngx_http_linguamate_error_page(ngx_http_request_t *r)
         status = NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    for (e = ngx_http_linguamate_errors; e->status; e++) {
-        if (e->status == status) {
-            return ngx_http_linguamate_send_error(r, status, e->code,
-                                                  e->message, NULL);
-        }
-    }
+    ngx_http_linguamate_status_error(status, &code, &message);
 
-    if (status < 500) {
-        return ngx_http_linguamate_send_error(r, status, "BAD_REQUEST",
-                                              "Bad request", NULL);
-    }
-
-    return ngx_http_linguamate_send_error(r, status, "INTERNAL_SERVER_ERROR",
-                                          "Internal server error", NULL);
+    return ngx_http_linguamate_send_error(r, status, code, message, NULL);
 }

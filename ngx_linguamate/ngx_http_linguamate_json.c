@@ -714,9 +714,20 @@ ngx_http_linguamate_refusal_buf(ngx_http_request_t *r,
 
     rf->sent = 1;
 
-    /* nginx closes after its own 400; the edge's refusal keeps it open */
+    /*
+     * nginx closes after its own 400 and when it could not discard the
+     * body (it has tried by now).  The edge's refusal keeps the
+     * connection open only where no byte of a body can be left on it: a
+     * request without one, or one the module read whole.  A body nginx
+     * gave up on (a bad chunk) must never be read as the next request.
+     */
 
-    r->keepalive = rf->keepalive;
+    if (rf->keepalive
+        && ((r->headers_in.content_length_n <= 0 && !r->headers_in.chunked)
+            || ctx->body_read))
+    {
+        r->keepalive = 1;
+    }
 
     ngx_http_linguamate_json_headers(r, b);
 
@@ -724,6 +735,79 @@ ngx_http_linguamate_refusal_buf(ngx_http_request_t *r,
     b->last_in_chain = 1;
 
     return b;
+}
+
+
+typedef struct {
+    ngx_uint_t   status;
+    const char  *code;
+    const char  *message;
+} ngx_http_linguamate_error_t;
+
+
+static ngx_http_linguamate_error_t  ngx_http_linguamate_errors[] = {
+    { 400, "BAD_REQUEST", "Bad request" },
+    { 401, "UNAUTHORIZED", "Authentication required" },
+    { 403, "FORBIDDEN", "Forbidden" },
+    { 404, "NOT_FOUND", "Resource not found" },
+    { 405, "METHOD_NOT_ALLOWED", "Method not allowed" },
+    { 408, "REQUEST_TIMEOUT", "Request timeout" },
+    { 409, "CONFLICT", "Conflict" },
+    { 411, "LENGTH_REQUIRED", "Length required" },
+    { 412, "PRECONDITION_FAILED", "Precondition failed" },
+    { 413, "PAYLOAD_TOO_LARGE", "Payload too large" },
+    { 414, "URI_TOO_LONG", "URI too long" },
+    { 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type" },
+    { 416, "RANGE_NOT_SATISFIABLE", "Range not satisfiable" },
+    { 429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded" },
+    { 500, "INTERNAL_SERVER_ERROR", "Internal server error" },
+    { 501, "NOT_IMPLEMENTED", "Not implemented" },
+    { 502, "BAD_GATEWAY", "Bad gateway" },
+    { 503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable" },
+    { 504, "UPSTREAM_TIMEOUT", "Upstream timed out" },
+    { 505, "HTTP_VERSION_NOT_SUPPORTED", "HTTP version not supported" },
+    { 507, "INSUFFICIENT_STORAGE", "Insufficient storage" },
+    { 0, NULL, NULL }
+};
+
+
+/* the envelope's code and message of a status nginx or a step returned */
+
+void
+ngx_http_linguamate_status_error(ngx_uint_t status, const char **code,
+    const char **message)
+{
+    ngx_http_linguamate_error_t  *e;
+
+    for (e = ngx_http_linguamate_errors; e->status; e++) {
+        if (e->status == status) {
+            *code = e->code;
+            *message = e->message;
+            return;
+        }
+    }
+
+    if (status < 500) {
+        *code = "BAD_REQUEST";
+        *message = "Bad request";
+        return;
+    }
+
+    *code = "INTERNAL_SERVER_ERROR";
+    *message = "Internal server error";
+}
+
+
+/* a step refuses with a status of nginx's (a body it could not read) */
+
+ngx_int_t
+ngx_http_linguamate_phase_status(ngx_http_request_t *r, ngx_uint_t status)
+{
+    const char  *code, *message;
+
+    ngx_http_linguamate_status_error(status, &code, &message);
+
+    return ngx_http_linguamate_phase_error(r, status, code, message, NULL);
 }
 
 

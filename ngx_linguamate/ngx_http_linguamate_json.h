@@ -35,6 +35,10 @@ ngx_buf_t *ngx_http_linguamate_error_buf(ngx_http_request_t *r,
 ngx_int_t ngx_http_linguamate_phase_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message,
     ngx_str_t *extra);
+void ngx_http_linguamate_status_error(ngx_uint_t status, const char **code,
+    const char **message);
+ngx_int_t ngx_http_linguamate_phase_status(ngx_http_request_t *r,
+    ngx_uint_t status);
 ngx_uint_t ngx_http_linguamate_refusal_pending(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 ngx_int_t ngx_http_linguamate_send_refusal(ngx_http_request_t *r,

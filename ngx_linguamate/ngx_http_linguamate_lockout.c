@@ -413,7 +413,8 @@ ngx_http_linguamate_lockout_handler(ngx_http_request_t *r)
                                            ngx_http_linguamate_lockout_body);
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
+            /* a body nginx could not read: the envelope, or the tRPC shape */
+            return ngx_http_linguamate_phase_status(r, rc);
         }
 
         ngx_http_finalize_request(r, NGX_DONE);

@@ -938,19 +938,37 @@ static ngx_int_t
 ngx_http_linguamate_run_steps(ngx_http_request_t *r, ngx_uint_t phase,
     ngx_http_linguamate_step_t *step)
 {
-    ngx_int_t                   rc, access;
-    ngx_uint_t                  i, any;
-    ngx_http_linguamate_ctx_t  *ctx;
-    ngx_http_core_loc_conf_t   *clcf;
+    ngx_int_t                        rc, access;
+    ngx_uint_t                       i, any;
+    ngx_http_linguamate_ctx_t       *ctx;
+    ngx_http_core_loc_conf_t        *clcf;
+    ngx_http_linguamate_loc_conf_t  *llcf;
 
     i = 0;
     ctx = NULL;
 
     if (r == r->main) {
-        ctx = ngx_http_linguamate_get_ctx(r);
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        /*
+         * the ctx is made by the first table after POST_READ of a
+         * location with the module on (a tRPC call has it from
+         * call_read); elsewhere the steps see only one that exists
+         */
+
+        llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+        if (llcf->enable && phase != NGX_HTTP_POST_READ_PHASE) {
+            ctx = ngx_http_linguamate_get_ctx(r);
+            if (ctx == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else {
+            ctx = ngx_http_linguamate_find_ctx(r);
         }
+    }
+
+    if (ctx) {
 
         if (ctx->step_phase == phase + 1
             && ctx->step_uri_changes == r->uri_changes)

@@ -447,6 +447,7 @@ extern ngx_http_linguamate_setting_t  ngx_http_linguamate_settings[];
 
 /* request.c */
 ngx_http_linguamate_ctx_t *ngx_http_linguamate_get_ctx(ngx_http_request_t *r);
+ngx_http_linguamate_ctx_t *ngx_http_linguamate_find_ctx(ngx_http_request_t *r);
 void ngx_http_linguamate_random_reset(void);
 ngx_table_elt_t *ngx_http_linguamate_list_header(ngx_list_t *list,
     ngx_str_t *name);

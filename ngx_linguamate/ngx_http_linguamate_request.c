@@ -65,12 +65,10 @@ ngx_http_linguamate_ctx_cleanup(void *data)
  */
 
 ngx_http_linguamate_ctx_t *
-ngx_http_linguamate_get_ctx(ngx_http_request_t *r)
+ngx_http_linguamate_find_ctx(ngx_http_request_t *r)
 {
-    u_char                     rnd[16];
-    ngx_table_elt_t           *h;
-    ngx_pool_cleanup_t        *cln;
-    ngx_http_linguamate_ctx_t *ctx;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_linguamate_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_linguamate_module);
     if (ctx) {
@@ -83,6 +81,23 @@ ngx_http_linguamate_get_ctx(ngx_http_request_t *r)
             ngx_http_set_ctx(r->main, ctx, ngx_http_linguamate_module);
             return ctx;
         }
+    }
+
+    return NULL;
+}
+
+
+ngx_http_linguamate_ctx_t *
+ngx_http_linguamate_get_ctx(ngx_http_request_t *r)
+{
+    u_char                     rnd[16];
+    ngx_table_elt_t           *h;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_linguamate_ctx_t *ctx;
+
+    ctx = ngx_http_linguamate_find_ctx(r);
+    if (ctx) {
+        return ctx;
     }
 
     cln = ngx_pool_cleanup_add(r->main->pool,

@@ -192,3 +192,45 @@ GET /static/nope.txt
 Content-Type: text/html
 --- response_body_like chomp
 404 Not Found
+
+
+
+=== TEST 9: no error_page: a refusal before a body nginx cannot discard
+(a bad chunk) closes the connection; the body is never read as a request
+--- http_config eval: $::Http
+--- config
+    location = /api/me {
+        linguamate on;
+        linguamate_auth on;
+        linguamate_endpoint root;
+    }
+    location = /smuggled { return 200 "SMUGGLED\n"; }
+--- raw_request eval
+"POST /api/me HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+--- timeout: 3
+--- error_code: 401
+--- response_headers
+Connection: close
+--- response_body_unlike
+SMUGGLED
+
+
+
+=== TEST 10: no error_page: a login body nginx cannot read (a bad chunk)
+is refused with the envelope, not nginx's page
+--- http_config eval
+$::Http . "linguamate_lockout_zone lz size=1m;"
+--- config
+    location = /api/auth/login {
+        linguamate on;
+        linguamate_lockout lz;
+        return 200 "app\n";
+    }
+--- raw_request eval
+"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+--- timeout: 3
+--- error_code: 400
+--- response_headers
+Content-Type: application/json; charset=utf-8
+--- response_body_like chomp
+^\{"error":\{"code":"BAD_REQUEST","message":"Bad request"
