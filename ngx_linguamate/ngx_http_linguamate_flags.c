@@ -26,6 +26,7 @@
 #include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_flags.h"
+#include "ngx_http_linguamate_flags_parse.h"
 
 
 #define NGX_HTTP_LINGUAMATE_FLAGS_SIZE  (32 * 1024)
@@ -60,40 +61,11 @@ typedef struct {
 } ngx_http_linguamate_flags_zone_t;
 
 
-/*
- * A flag is what its setting is: the kind (BOOL, LEVEL, UINT) and the
- * upper bound of each setting, as constants
- */
-
-#define NGX_HTTP_LINGUAMATE_SETTING_KIND(env, dir, kind, def, field, lo, hi) \
-    NGX_HTTP_LINGUAMATE_SK_##env = NGX_HTTP_LINGUAMATE_KIND_##kind,
-#define NGX_HTTP_LINGUAMATE_SETTING_MAX(env, dir, kind, def, field, lo, hi)  \
-    NGX_HTTP_LINGUAMATE_SMAX_##env = (hi),
-
-enum {
-    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_KIND)
-};
-
-enum {
-    NGX_HTTP_LINGUAMATE_SETTINGS(NGX_HTTP_LINGUAMATE_SETTING_MAX)
-};
-
-
 /* the tables of NGX_HTTP_LINGUAMATE_FLAGS, by flag */
 
-#define NGX_HTTP_LINGUAMATE_FLAG_NAME(id, name, setting)  ngx_string(name),
 #define NGX_HTTP_LINGUAMATE_FLAG_ENV(id, name, setting)  #setting,
 #define NGX_HTTP_LINGUAMATE_FLAG_SETTING(id, name, setting)                  \
     NGX_HTTP_LINGUAMATE_S_##setting,
-#define NGX_HTTP_LINGUAMATE_FLAG_KIND(id, name, setting)                     \
-    NGX_HTTP_LINGUAMATE_SK_##setting,
-#define NGX_HTTP_LINGUAMATE_FLAG_MAX(id, name, setting)                      \
-    NGX_HTTP_LINGUAMATE_SMAX_##setting,
-
-/* the names: the API's, the environment's */
-static ngx_str_t  ngx_http_linguamate_flag_names[] = {
-    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_NAME)
-};
 
 static const char  *ngx_http_linguamate_flag_envs[] = {
     NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_ENV)
@@ -101,14 +73,6 @@ static const char  *ngx_http_linguamate_flag_envs[] = {
 
 static const ngx_uint_t  ngx_http_linguamate_flag_settings[] = {
     NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_SETTING)
-};
-
-static const ngx_uint_t  ngx_http_linguamate_flag_kinds[] = {
-    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_KIND)
-};
-
-static const ngx_uint_t  ngx_http_linguamate_flag_max[] = {
-    NGX_HTTP_LINGUAMATE_FLAGS(NGX_HTTP_LINGUAMATE_FLAG_MAX)
 };
 
 /* the endpoints' maintenance column; a proxied location (EP_NONE) is in */
@@ -122,9 +86,6 @@ static const u_char  ngx_http_linguamate_endpoint_maintenance[] = {
     NGX_HTTP_LINGUAMATE_ENDPOINTS(NGX_HTTP_LINGUAMATE_EP_MAINTENANCE)
 };
 
-/* a group ("features") is a bit of a ngx_uint_t in patch_parse() */
-_Static_assert(NGX_HTTP_LINGUAMATE_NFLAGS <= 32, "too many flags");
-
 #if (NGX_HTTP_CACHE)
 /* NGX_HTTP_CACHE_MISS .. NGX_HTTP_CACHE_SCARCE, as $upstream_cache_status */
 static ngx_str_t  ngx_http_linguamate_cache_statuses[] = {
@@ -133,21 +94,6 @@ static ngx_str_t  ngx_http_linguamate_cache_statuses[] = {
     ngx_string("HIT"), ngx_string("MISS")
 };
 #endif
-
-/* the log levels of the logLevel flag: PATCH sets those a line can have */
-
-typedef struct {
-    const char                 *name;
-    ngx_uint_t                  level;
-    ngx_uint_t                  line;
-} ngx_http_linguamate_api_level_t;
-
-#define NGX_HTTP_LINGUAMATE_API_LEVEL(id, n, name, line)  { name, n, line },
-
-static ngx_http_linguamate_api_level_t  ngx_http_linguamate_api_levels[] = {
-    NGX_HTTP_LINGUAMATE_LOG_LEVELS(NGX_HTTP_LINGUAMATE_API_LEVEL)
-    { NULL, 0, 0 }
-};
 
 
 static ngx_uint_t ngx_http_linguamate_flag_conf(
@@ -168,16 +114,6 @@ static void ngx_http_linguamate_flags_dropped(
 static void ngx_http_linguamate_settings_digest(
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_flags_t *fl,
     ngx_uint_t log);
-static size_t ngx_http_linguamate_flag_group(ngx_uint_t flag);
-static ngx_int_t ngx_http_linguamate_patch_parse(yajl_val root,
-    ngx_int_t *set, ngx_uint_t *value, ngx_http_linguamate_flags_error_t *err);
-static ngx_int_t ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag,
-    ngx_int_t *set, ngx_uint_t *value, const char **message);
-static const char *ngx_http_linguamate_api_level(ngx_uint_t level);
-static ngx_uint_t ngx_http_linguamate_flag_valid(ngx_uint_t flag,
-    ngx_int_t v);
-static u_char *ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag,
-    ngx_uint_t value);
 
 
 /* create the flags zone; called once per configuration */
@@ -957,77 +893,6 @@ ngx_http_linguamate_flags_json(ngx_http_linguamate_main_conf_t *lmcf,
 }
 
 
-static u_char *
-ngx_http_linguamate_flag_value(u_char *p, ngx_uint_t flag, ngx_uint_t value)
-{
-    switch (ngx_http_linguamate_flag_kinds[flag]) {
-    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
-        return ngx_sprintf(p, "\"%s\"", ngx_http_linguamate_api_level(value));
-    case NGX_HTTP_LINGUAMATE_KIND_UINT:
-        return ngx_sprintf(p, "%ui", value);
-    default:
-        return ngx_sprintf(p, "%s", value ? "true" : "false");
-    }
-}
-
-
-/*
- * A value read back from STATE_DIR: one of the flag's setting (any log
- * level, "silent" too, as LOG_LEVEL may say)
- */
-
-static ngx_uint_t
-ngx_http_linguamate_flag_valid(ngx_uint_t flag, ngx_int_t v)
-{
-    ngx_http_linguamate_api_level_t  *l;
-
-    switch (ngx_http_linguamate_flag_kinds[flag]) {
-    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
-        for (l = ngx_http_linguamate_api_levels; l->name; l++) {
-            if ((ngx_int_t) l->level == v) {
-                return 1;
-            }
-        }
-
-        return 0;
-    case NGX_HTTP_LINGUAMATE_KIND_UINT:
-        return v >= 0 && v <= (ngx_int_t) ngx_http_linguamate_flag_max[flag];
-    default:
-        return v == 0 || v == 1;
-    }
-}
-
-
-static const char *
-ngx_http_linguamate_api_level(ngx_uint_t level)
-{
-    ngx_http_linguamate_api_level_t  *l;
-
-    for (l = ngx_http_linguamate_api_levels; l->name; l++) {
-        if (l->level == level) {
-            return l->name;
-        }
-    }
-
-    return "silent";
-}
-
-
-/* a nested flag's group: the length of "features" in "features.chat" */
-
-static size_t
-ngx_http_linguamate_flag_group(ngx_uint_t flag)
-{
-    u_char     *dot;
-    ngx_str_t  *name;
-
-    name = &ngx_http_linguamate_flag_names[flag];
-    dot = ngx_strlchr(name->data, name->data + name->len, '.');
-
-    return dot ? (size_t) (dot - name->data) : 0;
-}
-
-
 /*
  * PATCH /api/admin/flags with a JSON subset of {"maintenance":bool,
  * "features":{"chat":bool,"analytics":bool},"strictMode":bool,
@@ -1045,15 +910,15 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
     u_char                            *p;
     size_t                             flen;
     yajl_val                           root;
-    ngx_int_t                          rc, set[NGX_HTTP_LINGUAMATE_NFLAGS];
+    ngx_int_t                          rc;
     ngx_buf_t                         *b;
     ngx_uint_t                         i, n, conf;
-    ngx_uint_t                         value[NGX_HTTP_LINGUAMATE_NFLAGS];
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_flags_t       *fl;
     ngx_http_linguamate_flags_zone_t  *fz;
     ngx_http_linguamate_main_conf_t   *lmcf;
     ngx_http_linguamate_state_rec_t    rec[NGX_HTTP_LINGUAMATE_NFLAGS];
+    ngx_http_linguamate_flags_patch_t  patch;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
@@ -1067,7 +932,7 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
         root = yajl_tree_parse((const char *) body, NULL, 0);
     }
 
-    rc = ngx_http_linguamate_patch_parse(root, set, value, err);
+    rc = ngx_http_linguamate_patch_parse(root, &patch, err);
 
     if (rc != NGX_OK) {
         /* the field may be a key of the tree: copied before it is freed */
@@ -1116,7 +981,7 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     for (i = 0; i < NGX_HTTP_LINGUAMATE_NFLAGS; i++) {
-        if (set[i] == 0) {
+        if (patch.set[i] == 0) {
             continue;
         }
 
@@ -1127,7 +992,7 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
         ngx_memzero(&rec[n], sizeof(ngx_http_linguamate_state_rec_t));
         rec[n].key = ngx_http_linguamate_flag_names[i];
 
-        if (set[i] == 2) {
+        if (patch.set[i] == 2) {
             fl->f[i].live = 0;
             fl->f[i].value = conf;
             rec[n].type = NGX_HTTP_LINGUAMATE_STATE_UNFLAG;
@@ -1135,10 +1000,10 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
         } else {
             fl->f[i].base = conf;
             fl->f[i].since = ngx_time();
-            fl->f[i].value = value[i];
+            fl->f[i].value = patch.value[i];
             fl->f[i].live = 1;
             rec[n].type = NGX_HTTP_LINGUAMATE_STATE_FLAG;
-            rec[n].n[0] = value[i];
+            rec[n].n[0] = patch.value[i];
             rec[n].n[1] = conf;
             rec[n].n[2] = fl->f[i].since;
         }
@@ -1146,13 +1011,13 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
         p = ngx_sprintf(p, "%s\"%V\":", n++ ? "," : "",
                         &ngx_http_linguamate_flag_names[i]);
 
-        if (set[i] == 2) {
+        if (patch.set[i] == 2) {
             p = ngx_sprintf(p, "{\"cleared\":true,\"value\":");
             p = ngx_http_linguamate_flag_value(p, i, conf);
             *p++ = '}';
 
         } else {
-            p = ngx_http_linguamate_flag_value(p, i, value[i]);
+            p = ngx_http_linguamate_flag_value(p, i, patch.value[i]);
         }
     }
 
@@ -1175,195 +1040,6 @@ ngx_http_linguamate_flags_patch(ngx_http_request_t *r, u_char *body,
     *out = b;
 
     return NGX_OK;
-}
-
-
-/* the messages below name every flag */
-_Static_assert(NGX_HTTP_LINGUAMATE_NFLAGS == 6,
-               "patch_parse()'s messages name each flag");
-
-static ngx_int_t
-ngx_http_linguamate_patch_parse(yajl_val root, ngx_int_t *set,
-    ngx_uint_t *value, ngx_http_linguamate_flags_error_t *err)
-{
-    size_t       i, j, g, len;
-    yajl_val     v, fv;
-    ngx_str_t   *name;
-    ngx_uint_t   flag, n, groups;
-    const char  *key, *fkey;
-
-    ngx_memzero(set, NGX_HTTP_LINGUAMATE_NFLAGS * sizeof(ngx_int_t));
-
-    if (root == NULL || !YAJL_IS_OBJECT(root)) {
-        return NGX_ERROR;
-    }
-
-    n = 0;
-    g = 0;
-    groups = 0;     /* bit of the first flag of each group seen */
-
-    for (i = 0; i < root->u.object.len; i++) {
-        key = root->u.object.keys[i];
-        v = root->u.object.values[i];
-        err->field = key;
-        len = ngx_strlen(key);
-
-        /* a flag of its own, or the first flag of a group */
-
-        for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
-            name = &ngx_http_linguamate_flag_names[flag];
-            g = ngx_http_linguamate_flag_group(flag);
-
-            if ((g ? g : name->len) == len
-                && ngx_strncmp(key, name->data, len) == 0)
-            {
-                break;
-            }
-        }
-
-        if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
-            err->message = "unknown flag: the flags are maintenance, "
-                           "features, strictMode, logLevel and "
-                           "cacheTtlSeconds";
-            return NGX_ERROR;
-        }
-
-        if (g == 0) {
-            if (ngx_http_linguamate_patch_value(v, flag, set, value,
-                                                &err->message)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            n++;
-            continue;
-        }
-
-        /* a group: {"features":{"chat":bool,"analytics":bool}} */
-
-        if (groups & ((ngx_uint_t) 1 << flag)) {
-            err->message = "is duplicated";
-            return NGX_ERROR;
-        }
-
-        groups |= (ngx_uint_t) 1 << flag;
-
-        if (!YAJL_IS_OBJECT(v)) {
-            err->message = "must be an object of chat and analytics";
-            return NGX_ERROR;
-        }
-
-        for (j = 0; j < v->u.object.len; j++) {
-            fkey = v->u.object.keys[j];
-            fv = v->u.object.values[j];
-
-            for (flag = 0; flag < NGX_HTTP_LINGUAMATE_NFLAGS; flag++) {
-                name = &ngx_http_linguamate_flag_names[flag];
-
-                if (ngx_http_linguamate_flag_group(flag) == len
-                    && ngx_strncmp(name->data, key, len) == 0
-                    && ngx_strcmp(name->data + len + 1, fkey) == 0)
-                {
-                    break;
-                }
-            }
-
-            if (flag == NGX_HTTP_LINGUAMATE_NFLAGS) {
-                err->field = key;
-                err->message = "unknown feature: the features are chat and "
-                               "analytics";
-                return NGX_ERROR;
-            }
-
-            err->field = (const char *)
-                         ngx_http_linguamate_flag_names[flag].data;
-
-            if (ngx_http_linguamate_patch_value(fv, flag, set, value,
-                                                &err->message)
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            n++;
-        }
-    }
-
-    if (n == 0) {
-        err->field = "body";
-        err->message = "names no flag to change";
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* the messages below name the levels and the bound */
-_Static_assert(NGX_HTTP_LINGUAMATE_NLOG_LEVELS == 7
-               && NGX_HTTP_LINGUAMATE_SMAX_CACHE_TTL_SECONDS == 31536000,
-               "patch_value()'s messages name the levels and the bound");
-
-static ngx_int_t
-ngx_http_linguamate_patch_value(yajl_val v, ngx_uint_t flag, ngx_int_t *set,
-    ngx_uint_t *value, const char **message)
-{
-    ngx_http_linguamate_api_level_t  *l;
-
-    /* a key given twice: JSON.parse would take the last, yajl the first */
-
-    if (set[flag]) {
-        *message = "is duplicated";
-        return NGX_ERROR;
-    }
-
-    if (YAJL_IS_NULL(v)) {
-        set[flag] = 2;
-        return NGX_OK;
-    }
-
-    switch (ngx_http_linguamate_flag_kinds[flag]) {
-
-    case NGX_HTTP_LINGUAMATE_KIND_LEVEL:
-        if (YAJL_IS_STRING(v) && v->u.string) {
-            for (l = ngx_http_linguamate_api_levels; l->name; l++) {
-                if (l->line && ngx_strcmp(v->u.string, l->name) == 0) {
-                    set[flag] = 1;
-                    value[flag] = l->level;
-                    return NGX_OK;
-                }
-            }
-        }
-
-        *message = "must be one of trace, debug, info, warn, error, fatal "
-                   "(or null)";
-        return NGX_ERROR;
-
-    case NGX_HTTP_LINGUAMATE_KIND_UINT:
-        if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0
-            && YAJL_GET_INTEGER(v)
-               <= (long long) ngx_http_linguamate_flag_max[flag])
-        {
-            set[flag] = 1;
-            value[flag] = (ngx_uint_t) YAJL_GET_INTEGER(v);
-            return NGX_OK;
-        }
-
-        /* one integer flag so far: cacheTtlSeconds, its bound here */
-        *message = "must be an integer from 0 to 31536000 (or null)";
-        return NGX_ERROR;
-
-    default:
-        if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
-            set[flag] = 1;
-            value[flag] = YAJL_IS_TRUE(v) ? 1 : 0;
-            return NGX_OK;
-        }
-
-        *message = "must be true or false (or null)";
-        return NGX_ERROR;
-    }
 }
 
 

@@ -13,8 +13,10 @@
 #   jread     differential: the JWT reader of the header and the claims
 #             against the yajl-based reading it replaced, on the same bytes
 #   flags     the PATCH /api/admin/flags body
+#             (ngx_http_linguamate_flags_parse.c, linked)
 #   trpc      tRPC paths and batches, the streaming scan of 207 answers
 #   lockout   the account ("email") of a login body, streamed
+#             (ngx_http_linguamate_login_parse.c, linked)
 #   state     the state layer's loader: the lines of the sessions and
 #             lockouts journals and of flags.state (v2 and the formats
 #             before it), each record applied checked and written back
@@ -104,6 +106,13 @@ clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
 for f in parse json call state; do
     clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
         -c "$repo/ngx_linguamate/ngx_http_linguamate_$f.c" -o "$work/$f.o"
+done
+# the parse layers of features, linked into every harness with nginx's
+# core objects (lld keeps what a harness calls)
+for f in flags_parse login_parse; do
+    clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
+        -c "$repo/ngx_linguamate/ngx_http_linguamate_$f.c" -o "$work/$f.o"
+    core="$core $work/$f.o"
 done
 
 build() {
