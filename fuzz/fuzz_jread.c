@@ -2,10 +2,13 @@
  * Copyright (C) ngx_linguamate developers
  *
  * Differential libFuzzer harness of the JWT reader: the hand-written
- * single-pass reader of ngx_http_linguamate_jwt.c against the reading it
- * replaced (kept here, as test-only code: yajl's streaming parser with its
- * callbacks, after ngx_http_linguamate_json_strict_ok()), on the same
- * bytes.  Any difference in outcome or in what is read aborts:
+ * single-pass reader of ngx_http_linguamate_token_parse.c (the parse
+ * layer, linked as an object) against the reading it replaced (kept here,
+ * as test-only code: yajl's streaming parser with its callbacks, after
+ * ngx_http_linguamate_json_strict_ok(), and OpenSSL's HMAC()), on the
+ * same bytes; the whole-token check and the claim checks are those of
+ * ngx_http_linguamate_jwt.c, linked as an object too (auth.h).  Any
+ * difference in outcome or in what is read aborts:
  *
  *   0: claims: accepted or not, every member read (type, bytes, value),
  *      the claim checks' reason and the claims they give; then a
@@ -27,9 +30,13 @@
 
 #include "fuzz_ngx.h"
 
+#include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <yajl/yajl_parse.h>
 
-#include "../ngx_linguamate/ngx_http_linguamate_jwt.c"
+#include "ngx_http_linguamate_parse.h"
+#include "ngx_http_linguamate_auth.h"
 
 
 /* ----- the reading before: yajl's streaming parse (test-only) ----- */
@@ -451,8 +458,10 @@ old_jwt_check(ngx_http_request_t *r,
     ngx_uint_t                     i, known;
     ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
     ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
+    u_char                         mac[EVP_MAX_MD_SIZE];
+    unsigned int                   maclen;
+    ngx_str_t                     *secret;
     old_jparse_t                   jp;
-    ngx_http_linguamate_jwt_worker_t  *w;
 
     if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
@@ -463,8 +472,6 @@ old_jwt_check(ngx_http_request_t *r,
      * header check (1, 2 and the header's part of 4) after a valid
      * signature passes them again: all of one issuer's tokens share it
      */
-
-    w = &ngx_http_linguamate_jwt_worker;
 
     known = 0;     /* no remembered header: every check made */
 
@@ -526,10 +533,15 @@ signature:
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
+    /* OpenSSL's HMAC() with each secret, not the worker's pad states */
+
     for (i = 0; i < 2; i++) {
-        if (w->keyed[i]
-            && ngx_http_linguamate_hmac_ok(i, token->data, dots[1],
-                                           sig))
+        secret = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
+
+        if (secret->len
+            && HMAC(EVP_sha256(), secret->data, (int) secret->len,
+                    token->data, dots[1], mac, &maclen) != NULL
+            && maclen == 32 && ngx_memcmp(mac, sig, 32) == 0)
         {
             break;
         }

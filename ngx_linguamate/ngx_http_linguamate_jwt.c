@@ -124,13 +124,6 @@ static ngx_uint_t ngx_http_linguamate_auth_token(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx);
 static ngx_int_t ngx_http_linguamate_auth_required(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t **ctxp);
-static ngx_uint_t ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
-    ngx_http_linguamate_claims_t *c);
-static ngx_uint_t ngx_http_linguamate_jwt_claims(
-    ngx_http_linguamate_jv_t *v, ngx_http_linguamate_claims_t *c);
-static ngx_int_t ngx_http_linguamate_jwt_keys(
-    ngx_http_linguamate_main_conf_t *lmcf, ngx_log_t *log);
 static uint32_t ngx_http_linguamate_jwt_hash(ngx_str_t *token);
 static uint32_t ngx_http_linguamate_jwt_tick(
     ngx_http_linguamate_jwt_worker_t *w);
@@ -224,7 +217,7 @@ ngx_http_linguamate_jwt_exit_process(void)
  * tokens (linguamate_jwt_cache entries) is allocated with them.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_linguamate_jwt_keys(ngx_http_linguamate_main_conf_t *lmcf,
     ngx_log_t *log)
 {
@@ -707,7 +700,7 @@ ngx_http_linguamate_claims_copy(u_char *dst,
  *      most 16 deep that jansson reads, or bad claims: MALFORMED.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_linguamate_jwt_check(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_str_t *token,
     ngx_http_linguamate_claims_t *c)
@@ -907,7 +900,7 @@ signature:
  * edge's own claim) an integer of iat's second.
  */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_linguamate_jwt_claims(ngx_http_linguamate_jv_t *v,
     ngx_http_linguamate_claims_t *c)
 {
