@@ -4,7 +4,7 @@
 # FUZZ_SECONDS (default 60), from its seed corpus fuzz/corpus/NAME/:
 #
 #   parse     ngx_http_linguamate_parse.c: dotenv, durations, integers,
-#             booleans, correlation ids, JWT segments, JSON nesting, CORS
+#             booleans, correlation ids, JSON nesting, CORS
 #             origins, JSON member spans, secret keys/values, ISO-8601
 #   ingest    log batches (records, sig, signed spans, HMAC) and analytics
 #             events; their bounded re-serialisation
