@@ -33,7 +33,6 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <jwt.h>
-#include <math.h>
 #include <sys/random.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>

@@ -9,7 +9,6 @@
 #include "ngx_http_linguamate_token_parse.h"
 
 
-
 static ngx_inline u_char *ngx_http_linguamate_jws(
     ngx_http_linguamate_jparse_t *jp, u_char *p);
 static u_char *ngx_http_linguamate_jws_more(ngx_http_linguamate_jparse_t *jp,
