@@ -2,10 +2,14 @@
  * Copyright (C) ngx_linguamate developers
  *
  * Differential libFuzzer harness of the JWT reader: the hand-written
- * single-pass reader of ngx_http_linguamate_jwt.c against the reading it
- * replaced (kept here, as test-only code: yajl's streaming parser with its
- * callbacks, after ngx_http_linguamate_json_strict_ok()), on the same
- * bytes.  Any difference in outcome or in what is read aborts:
+ * single-pass reader of ngx_http_linguamate_token_parse.c (the parse
+ * layer, linked as an object) against the reading it replaced (kept here,
+ * as test-only code: the split's character check, yajl's streaming parser
+ * with its callbacks after the strict check, both once in parse.c, and
+ * OpenSSL's HMAC()), on the same bytes; the whole-token check and the
+ * claim checks are those of ngx_http_linguamate_jwt.c, linked as an
+ * object too (auth.h).  Any difference in outcome or in what is read
+ * aborts:
  *
  *   0: claims: accepted or not, every member read (type, bytes, value),
  *      the claim checks' reason and the claims they give; then a
@@ -27,9 +31,13 @@
 
 #include "fuzz_ngx.h"
 
+#include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <yajl/yajl_parse.h>
 
-#include "../ngx_linguamate/ngx_http_linguamate_jwt.c"
+#include "ngx_http_linguamate_parse.h"
+#include "ngx_http_linguamate_auth.h"
 
 
 /* ----- the reading before: yajl's streaming parse (test-only) ----- */
@@ -78,6 +86,10 @@ static int old_jv_end(void *ctx);
 static ngx_int_t old_jv_set(old_jparse_t *jp,
     ngx_http_linguamate_jv_type_e type, const u_char *s, size_t len,
     int64_t num);
+static int old_jwt_split(const unsigned char *p, size_t len,
+    size_t dots[2]);
+static int old_json_strict_ok(const unsigned char *p, size_t len);
+static int old_hex4(const unsigned char *p, size_t len, uint32_t *cp);
 
 
 static yajl_callbacks  old_callbacks = {
@@ -451,10 +463,12 @@ old_jwt_check(ngx_http_request_t *r,
     ngx_uint_t                     i, known;
     ngx_http_linguamate_jv_t       hv[NGX_HTTP_LINGUAMATE_H_N];
     ngx_http_linguamate_jv_t       cv[NGX_HTTP_LINGUAMATE_C_N];
+    u_char                         mac[EVP_MAX_MD_SIZE];
+    unsigned int                   maclen;
+    ngx_str_t                     *secret;
     old_jparse_t                   jp;
-    ngx_http_linguamate_jwt_worker_t  *w;
 
-    if (ngx_http_linguamate_jwt_split(token->data, token->len, dots) != 0) {
+    if (old_jwt_split(token->data, token->len, dots) != 0) {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
 
@@ -463,8 +477,6 @@ old_jwt_check(ngx_http_request_t *r,
      * header check (1, 2 and the header's part of 4) after a valid
      * signature passes them again: all of one issuer's tokens share it
      */
-
-    w = &ngx_http_linguamate_jwt_worker;
 
     known = 0;     /* no remembered header: every check made */
 
@@ -526,10 +538,15 @@ signature:
         return NGX_HTTP_LINGUAMATE_AUTH_BAD_SIGNATURE;
     }
 
+    /* OpenSSL's HMAC() with each secret, not the worker's pad states */
+
     for (i = 0; i < 2; i++) {
-        if (w->keyed[i]
-            && ngx_http_linguamate_hmac_ok(i, token->data, dots[1],
-                                           sig))
+        secret = i ? &lmcf->jwt_secret_previous : &lmcf->jwt_secret;
+
+        if (secret->len
+            && HMAC(EVP_sha256(), secret->data, (int) secret->len,
+                    token->data, dots[1], mac, &maclen) != NULL
+            && maclen == 32 && ngx_memcmp(mac, sig, 32) == 0)
         {
             break;
         }
@@ -543,7 +560,7 @@ signature:
 
     if (!known) {
         if (jp.refused
-            || !ngx_http_linguamate_json_strict_ok(hdr.data, hdr.len)
+            || !old_json_strict_ok(hdr.data, hdr.len)
             || !ngx_http_linguamate_jwt_header_ok(hv))
         {
             return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
@@ -574,7 +591,7 @@ signature:
     }
 
     if (ngx_decode_base64url(&payload, &src) != NGX_OK
-        || !ngx_http_linguamate_json_strict_ok(payload.data, payload.len))
+        || !old_json_strict_ok(payload.data, payload.len))
     {
         return NGX_HTTP_LINGUAMATE_AUTH_MALFORMED;
     }
@@ -595,6 +612,220 @@ signature:
     c->payload = payload;
 
     return ngx_http_linguamate_jwt_claims(cv, c);
+}
+
+
+
+/* ----- the checks before the reader (test-only; were parse.c's) ----- */
+
+/*
+ * A compact JWS: three base64url segments (header and payload not empty)
+ * separated by exactly two dots, at most NGX_HTTP_LINGUAMATE_JWT_MAX
+ * bytes.  dots[] receives the offsets of the two dots.
+ */
+
+static int
+old_jwt_split(const unsigned char *p, size_t len,
+    size_t dots[2])
+{
+    size_t                      i, n;
+    unsigned char               c;
+
+    /* 1: base64url, 2: '.', 0: anything else */
+    static const unsigned char  cls[256] = {
+        ['-'] = 1, ['.'] = 2, ['_'] = 1,
+        ['0'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        ['A'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                1, 1, 1, 1, 1, 1,
+        ['a'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                1, 1, 1, 1, 1, 1
+    };
+
+    if (len == 0 || len > NGX_HTTP_LINGUAMATE_JWT_MAX) {
+        return -1;
+    }
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = cls[p[i]];
+
+        if (c == 1) {
+            continue;
+        }
+
+        if (c == 0 || n == 2) {
+            return -1;
+        }
+
+        dots[n++] = i;
+    }
+
+    /* an empty signature is syntax ("alg":"none"); the check refuses it */
+
+    if (n != 2 || dots[0] == 0 || dots[1] == dots[0] + 1) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Whether JSON text that yajl accepted is also what jansson (libjwt's
+ * parser) and JSON.parse accept: no NUL byte; strings in strict UTF-8
+ * (no overlong form, no surrogate, nothing past U+10FFFF); \u escapes
+ * that are not \u0000 and pair their surrogates; and outside strings
+ * none of yajl's extras: comments, vertical tab and form feed as white
+ * space, or an unterminated string after the value (which yajl takes for
+ * the end of the text).  The grammar itself is yajl's to check.
+ */
+
+static int
+old_json_strict_ok(const unsigned char *p, size_t len)
+{
+    size_t         i, n;
+    uint32_t       cp, min;
+    unsigned char  c;
+
+    for (i = 0; i < len; i++) {
+        c = p[i];
+
+        if (c == '\0' || c == '\v' || c == '\f' || c == '/') {
+            return 0;
+        }
+
+        if (c != '"') {
+            continue;
+        }
+
+        /* a string */
+
+        for (i++; i < len; i++) {
+            c = p[i];
+
+            if (c == '"') {
+                break;
+            }
+
+            if (c == '\0') {
+                return 0;
+            }
+
+            if (c == '\\') {
+                if (i + 1 < len && p[i + 1] == 'u') {
+                    if (old_hex4(p + i + 2, len - i - 2, &cp)
+                        != 0
+                        || cp == 0 || (cp >= 0xdc00 && cp <= 0xdfff))
+                    {
+                        return 0;
+                    }
+
+                    i += 5;
+
+                    if (cp >= 0xd800 && cp <= 0xdbff) {
+                        if (i + 2 >= len || p[i + 1] != '\\'
+                            || p[i + 2] != 'u'
+                            || old_hex4(p + i + 3,
+                                                        len - i - 3, &cp)
+                               != 0
+                            || cp < 0xdc00 || cp > 0xdfff)
+                        {
+                            return 0;
+                        }
+
+                        i += 6;
+                    }
+
+                } else {
+                    i++;
+                }
+
+                continue;
+            }
+
+            if (c < 0x80) {
+                continue;
+            }
+
+            if (c >= 0xc2 && c <= 0xdf) {
+                n = 1;
+                cp = c & 0x1f;
+                min = 0x80;
+
+            } else if (c >= 0xe0 && c <= 0xef) {
+                n = 2;
+                cp = c & 0x0f;
+                min = 0x800;
+
+            } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 3;
+                cp = c & 0x07;
+                min = 0x10000;
+
+            } else {
+                return 0;
+            }
+
+            if (i + n >= len) {
+                return 0;
+            }
+
+            while (n--) {
+                c = p[++i];
+
+                if ((c & 0xc0) != 0x80) {
+                    return 0;
+                }
+
+                cp = (cp << 6) | (c & 0x3f);
+            }
+
+            if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+                return 0;
+            }
+        }
+
+        /* yajl takes an unterminated string after the value as the end */
+
+        if (i >= len) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+old_hex4(const unsigned char *p, size_t len, uint32_t *cp)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (len < 4) {
+        return -1;
+    }
+
+    *cp = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            c = (c | 0x20) - 'a' + 10;
+
+        } else {
+            return -1;
+        }
+
+        *cp = (*cp << 4) | c;
+    }
+
+    return 0;
 }
 
 
@@ -644,7 +875,7 @@ fuzz_claims(ngx_pool_t *pool, ngx_str_t *text, const u_char *name,
     ngx_http_linguamate_jparse_t   njp;
     ngx_http_linguamate_claims_t   oc, nc;
 
-    ok_old = ngx_http_linguamate_json_strict_ok(text->data, text->len)
+    ok_old = old_json_strict_ok(text->data, text->len)
              && old_jparse(&ojp, pool, text, ngx_http_linguamate_claim_names,
                            ov, NGX_HTTP_LINGUAMATE_C_N,
                            NGX_HTTP_LINGUAMATE_JSON_MAX_DEPTH) == NGX_OK
@@ -762,7 +993,7 @@ fuzz_header(ngx_pool_t *pool, ngx_str_t *text)
     /* 4. (MALFORMED) once the signature held */
 
     post_old = ojp.refused
-               || !ngx_http_linguamate_json_strict_ok(text->data, text->len)
+               || !old_json_strict_ok(text->data, text->len)
                || !ngx_http_linguamate_jwt_header_ok(ov);
     post_new = njp.refused || njp.lax
                || !ngx_http_linguamate_jwt_header_ok(nv);
@@ -802,7 +1033,7 @@ fuzz_segment(ngx_pool_t *pool, const uint8_t *data, size_t size)
     src.data = (u_char *) data;
     src.len = size;
 
-    ok_old = ngx_http_linguamate_jwt_split(tok, size + 6, dots) == 0;
+    ok_old = old_jwt_split(tok, size + 6, dots) == 0;
 
     rc = ngx_http_linguamate_b64url(out, (u_char *) data, size);
 

@@ -40,11 +40,8 @@ int ngx_http_linguamate_dotenv_parse(const unsigned char *buf, size_t len,
     unsigned char *scratch, ngx_http_linguamate_dotenv_pt handler,
     void *data, unsigned *err_line, const char **err);
 int ngx_http_linguamate_corr_id_valid(const unsigned char *p, size_t len);
-int ngx_http_linguamate_jwt_split(const unsigned char *p, size_t len,
-    size_t dots[2]);
 int ngx_http_linguamate_json_depth_ok(const unsigned char *p, size_t len,
     unsigned max);
-int ngx_http_linguamate_json_strict_ok(const unsigned char *p, size_t len);
 int ngx_http_linguamate_origin_match(const unsigned char *pat, size_t plen,
     const unsigned char *org, size_t olen, int wildcards);
 int ngx_http_linguamate_json_member_span(const unsigned char *p, size_t len,

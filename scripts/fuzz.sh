@@ -4,7 +4,7 @@
 # FUZZ_SECONDS (default 60), from its seed corpus fuzz/corpus/NAME/:
 #
 #   parse     ngx_http_linguamate_parse.c: dotenv, durations, integers,
-#             booleans, correlation ids, JWT segments, JSON nesting, CORS
+#             booleans, correlation ids, JSON nesting, CORS
 #             origins, JSON member spans, secret keys/values, ISO-8601
 #   ingest    log batches (records, sig, signed spans, HMAC) and analytics
 #             events; their bounded re-serialisation
@@ -12,6 +12,7 @@
 #             with a fixed secret, libjwt, exp/nbf/iat/type/sub/sid/jti)
 #   jread     differential: the JWT reader of the header and the claims
 #             against the yajl-based reading it replaced, on the same bytes
+#             (links token_parse.o, and jwt.o for the whole-token check)
 #   flags     the PATCH /api/admin/flags body
 #             (ngx_http_linguamate_flags_parse.c, linked)
 #   trpc      tRPC paths and batches, the streaming scan of 207 answers
@@ -103,7 +104,7 @@ done
 
 clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
     -c "$repo/fuzz/fuzz_ngx.c" -o "$work/fuzz_ngx.o"
-for f in parse json call state; do
+for f in parse json call state token_parse; do
     clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
         -c "$repo/ngx_linguamate/ngx_http_linguamate_$f.c" -o "$work/$f.o"
 done
@@ -115,8 +116,17 @@ for f in flags_parse login_parse; do
     core="$core $work/$f.o"
 done
 
+# the feature objects a harness links instead of including their source
+clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
+    -c "$repo/ngx_linguamate/ngx_http_linguamate_jwt.c" -o "$work/jwt.o"
+
 build() {
     local name=$1
+    local objs=
+
+    case $name in
+    jread) objs="$work/jwt.o" ;;
+    esac
 
     if [ "$name" = parse ]; then
         clang $cflags -fsanitize=fuzzer -Wall -Werror \
@@ -128,7 +138,8 @@ build() {
     # lld drops what no parser reaches: the handlers and their calls
     clang $cflags -fsanitize=fuzzer -Wall -Werror -Wno-unused-function \
         $inc "$repo/fuzz/fuzz_$name.c" "$work/fuzz_ngx.o" "$work/parse.o" \
-        "$work/json.o" "$work/call.o" "$work/state.o" $core \
+        "$work/json.o" "$work/call.o" "$work/state.o" \
+        "$work/token_parse.o" $objs $core \
         -fuse-ld=lld -Wl,--gc-sections \
         -ljwt -lyajl -lcrypto -lm -o "$work/fuzz_$name"
 }
