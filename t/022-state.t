@@ -240,8 +240,13 @@ $v2 = v2_lines($sessions);
 ok $v2 && (grep { $_->[1] eq 'sub:u5' } @$v2), '... and is in the compacted journal';
 ok $v2 && (grep { $_->[1] eq 'sub:good' } @$v2), '... beside the older ones';
 
-# one that stays full (its compaction cannot write): refused, logged once a minute
-mkdir "$sessions.tmp";
+is_deeply [glob "$state/*.tmp*"], [], 'no compaction left a temporary file';
+
+# one that stays full (its compaction cannot write its own PATH.tmp.PID):
+# refused, logged once a minute
+my @tmps = map { "$sessions.tmp.$_" } $srv->worker_pids;
+ok @tmps == 2, 'two workers';
+mkdir $_ for @tmps;
 truncate $sessions, 48 * 1024 * 1024 or die $!;
 for my $u (1 .. 6) {
     is admin('POST', "/users/full$u/revoke")->{status}, 200,
@@ -252,7 +257,7 @@ my $full = errors_like(qr/\[error\][^\n]*sessions-sessions\.journal/);
 ok $full >= 1 && $full <= 2,
    "the failure is logged at most once per worker and minute ($full lines for 6)";
 is -s $sessions, 48 * 1024 * 1024, 'the journal took no more';
-rmdir "$sessions.tmp";
+rmdir $_ for @tmps;
 unlink $sessions;
 
 # --- 6. a journal removed while running: the next change starts a new one ----------
