@@ -96,6 +96,9 @@ static ngx_int_t ngx_http_linguamate_state_compact_locked(
     ngx_log_t *log);
 static ngx_fd_t ngx_http_linguamate_state_open_locked(
     ngx_http_linguamate_state_t *st);
+static ngx_fd_t ngx_http_linguamate_state_flock(
+    ngx_http_linguamate_state_t *st, ngx_uint_t mode, ngx_uint_t create,
+    int op, ngx_core_conf_t *ccf);
 static ngx_uint_t ngx_http_linguamate_state_at_path(
     ngx_http_linguamate_state_t *st, ngx_fd_t fd);
 static ngx_int_t ngx_http_linguamate_state_write_sink(
@@ -895,34 +898,9 @@ ngx_http_linguamate_state_parse_old(ngx_uint_t kind, u_char *line,
 static ngx_fd_t
 ngx_http_linguamate_state_open_locked(ngx_http_linguamate_state_t *st)
 {
-    ngx_fd_t    fd;
-    ngx_err_t   err;
-    ngx_uint_t  tries;
-
-    for (tries = 0; tries < NGX_HTTP_LINGUAMATE_STATE_TRIES; tries++) {
-        fd = ngx_open_file(st->path.data, NGX_FILE_APPEND,
-                           NGX_FILE_CREATE_OR_OPEN, 0600);
-        if (fd == NGX_INVALID_FILE) {
-            return fd;
-        }
-
-        if (flock(fd, LOCK_SH) == -1) {
-            err = ngx_errno;
-            (void) ngx_close_file(fd);
-            ngx_set_errno(err);
-            return NGX_INVALID_FILE;
-        }
-
-        if (ngx_http_linguamate_state_at_path(st, fd)) {
-            return fd;
-        }
-
-        (void) ngx_close_file(fd);
-    }
-
-    ngx_set_errno(NGX_EAGAIN);
-
-    return NGX_INVALID_FILE;
+    return ngx_http_linguamate_state_flock(st, NGX_FILE_APPEND,
+                                           NGX_FILE_CREATE_OR_OPEN, LOCK_SH,
+                                           NULL);
 }
 
 
@@ -1310,20 +1288,30 @@ static ngx_fd_t
 ngx_http_linguamate_state_lock(ngx_http_linguamate_state_t *st,
     ngx_core_conf_t *ccf, ngx_uint_t create)
 {
+    return ngx_http_linguamate_state_flock(st, NGX_FILE_RDONLY,
+                               create ? NGX_FILE_CREATE_OR_OPEN : NGX_FILE_OPEN,
+                               LOCK_EX, ccf);
+}
+
+
+/* the file at the path, open and locked (op: LOCK_SH or LOCK_EX) */
+
+static ngx_fd_t
+ngx_http_linguamate_state_flock(ngx_http_linguamate_state_t *st,
+    ngx_uint_t mode, ngx_uint_t create, int op, ngx_core_conf_t *ccf)
+{
     ngx_fd_t    fd;
     ngx_err_t   err;
     ngx_uint_t  tries;
 
     for (tries = 0; tries < NGX_HTTP_LINGUAMATE_STATE_TRIES; tries++) {
-        fd = ngx_open_file(st->path.data, NGX_FILE_RDONLY,
-                           create ? NGX_FILE_CREATE_OR_OPEN : NGX_FILE_OPEN,
-                           0600);
+        fd = ngx_open_file(st->path.data, mode, create, 0600);
         if (fd == NGX_INVALID_FILE) {
             return fd;
         }
 
         if ((ccf && fchown(fd, ccf->user, ccf->group) == -1)
-            || flock(fd, LOCK_EX) == -1)
+            || flock(fd, op) == -1)
         {
             err = ngx_errno;
             (void) ngx_close_file(fd);
