@@ -29,7 +29,9 @@
  * fsync, rename over the file, fsync of the directory) is atomic: a
  * reader sees the old file or the new one.  Writers of one file exclude
  * a compaction by flock(): appends share the lock, a compaction holds it
- * alone, and an append that finds the file renamed under it reopens it.
+ * alone, and either one that finds the file renamed under it once locked
+ * reopens it.  The snapshot is taken into memory under the zone's mutex
+ * and written after it.
  */
 
 
@@ -1390,7 +1392,6 @@ ngx_http_linguamate_state_compact_locked(ngx_http_linguamate_state_t *st,
     }
 
     (void) ngx_close_file(fd);
-    fd = NGX_INVALID_FILE;
 
     if (ngx_rename_file(tmp, st->path.data) == NGX_FILE_ERROR) {
         ngx_http_linguamate_state_error(st, log, ngx_errno,
