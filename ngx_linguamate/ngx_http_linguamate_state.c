@@ -29,7 +29,9 @@
  * fsync, rename over the file, fsync of the directory) is atomic: a
  * reader sees the old file or the new one.  Writers of one file exclude
  * a compaction by flock(): appends share the lock, a compaction holds it
- * alone, and an append that finds the file renamed under it reopens it.
+ * alone, and either one that finds the file renamed under it once locked
+ * reopens it.  The snapshot is taken into memory under the zone's mutex
+ * and written after it.
  */
 
 
@@ -41,6 +43,11 @@
 
 #define NGX_HTTP_LINGUAMATE_STATE_LOG_EVERY  60000
 #define NGX_HTTP_LINGUAMATE_STATE_N_MAX      0x7fffffffffffffffLL
+/* a lock taken on a file a compaction renamed over meanwhile: tries */
+#define NGX_HTTP_LINGUAMATE_STATE_TRIES      8
+/* a compaction's memory: its first chunk, its largest */
+#define NGX_HTTP_LINGUAMATE_STATE_CHUNK      (64 * 1024)
+#define NGX_HTTP_LINGUAMATE_STATE_CHUNK_MAX  (4 * 1024 * 1024)
 
 
 typedef struct {
@@ -49,14 +56,25 @@ typedef struct {
 } ngx_http_linguamate_state_type_t;
 
 
+/* a compaction's lines, in this process's memory, in growing chunks */
+typedef struct ngx_http_linguamate_state_chunk_s
+    ngx_http_linguamate_state_chunk_t;
+
+struct ngx_http_linguamate_state_chunk_s {
+    ngx_http_linguamate_state_chunk_t  *next;
+    u_char                             *last;
+    u_char                             *end;
+    size_t                              size;
+};
+
+
 typedef struct {
-    ngx_http_linguamate_state_t *st;
-    u_char                      *buf;
-    u_char                      *p;
-    u_char                      *end;
-    ngx_fd_t                     fd;
-    ngx_uint_t                   records;
-    ngx_uint_t                   failed;
+    ngx_http_linguamate_state_t        *st;
+    ngx_http_linguamate_state_chunk_t  *first;
+    ngx_http_linguamate_state_chunk_t  *chunk;
+    ngx_log_t                          *log;
+    ngx_uint_t                          records;
+    ngx_uint_t                          failed;
 } ngx_http_linguamate_state_sink_t;
 
 
@@ -80,6 +98,15 @@ static ngx_int_t ngx_http_linguamate_state_compact_locked(
     ngx_log_t *log);
 static ngx_fd_t ngx_http_linguamate_state_open_locked(
     ngx_http_linguamate_state_t *st);
+static ngx_fd_t ngx_http_linguamate_state_flock(
+    ngx_http_linguamate_state_t *st, ngx_uint_t mode, ngx_uint_t create,
+    int op, ngx_core_conf_t *ccf);
+static ngx_uint_t ngx_http_linguamate_state_at_path(
+    ngx_http_linguamate_state_t *st, ngx_fd_t fd);
+static ngx_int_t ngx_http_linguamate_state_write_sink(
+    ngx_http_linguamate_state_sink_t *sink, ngx_fd_t fd);
+static void ngx_http_linguamate_state_free_sink(
+    ngx_http_linguamate_state_sink_t *sink);
 static ngx_int_t ngx_http_linguamate_state_emit(void *data,
     ngx_http_linguamate_state_rec_t *rec);
 static void ngx_http_linguamate_state_error(ngx_http_linguamate_state_t *st,
@@ -164,7 +191,9 @@ ngx_http_linguamate_state_path(ngx_http_linguamate_state_t *st)
         return NGX_OK;
     }
 
-    if (st->dir->len + st->file.len + sizeof("/.tmp") >= NGX_MAX_PATH) {
+    if (st->dir->len + st->file.len + sizeof("/.tmp.") + NGX_INT64_LEN
+        >= NGX_MAX_PATH)
+    {
         return NGX_ERROR;
     }
 
@@ -871,36 +900,26 @@ ngx_http_linguamate_state_parse_old(ngx_uint_t kind, u_char *line,
 static ngx_fd_t
 ngx_http_linguamate_state_open_locked(ngx_http_linguamate_state_t *st)
 {
-    ngx_fd_t         fd;
-    ngx_uint_t       tries;
+    return ngx_http_linguamate_state_flock(st, NGX_FILE_APPEND,
+                                           NGX_FILE_CREATE_OR_OPEN, LOCK_SH,
+                                           NULL);
+}
+
+
+/*
+ * Whether the file locked is the one at the path: a compaction that held
+ * the lock before may have renamed another over it meanwhile
+ */
+
+static ngx_uint_t
+ngx_http_linguamate_state_at_path(ngx_http_linguamate_state_t *st,
+    ngx_fd_t fd)
+{
     ngx_file_info_t  fi, pi;
 
-    for (tries = 0; tries < 3; tries++) {
-        fd = ngx_open_file(st->path.data, NGX_FILE_APPEND,
-                           NGX_FILE_CREATE_OR_OPEN, 0600);
-        if (fd == NGX_INVALID_FILE) {
-            return fd;
-        }
-
-        if (flock(fd, LOCK_SH) == -1
-            || ngx_fd_info(fd, &fi) == NGX_FILE_ERROR)
-        {
-            (void) ngx_close_file(fd);
-            return NGX_INVALID_FILE;
-        }
-
-        if (ngx_file_info(st->path.data, &pi) != NGX_FILE_ERROR
-            && pi.st_ino == fi.st_ino && pi.st_dev == fi.st_dev)
-        {
-            return fd;
-        }
-
-        (void) ngx_close_file(fd);
-    }
-
-    ngx_set_errno(NGX_EAGAIN);
-
-    return NGX_INVALID_FILE;
+    return ngx_fd_info(fd, &fi) != NGX_FILE_ERROR
+           && ngx_file_info(st->path.data, &pi) != NGX_FILE_ERROR
+           && pi.st_ino == fi.st_ino && pi.st_dev == fi.st_dev;
 }
 
 
@@ -1122,7 +1141,9 @@ static ngx_int_t
 ngx_http_linguamate_state_emit(void *data,
     ngx_http_linguamate_state_rec_t *rec)
 {
-    ngx_http_linguamate_state_sink_t  *sink = data;
+    size_t                              size;
+    ngx_http_linguamate_state_sink_t   *sink = data;
+    ngx_http_linguamate_state_chunk_t  *c;
 
     if (sink->failed
         || rec->key.len == 0
@@ -1133,22 +1154,79 @@ ngx_http_linguamate_state_emit(void *data,
         return NGX_OK;
     }
 
-    if (sink->end - sink->p < 2 * NGX_HTTP_LINGUAMATE_STATE_LINE_MAX) {
-        if (ngx_write_fd(sink->fd, sink->buf, sink->p - sink->buf)
-            != sink->p - sink->buf)
-        {
+    c = sink->chunk;
+
+    if (c == NULL
+        || c->end - c->last < 2 * NGX_HTTP_LINGUAMATE_STATE_LINE_MAX)
+    {
+        /* called under the zone's mutex: memory only, no write() here */
+
+        size = c ? ngx_min(2 * c->size, NGX_HTTP_LINGUAMATE_STATE_CHUNK_MAX)
+                 : NGX_HTTP_LINGUAMATE_STATE_CHUNK;
+
+        c = ngx_alloc(sizeof(ngx_http_linguamate_state_chunk_t) + size,
+                      sink->log);
+        if (c == NULL) {
             sink->failed = 1;
             return NGX_ERROR;
         }
 
-        sink->p = sink->buf;
+        c->next = NULL;
+        c->size = size;
+        c->last = (u_char *) (c + 1);
+        c->end = c->last + size;
+
+        if (sink->chunk) {
+            sink->chunk->next = c;
+
+        } else {
+            sink->first = c;
+        }
+
+        sink->chunk = c;
     }
 
-    sink->p = ngx_http_linguamate_state_line(sink->p, rec);
-    sink->p = ngx_http_linguamate_state_legacy(sink->p, sink->st->kind, rec);
+    c->last = ngx_http_linguamate_state_line(c->last, rec);
+    c->last = ngx_http_linguamate_state_legacy(c->last, sink->st->kind, rec);
     sink->records++;
 
     return NGX_OK;
+}
+
+
+/* the lines kept in memory into the file, after the zone's mutex */
+
+static ngx_int_t
+ngx_http_linguamate_state_write_sink(ngx_http_linguamate_state_sink_t *sink,
+    ngx_fd_t fd)
+{
+    ssize_t                             n;
+    ngx_http_linguamate_state_chunk_t  *c;
+
+    for (c = sink->first; c; c = c->next) {
+        n = c->last - (u_char *) (c + 1);
+
+        if (ngx_write_fd(fd, c + 1, n) != n) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_linguamate_state_free_sink(ngx_http_linguamate_state_sink_t *sink)
+{
+    ngx_http_linguamate_state_chunk_t  *c, *next;
+
+    for (c = sink->first; c; c = next) {
+        next = c->next;
+        ngx_free(c);
+    }
+
+    sink->first = NULL;
+    sink->chunk = NULL;
 }
 
 
@@ -1156,6 +1234,7 @@ static ngx_int_t
 ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
     ngx_log_t *log)
 {
+    ngx_fd_t          lock;
     ngx_core_conf_t  *ccf;
 
     if (ngx_http_linguamate_state_path(st) != NGX_OK) {
@@ -1163,10 +1242,19 @@ ngx_http_linguamate_state_file_compact(ngx_http_linguamate_state_t *st,
     }
 
     ccf = ngx_http_linguamate_state_owner(st);
+    lock = ngx_http_linguamate_state_lock(st, ccf, 1);
 
-    return ngx_http_linguamate_state_compact_locked(st,
-                              ngx_http_linguamate_state_lock(st, ccf, 1),
-                              ccf, log);
+    if (lock == NGX_INVALID_FILE && ngx_errno != NGX_ENOENT) {
+        /* never replaced without the lock: an append would be lost */
+        ngx_http_linguamate_state_error(st, log, ngx_errno,
+            "cannot lock \"%V\" to compact it: its changes will not "
+            "survive a restart", &st->path);
+        return NGX_ERROR;
+    }
+
+    /* no directory: the write of PATH.tmp.PID says why */
+
+    return ngx_http_linguamate_state_compact_locked(st, lock, ccf, log);
 }
 
 
@@ -1192,39 +1280,67 @@ ngx_http_linguamate_state_owner(ngx_http_linguamate_state_t *st)
 
 /*
  * The file itself is the lock, open for reading with LOCK_EX; made if
- * missing and asked, for the workers who append to it
+ * missing and asked, for the workers who append to it.  As for an append,
+ * the lock holds only if the file is still the one at the path once it
+ * is taken: a compaction waiting on a file another renamed a new one over
+ * would replace that one unlocked, and lose its appends.
  */
 
 static ngx_fd_t
 ngx_http_linguamate_state_lock(ngx_http_linguamate_state_t *st,
     ngx_core_conf_t *ccf, ngx_uint_t create)
 {
-    ngx_fd_t   fd;
-    ngx_err_t  err;
+    return ngx_http_linguamate_state_flock(st, NGX_FILE_RDONLY,
+                               create ? NGX_FILE_CREATE_OR_OPEN : NGX_FILE_OPEN,
+                               LOCK_EX, ccf);
+}
 
-    fd = ngx_open_file(st->path.data, NGX_FILE_RDONLY,
-                       create ? NGX_FILE_CREATE_OR_OPEN : NGX_FILE_OPEN,
-                       0600);
 
-    if (fd != NGX_INVALID_FILE
-        && ((ccf && fchown(fd, ccf->user, ccf->group) == -1)
-            || flock(fd, LOCK_EX) == -1))
-    {
-        err = ngx_errno;
+/* the file at the path, open and locked (op: LOCK_SH or LOCK_EX) */
+
+static ngx_fd_t
+ngx_http_linguamate_state_flock(ngx_http_linguamate_state_t *st,
+    ngx_uint_t mode, ngx_uint_t create, int op, ngx_core_conf_t *ccf)
+{
+    ngx_fd_t    fd;
+    ngx_err_t   err;
+    ngx_uint_t  tries;
+
+    for (tries = 0; tries < NGX_HTTP_LINGUAMATE_STATE_TRIES; tries++) {
+        fd = ngx_open_file(st->path.data, mode, create, 0600);
+        if (fd == NGX_INVALID_FILE) {
+            return fd;
+        }
+
+        if ((ccf && fchown(fd, ccf->user, ccf->group) == -1)
+            || flock(fd, op) == -1)
+        {
+            err = ngx_errno;
+            (void) ngx_close_file(fd);
+            ngx_set_errno(err);
+            return NGX_INVALID_FILE;
+        }
+
+        if (ngx_http_linguamate_state_at_path(st, fd)) {
+            return fd;
+        }
+
         (void) ngx_close_file(fd);
-        ngx_set_errno(err);
-        fd = NGX_INVALID_FILE;
     }
 
-    return fd;
+    ngx_set_errno(NGX_EAGAIN);
+
+    return NGX_INVALID_FILE;
 }
 
 
 /*
- * The live state into PATH.tmp, synced, renamed over PATH, with the
+ * The live state into PATH.tmp.PID, synced, renamed over PATH, with the
  * directory synced; under the exclusive lock of PATH (closed here), so
- * that no append lands in the file being replaced.  No lock (a path that
- * cannot be opened): the rename says why.
+ * that no append lands in the file being replaced.  The snapshot fills
+ * memory under the zone's mutex; the write()s come after it, so that the
+ * lookups of the other workers do not wait on the disk.  No lock (no
+ * directory, ENOENT, only): the write of PATH.tmp.PID says why.
  */
 
 static ngx_int_t
@@ -1232,53 +1348,50 @@ ngx_http_linguamate_state_compact_locked(ngx_http_linguamate_state_t *st,
     ngx_fd_t lock, ngx_core_conf_t *ccf, ngx_log_t *log)
 {
     u_char                            tmp[NGX_MAX_PATH];
-    ngx_fd_t                          dir;
+    ngx_fd_t                          fd, dir;
     ngx_err_t                         err;
     ngx_http_linguamate_state_sink_t  sink;
 
-    ngx_sprintf(tmp, "%V.tmp%Z", &st->path);
+    /* this process's own: two compactions never write one file */
+
+    ngx_sprintf(tmp, "%V.tmp.%P%Z", &st->path, ngx_pid);
 
     ngx_memzero(&sink, sizeof(ngx_http_linguamate_state_sink_t));
     sink.st = st;
-    sink.fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    sink.log = log;
 
-    if (sink.fd == NGX_INVALID_FILE) {
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
         err = ngx_errno;
         goto failed;
     }
 
-    sink.buf = ngx_alloc(64 * 1024, log);
-    if (sink.buf == NULL) {
+    if (st->snapshot(st, ngx_http_linguamate_state_emit, &sink, log)
+        != NGX_OK
+        || sink.failed)
+    {
         err = 0;
         goto failed;
     }
 
-    sink.p = sink.buf;
-    sink.end = sink.buf + 64 * 1024;
-
-    if (st->snapshot(st, ngx_http_linguamate_state_emit, &sink, log)
-        != NGX_OK
-        || sink.failed
-        || ngx_write_fd(sink.fd, sink.buf, sink.p - sink.buf)
-           != sink.p - sink.buf
-        || fsync(sink.fd) == -1)
+    if (ngx_http_linguamate_state_write_sink(&sink, fd) != NGX_OK
+        || fsync(fd) == -1)
     {
         err = ngx_errno;
         goto failed;
     }
 
-    ngx_free(sink.buf);
-    sink.buf = NULL;
+    ngx_http_linguamate_state_free_sink(&sink);
 
     /* the workers append to it */
 
-    if (ccf && fchown(sink.fd, ccf->user, ccf->group) == -1) {
+    if (ccf && fchown(fd, ccf->user, ccf->group) == -1) {
         ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
                       "linguamate: cannot chown \"%s\"", tmp);
     }
 
-    (void) ngx_close_file(sink.fd);
-    sink.fd = NGX_INVALID_FILE;
+    (void) ngx_close_file(fd);
 
     if (ngx_rename_file(tmp, st->path.data) == NGX_FILE_ERROR) {
         ngx_http_linguamate_state_error(st, log, ngx_errno,
@@ -1319,12 +1432,10 @@ failed:
     ngx_http_linguamate_state_error(st, log, err,
         "cannot write \"%s\": its changes will not survive a restart", tmp);
 
-    if (sink.buf) {
-        ngx_free(sink.buf);
-    }
+    ngx_http_linguamate_state_free_sink(&sink);
 
-    if (sink.fd != NGX_INVALID_FILE) {
-        (void) ngx_close_file(sink.fd);
+    if (fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(fd);
         (void) ngx_delete_file(tmp);
     }
 

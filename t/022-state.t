@@ -13,6 +13,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use JSON::PP;
+use POSIX ();
 use HTTP::Tiny;
 use Compress::Zlib qw(crc32);
 use Linguamate::Server;
@@ -240,8 +241,13 @@ $v2 = v2_lines($sessions);
 ok $v2 && (grep { $_->[1] eq 'sub:u5' } @$v2), '... and is in the compacted journal';
 ok $v2 && (grep { $_->[1] eq 'sub:good' } @$v2), '... beside the older ones';
 
-# one that stays full (its compaction cannot write): refused, logged once a minute
-mkdir "$sessions.tmp";
+is_deeply [glob "$state/*.tmp*"], [], 'no compaction left a temporary file';
+
+# one that stays full (its compaction cannot write its own PATH.tmp.PID):
+# refused, logged once a minute
+my @tmps = map { "$sessions.tmp.$_" } $srv->worker_pids;
+ok @tmps == 2, 'two workers';
+mkdir $_ for @tmps;
 truncate $sessions, 48 * 1024 * 1024 or die $!;
 for my $u (1 .. 6) {
     is admin('POST', "/users/full$u/revoke")->{status}, 200,
@@ -252,7 +258,7 @@ my $full = errors_like(qr/\[error\][^\n]*sessions-sessions\.journal/);
 ok $full >= 1 && $full <= 2,
    "the failure is logged at most once per worker and minute ($full lines for 6)";
 is -s $sessions, 48 * 1024 * 1024, 'the journal took no more';
-rmdir "$sessions.tmp";
+rmdir $_ for @tmps;
 unlink $sessions;
 
 # --- 6. a journal removed while running: the next change starts a new one ----------
@@ -277,6 +283,71 @@ SKIP: {
 }
 
 $srv->stop;
+
+# --- 7b. compactions at once: the file holds the last change of each ----------------
+#
+# Four clients PATCH one flag each, on fresh connections (both workers),
+# so that compactions of flags.state wait on each other's lock and rename
+# over each other.  A compaction that took the lock on a file renamed away
+# meanwhile, or two that wrote one PATH.tmp, would leave a file without
+# some last change (or a broken line): the restart below would show it.
+
+{
+    $srv->start;
+    my %want = (maintenance => [1, 0], strictMode => [1, 0],
+                'features.chat' => [0, 1], 'features.analytics' => [0, 1]);
+    my @kids;
+    for my $name (sort keys %want) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            my $h = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
+            my $bad = 0;
+            for my $i (0 .. 59) {
+                my $v = $want{$name}[$i % 2] ? 'true' : 'false';
+                my $body = $name =~ /^features\.(\w+)$/
+                         ? qq({"features":{"$1":$v}}) : qq({"$name":$v});
+                my $r = $h->request('PATCH', $srv->url('/api/admin/flags'), {
+                    headers => { Authorization => "Bearer $admin",
+                                 'Content-Type' => 'application/json' },
+                    content => $body });
+                next if $r->{status} == 200;
+                diag "$body: $r->{status} $r->{content}" unless $bad++;
+            }
+            POSIX::_exit($bad ? 1 : 0);
+        }
+        push @kids, $pid;
+    }
+    my $failed = 0;
+    for (@kids) { waitpid $_, 0; $failed++ if $? }
+    is $failed, 0, 'concurrent PATCHes: every one answered 200';
+
+    # the last value each client set: i = 59, odd
+    my $get = sub {
+        my ($f, $name) = @_;
+        my $v = $name =~ /^features\.(\w+)$/ ? $f->{features}{$1} : $f->{$name};
+        return defined $v ? ($v ? 1 : 0) : 'missing';
+    };
+    my $live = flags();
+    is_deeply { map { $_ => $get->($live, $_) } keys %want },
+              { map { $_ => $want{$_}[1] } keys %want },
+              '... the live flags are the last ones set';
+    my $v2 = v2_lines($flags);
+    ok $v2, '... flags.state has no broken line';
+    is_deeply [glob "$flags.tmp*"], [], '... nor a temporary file left';
+    unlike $srv->slurp('logs/error.log'), qr/linguamate: cannot (?:lock|write|rename) "[^"]*flags\.state/,
+           '... nor a write error';
+
+    $srv->stop;
+    $srv->start;
+    $live = flags();
+    is_deeply { map { $_ => $get->($live, $_) } keys %want },
+              { map { $_ => $want{$_}[1] } keys %want },
+              '... and after a restart each holds its last value: none was lost';
+
+    admin('PATCH', '/flags', '{"maintenance":null,"strictMode":null,'
+                           . '"features":{"chat":null,"analytics":null}}');
+    $srv->stop;
+}
 
 # --- 8. an upgrade from the previous build, and a rollback to it -------------------
 #

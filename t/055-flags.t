@@ -439,8 +439,9 @@ unlink "$state/flags.state";
 mkdir "$state/flags.state";
 $r = patch('{"maintenance":false}');
 is $r->{status}, 200, 'a change that cannot be saved still applies';
-like $srv->slurp('logs/error.log'), qr/cannot rename .*flags\.state/,
-     '... and the failure is logged';
+like $srv->slurp('logs/error.log'), qr/cannot lock "[^"]*flags\.state" to compact it/,
+     '... and the failure is logged: no compaction without the lock';
+is_deeply [glob "$state/flags.state.tmp*"], [], '... which wrote no temporary file';
 is req('GET', '/api/thing')->{status}, 200, 'serving goes on';
 rmdir "$state/flags.state";
 
