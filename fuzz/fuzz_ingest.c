@@ -1,10 +1,11 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * libFuzzer harness for the ingest bodies (ngx_http_linguamate_ingest.c):
- * the first byte picks the endpoint, the rest is the body, taken as
- * ngx_http_linguamate_ingest_read() takes it (no NUL, nesting at most 32,
- * a yajl object, finite numbers), then:
+ * libFuzzer harness for the ingest bodies: the parse side of
+ * ngx_http_linguamate_ingest.c, moved to ngx_http_linguamate_ingest_parse.c
+ * and linked.  The first byte picks the endpoint, the rest is the body,
+ * taken as ngx_http_linguamate_ingest_read() takes it (no NUL, nesting at
+ * most 32, a yajl object, finite numbers), then:
  *
  *   even: POST /api/ingest/logs: check_logs() (records, sig, sig.ts),
  *         the signed spans and the HMAC check against a fixed key, and
@@ -15,7 +16,7 @@
 
 #include "fuzz_ngx.h"
 
-#include "../ngx_linguamate/ngx_http_linguamate_ingest.c"
+#include "ngx_http_linguamate_ingest_parse.h"
 
 
 static ngx_http_linguamate_main_conf_t  fuzz_lmcf;
@@ -63,6 +64,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     u_char                          *body;
     yajl_val                         root, a, hmac;
     ngx_str_t                        b, key;
+    ngx_time_t                      *tp;
     ngx_http_request_t              *r;
     ngx_http_linguamate_problems_t   pb;
     static const char               *hmac_path[] = { "sig", "hmac", NULL };
@@ -96,11 +98,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = fuzz_ngx_request(&fuzz_lmcf);
 
     if (data[0] % 2 == 0) {
-        if (ngx_http_linguamate_problems_init(r, &pb, "logs") != NGX_OK) {
+        if (ngx_http_linguamate_problems_init(r->pool, &pb, "logs") != NGX_OK) {
             abort();
         }
 
-        ngx_http_linguamate_check_logs(root, &pb);
+        tp = ngx_timeofday();
+        ngx_http_linguamate_check_logs(root, &pb,
+                                       (int64_t) tp->sec * 1000 + tp->msec);
 
         if (pb.pos > pb.end) {
             abort();
@@ -109,7 +113,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         key.data = (u_char *) "fuzz-signing-key";
         key.len = sizeof("fuzz-signing-key") - 1;
         hmac = yajl_tree_get(root, hmac_path, yajl_t_string);
-        (void) ngx_http_linguamate_signature_ok(r, &key, &b, hmac);
+        (void) ngx_http_linguamate_signature_ok(r->pool, &key, &b, hmac);
 
         if (pb.count == 0) {
             a = ngx_http_linguamate_member(root, "logs", NULL);
@@ -122,7 +126,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
     } else {
-        if (ngx_http_linguamate_problems_init(r, &pb, "events") != NGX_OK) {
+        if (ngx_http_linguamate_problems_init(r->pool, &pb, "events")
+            != NGX_OK)
+        {
             abort();
         }
 

@@ -30,6 +30,7 @@ ngx_int_t              ngx_ncpu = 1;
 
 ngx_module_t           ngx_http_linguamate_module;
 ngx_module_t           ngx_core_module;        /* the state layer's chown */
+ngx_pid_t              ngx_pid = 1;            /* FILE.tmp.PID */
 
 static void           *fuzz_ngx_main_conf[1];
 static ngx_pool_t     *fuzz_ngx_pool;

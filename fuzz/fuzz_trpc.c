@@ -1,20 +1,22 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * libFuzzer harness for tRPC calls (ngx_http_linguamate_call.c, linked,
- * and ngx_http_linguamate_trpc.c, included): the
+ * libFuzzer harness for tRPC calls (ngx_http_linguamate_call.c and the
+ * parse layer's ngx_http_linguamate_trpc_parse.c, both linked): the
  * input is a cut size byte, then "URI[?ARGS]\nANSWER".  trpc_parse()
  * checks the raw URI under /api/trpc/ against the canonical grammar and
  * splits it into procedures (batch as URLSearchParams reads it, auth,
  * chat, analytics): what it accepts must be segments of [A-Za-z0-9_-]
- * joined by '.' and ','; the answer is then fed in pieces of the cut size to
- * trpc_scan(), the streaming yajl scan of a 207 batch answer that counts
- * the auth procedures that failed and succeeded.
+ * joined by '.' and ','; the answer is then fed in pieces of the cut size
+ * to the trpc_scan_*() scanner, the streaming yajl scan of a 207 batch
+ * answer that counts the auth procedures that failed and succeeded: no
+ * more outcomes than auth procedures, and the same counts as a scan fed
+ * the whole answer at once.
  */
 
 #include "fuzz_ngx.h"
 
-#include "../ngx_linguamate/ngx_http_linguamate_trpc.c"
+#include "ngx_http_linguamate_trpc_parse.h"
 
 
 static ngx_http_linguamate_main_conf_t  fuzz_lmcf;
@@ -54,10 +56,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                     *s, *nl, *q;
     size_t                      len;
-    ngx_uint_t                  failed, succeeded, i;
-    ngx_chain_t                *in;
-    ngx_http_request_t         *r;
-    ngx_http_linguamate_ctx_t  *ctx;
+    ngx_uint_t                        failed, succeeded, f1, s1, i;
+    ngx_chain_t                      *in, *cl;
+    ngx_http_request_t               *r;
+    ngx_http_linguamate_ctx_t        *ctx;
+    ngx_http_linguamate_trpc_scan_t  *sc, *one;
 
     if (size < 1) {
         return 0;
@@ -127,11 +130,31 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in = fuzz_ngx_chain(r->pool, nl + 1, data + size - nl - 1,
                             data[0] % 64);
 
-        if (ngx_http_linguamate_trpc_scan(r, ctx, in, &failed, &succeeded)
-            == 1
-            && failed + succeeded > ctx->trpc_auth_n)
-        {
+        sc = ngx_http_linguamate_trpc_scan_create(r->pool);
+        one = ngx_http_linguamate_trpc_scan_create(r->pool);
+        if (sc == NULL || one == NULL) {
+            abort();
+        }
+
+        for (cl = in; cl; cl = cl->next) {
+            ngx_http_linguamate_trpc_scan_feed(sc, cl->buf->pos,
+                                           cl->buf->last - cl->buf->pos);
+        }
+
+        ngx_http_linguamate_trpc_scan_feed(one, nl + 1, data + size - nl - 1);
+
+        ngx_http_linguamate_trpc_scan_finish(sc, ctx->trpc_auth,
+                                             ctx->trpc_auth_n, &failed,
+                                             &succeeded);
+        ngx_http_linguamate_trpc_scan_finish(one, ctx->trpc_auth,
+                                             ctx->trpc_auth_n, &f1, &s1);
+
+        if (failed + succeeded > ctx->trpc_auth_n) {
             abort();    /* more outcomes than auth procedures */
+        }
+
+        if (failed != f1 || succeeded != s1) {
+            abort();    /* the pieces change what the scan finds */
         }
     }
 

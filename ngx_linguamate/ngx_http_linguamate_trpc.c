@@ -12,62 +12,17 @@
  */
 
 
-#include <yajl/yajl_parse.h>
-
 #include "ngx_http_linguamate_module.h"
 #include "ngx_http_linguamate_json.h"
 #include "ngx_http_linguamate_lockout.h"
 #include "ngx_http_linguamate_flags.h"
 #include "ngx_http_linguamate_trpc.h"
+#include "ngx_http_linguamate_trpc_parse.h"
 
 
-#define NGX_HTTP_LINGUAMATE_TRPC_SCAN    (1024 * 1024)
-
-
-/* the state of the scan of a 207 answer */
-typedef struct {
-    yajl_handle                 yajl;
-    ngx_uint_t                  depth;
-    ngx_uint_t                  index;      /* element of the array */
-    ngx_uint_t                  bytes;
-    uint64_t                    failed;     /* bit per element */
-    uint64_t                    succeeded;
-    unsigned                    in_error:1;
-    unsigned                    key_status:1;
-    unsigned                    key_code:1;
-    unsigned                    broken:1;
-} ngx_http_linguamate_trpc_scan_t;
-
-
-static void ngx_http_linguamate_trpc_scan_cleanup(void *data);
-static int ngx_http_linguamate_trpc_start_map(void *data);
-static int ngx_http_linguamate_trpc_start_array(void *data);
-static int ngx_http_linguamate_trpc_end(void *data);
-static int ngx_http_linguamate_trpc_key(void *data, const unsigned char *k,
-    size_t len);
-static int ngx_http_linguamate_trpc_string(void *data,
-    const unsigned char *s, size_t len);
-static int ngx_http_linguamate_trpc_number(void *data, const char *n,
-    size_t len);
-static int ngx_http_linguamate_trpc_scalar(void *data);
-static int ngx_http_linguamate_trpc_bool(void *data, int b);
-static void ngx_http_linguamate_trpc_fail(
-    ngx_http_linguamate_trpc_scan_t *sc);
-
-
-static yajl_callbacks  ngx_http_linguamate_trpc_callbacks = {
-    ngx_http_linguamate_trpc_scalar,
-    ngx_http_linguamate_trpc_bool,
-    NULL,
-    NULL,
-    ngx_http_linguamate_trpc_number,
-    ngx_http_linguamate_trpc_string,
-    ngx_http_linguamate_trpc_start_map,
-    ngx_http_linguamate_trpc_key,
-    ngx_http_linguamate_trpc_end,
-    ngx_http_linguamate_trpc_start_array,
-    ngx_http_linguamate_trpc_end
-};
+#if (NGX_HTTP_LINGUAMATE_TRPC_MAX != NGX_HTTP_LINGUAMATE_TRPC_SCAN_BITS)
+#error "the scan has one bit per procedure of a batch"
+#endif
 
 
 /*
@@ -223,33 +178,17 @@ ngx_http_linguamate_trpc_scan(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_chain_t *in, ngx_uint_t *failed,
     ngx_uint_t *succeeded)
 {
-    size_t                            size;
-    uint64_t                          f, s;
-    ngx_uint_t                        i, last;
+    ngx_uint_t                        last;
     ngx_chain_t                      *cl;
-    ngx_pool_cleanup_t               *cln;
     ngx_http_linguamate_trpc_scan_t  *sc;
 
     sc = ctx->trpc_scan;
 
     if (sc == NULL) {
-        sc = ngx_pcalloc(r->pool, sizeof(ngx_http_linguamate_trpc_scan_t));
+        sc = ngx_http_linguamate_trpc_scan_create(r->pool);
         if (sc == NULL) {
             return NGX_ERROR;
         }
-
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NGX_ERROR;
-        }
-
-        sc->yajl = yajl_alloc(&ngx_http_linguamate_trpc_callbacks, NULL, sc);
-        if (sc->yajl == NULL) {
-            return NGX_ERROR;
-        }
-
-        cln->handler = ngx_http_linguamate_trpc_scan_cleanup;
-        cln->data = sc;
 
         ctx->trpc_scan = sc;
     }
@@ -261,215 +200,27 @@ ngx_http_linguamate_trpc_scan(ngx_http_request_t *r,
             last = 1;
         }
 
-        if (sc->broken) {
-            continue;
-        }
-
         if (cl->buf->in_file || !ngx_buf_in_memory(cl->buf)) {
             if (ngx_buf_size(cl->buf)) {
-                sc->broken = 1;
+                ngx_http_linguamate_trpc_scan_break(sc);
             }
 
             continue;
         }
 
-        size = cl->buf->last - cl->buf->pos;
-        sc->bytes += size;
-
-        if (sc->bytes > NGX_HTTP_LINGUAMATE_TRPC_SCAN
-            || (size && yajl_parse(sc->yajl, cl->buf->pos, size)
-                        != yajl_status_ok))
-        {
-            sc->broken = 1;
-        }
+        ngx_http_linguamate_trpc_scan_feed(sc, cl->buf->pos,
+                                           cl->buf->last - cl->buf->pos);
     }
 
     if (!last) {
         return 0;
     }
 
-    if (sc->broken || yajl_complete_parse(sc->yajl) != yajl_status_ok) {
-        /* not read: every auth procedure counts as failed */
-        *failed = ctx->trpc_auth_n;
-        *succeeded = 0;
-        return 1;
-    }
-
-    f = sc->failed & ctx->trpc_auth;
-    s = sc->succeeded & ctx->trpc_auth;
-    *failed = 0;
-    *succeeded = 0;
-
-    for (i = 0; i < NGX_HTTP_LINGUAMATE_TRPC_MAX; i++) {
-        *failed += (f >> i) & 1;
-        *succeeded += (s >> i) & 1;
-    }
+    ngx_http_linguamate_trpc_scan_finish(sc, ctx->trpc_auth,
+                                         ctx->trpc_auth_n, failed,
+                                         succeeded);
 
     return 1;
-}
-
-
-static void
-ngx_http_linguamate_trpc_scan_cleanup(void *data)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    if (sc->yajl) {
-        yajl_free(sc->yajl);
-        sc->yajl = NULL;
-    }
-}
-
-
-/*
- * depth 1: the array; 2: an element ({"result":...} or {"error":...});
- * an element is an error when its key at depth 2 is "error"
- */
-
-static int
-ngx_http_linguamate_trpc_start_map(void *data)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    sc->depth++;
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    return sc->depth < 64;
-}
-
-
-static int
-ngx_http_linguamate_trpc_start_array(void *data)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    sc->depth++;
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    return sc->depth < 64;
-}
-
-
-static int
-ngx_http_linguamate_trpc_end(void *data)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    if (sc->depth == 2) {
-        /* an element is over */
-
-        if (!sc->in_error && sc->index < NGX_HTTP_LINGUAMATE_TRPC_MAX) {
-            sc->succeeded |= (uint64_t) 1 << sc->index;
-        }
-
-        sc->in_error = 0;
-        sc->index++;
-    }
-
-    if (sc->depth) {
-        sc->depth--;
-    }
-
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    return 1;
-}
-
-
-static int
-ngx_http_linguamate_trpc_key(void *data, const unsigned char *k, size_t len)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    if (sc->depth == 2 && len == 5 && ngx_strncmp(k, "error", 5) == 0) {
-        sc->in_error = 1;
-        return 1;
-    }
-
-    if (!sc->in_error) {
-        return 1;
-    }
-
-    if (len == 10 && ngx_strncmp(k, "httpStatus", 10) == 0) {
-        sc->key_status = 1;
-
-    } else if (len == 4 && ngx_strncmp(k, "code", 4) == 0) {
-        sc->key_code = 1;
-    }
-
-    return 1;
-}
-
-
-static void
-ngx_http_linguamate_trpc_fail(ngx_http_linguamate_trpc_scan_t *sc)
-{
-    if (sc->index < NGX_HTTP_LINGUAMATE_TRPC_MAX) {
-        sc->failed |= (uint64_t) 1 << sc->index;
-    }
-}
-
-
-static int
-ngx_http_linguamate_trpc_string(void *data, const unsigned char *s,
-    size_t len)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    if (sc->in_error && sc->key_code
-        && ((len == 12 && ngx_strncmp(s, "UNAUTHORIZED", 12) == 0)
-            || (len == 11 && ngx_strncmp(s, "BAD_REQUEST", 11) == 0)))
-    {
-        ngx_http_linguamate_trpc_fail(sc);
-    }
-
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    return 1;
-}
-
-
-static int
-ngx_http_linguamate_trpc_number(void *data, const char *n, size_t len)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    if (sc->in_error && sc->key_status && len == 3
-        && (ngx_strncmp(n, "400", 3) == 0 || ngx_strncmp(n, "401", 3) == 0))
-    {
-        ngx_http_linguamate_trpc_fail(sc);
-    }
-
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    return 1;
-}
-
-
-static int
-ngx_http_linguamate_trpc_scalar(void *data)
-{
-    ngx_http_linguamate_trpc_scan_t  *sc = data;
-
-    sc->key_status = 0;
-    sc->key_code = 0;
-
-    return 1;
-}
-
-
-static int
-ngx_http_linguamate_trpc_bool(void *data, int b)
-{
-    return ngx_http_linguamate_trpc_scalar(data);
 }
 
 

@@ -104,7 +104,7 @@ done
 
 clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
     -c "$repo/fuzz/fuzz_ngx.c" -o "$work/fuzz_ngx.o"
-for f in parse json call state token_parse; do
+for f in parse json call state token_parse trpc_parse ingest_parse; do
     clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
         -c "$repo/ngx_linguamate/ngx_http_linguamate_$f.c" -o "$work/$f.o"
 done
@@ -139,7 +139,8 @@ build() {
     clang $cflags -fsanitize=fuzzer -Wall -Werror -Wno-unused-function \
         $inc "$repo/fuzz/fuzz_$name.c" "$work/fuzz_ngx.o" "$work/parse.o" \
         "$work/json.o" "$work/call.o" "$work/state.o" \
-        "$work/token_parse.o" $objs $core \
+        "$work/token_parse.o" "$work/trpc_parse.o" "$work/ingest_parse.o" \
+        $objs $core \
         -fuse-ld=lld -Wl,--gc-sections \
         -ljwt -lyajl -lcrypto -lm -o "$work/fuzz_$name"
 }
