@@ -15,7 +15,8 @@
 #             (links token_parse.o, and jwt.o for the whole-token check)
 #   flags     the PATCH /api/admin/flags body
 #             (ngx_http_linguamate_flags_parse.c, linked)
-#   trpc      tRPC paths and batches, the streaming scan of 207 answers
+#   trpc      tRPC paths and batches (call.c), the streaming scan of 207
+#             answers (ngx_http_linguamate_trpc_parse.c, linked)
 #   lockout   the account ("email") of a login body, streamed
 #             (ngx_http_linguamate_login_parse.c, linked)
 #   state     the state layer's loader: the lines of the sessions and
@@ -32,11 +33,15 @@
 #                                   each harness for that many executions
 #                                   instead (FUZZ_SECONDS still caps it)
 #
-# Harnesses other than parse include the module's source file and call its
-# static parsers with nginx's own core code (ngx_string.c, ngx_palloc.c,
-# ngx_inet.c ... of nginx 1.22.1, from Debian's source archive) and the
-# thin stand-ins of fuzz/fuzz_ngx.c.  Each harness's final stats are
-# printed; a crash, a leak or a failed check leaves its input in
+# The harnesses link the parse- and state-layer objects (parse, call,
+# json, state, token_parse, trpc_parse, ingest_parse, flags_parse,
+# login_parse; docs/architecture.md) with nginx's own core code
+# (ngx_string.c, ngx_palloc.c, ngx_inet.c ... of nginx 1.22.1, from
+# Debian's source archive) and the thin stand-ins of fuzz/fuzz_ngx.c.
+# Two include a module file to reach its static functions: jwt (jwt.c:
+# the Bearer and refresh-body readers and the claim variable, static by
+# design) and settings (settings.c, a core file).  Each harness's final
+# stats are printed; a crash, a leak or a failed check leaves its input in
 # fuzz/out/NAME/ and fails the run.  Every file of fuzz/regressions/NAME/
 # is replayed first.
 set -euo pipefail
