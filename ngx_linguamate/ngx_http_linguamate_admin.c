@@ -1045,13 +1045,10 @@ static void
 ngx_http_linguamate_admin_log(ngx_http_request_t *r,
     ngx_http_linguamate_main_conf_t *lmcf, ngx_http_linguamate_admin_call_t *c)
 {
-    u_char                      buf[1024], *p, *last, *v;
-    size_t                      vlen;
-    ngx_str_t                   msg, extra;
-    ngx_uint_t                  level;
-    ngx_http_linguamate_ctx_t  *ctx;
-
-    ctx = ngx_http_linguamate_get_ctx(r);
+    u_char      buf[1024], *p, *last, *v;
+    size_t      vlen;
+    ngx_str_t   msg, extra;
+    ngx_uint_t  level;
 
     p = buf;
     last = buf + sizeof(buf);
@@ -1092,11 +1089,6 @@ ngx_http_linguamate_admin_log(ngx_http_request_t *r,
         p = ngx_cpymem(p, c->extra.data, c->extra.len);
     }
 
-    if (ctx) {
-        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
-                         &ctx->corr_id);
-    }
-
     extra.data = buf;
     extra.len = p - buf;
 
@@ -1116,5 +1108,5 @@ ngx_http_linguamate_admin_log(ngx_http_request_t *r,
         level |= NGX_HTTP_LINGUAMATE_LOG_AUDIT;
     }
 
-    ngx_http_linguamate_log_event(lmcf, level, "admin_action", &msg, &extra);
+    ngx_http_linguamate_log_request(r, level, "admin_action", &msg, &extra);
 }

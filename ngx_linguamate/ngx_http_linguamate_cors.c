@@ -342,10 +342,8 @@ ngx_http_linguamate_cors_preflight(ngx_http_request_t *r)
 static void
 ngx_http_linguamate_cors_log(ngx_http_request_t *r, ngx_str_t *origin)
 {
-    u_char                           *p, *last, buf[1024];
-    ngx_str_t                         msg, extra;
-    ngx_http_linguamate_ctx_t        *ctx;
-    ngx_http_linguamate_main_conf_t  *lmcf;
+    u_char     *p, *last, buf[1024];
+    ngx_str_t   msg, extra;
 
     static time_t      logged;
     static ngx_uint_t  suppressed;
@@ -362,9 +360,6 @@ ngx_http_linguamate_cors_log(ngx_http_request_t *r, ngx_str_t *origin)
 
     logged = ngx_time();
 
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
-    ctx = ngx_http_linguamate_get_ctx(r);
-
     p = buf;
     last = buf + sizeof(buf);
 
@@ -378,16 +373,11 @@ ngx_http_linguamate_cors_log(ngx_http_request_t *r, ngx_str_t *origin)
         suppressed = 0;
     }
 
-    if (ctx) {
-        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
-                         &ctx->corr_id);
-    }
-
     extra.data = buf;
     extra.len = p - buf;
 
     ngx_str_set(&msg, "Origin not allowed: no CORS headers");
 
-    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+    ngx_http_linguamate_log_request(r, NGX_HTTP_LINGUAMATE_LOG_WARN,
                                   "cors_rejected", &msg, &extra);
 }

@@ -1216,13 +1216,8 @@ static void
 ngx_http_linguamate_auth_log(ngx_http_request_t *r, ngx_uint_t reason,
     ngx_uint_t level)
 {
-    u_char                           *p, *last, buf[512];
-    ngx_str_t                         msg, extra, route;
-    ngx_http_linguamate_ctx_t        *ctx;
-    ngx_http_linguamate_main_conf_t  *lmcf;
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
-    ctx = ngx_http_linguamate_get_ctx(r);
+    u_char     *p, *last, buf[512];
+    ngx_str_t   msg, extra, route;
 
     ngx_http_linguamate_metrics_auth_failure(r, reason);
 
@@ -1244,17 +1239,12 @@ ngx_http_linguamate_auth_log(ngx_http_request_t *r, ngx_uint_t reason,
                                                 64));
     *p++ = '"';
 
-    if (ctx) {
-        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
-                         &ctx->corr_id);
-    }
-
     extra.data = buf;
     extra.len = p - buf;
 
     ngx_str_set(&msg, "Authentication failed");
 
-    ngx_http_linguamate_log_event(lmcf, level, "auth_failed", &msg, &extra);
+    ngx_http_linguamate_log_request(r, level, "auth_failed", &msg, &extra);
 }
 
 

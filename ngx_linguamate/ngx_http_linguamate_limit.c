@@ -787,13 +787,8 @@ static void
 ngx_http_linguamate_limit_log(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t dry_run)
 {
-    u_char                            buf[1024], *p, *last;
-    ngx_str_t                         msg, extra, route, *addr;
-    ngx_http_linguamate_ctx_t        *ctx;
-    ngx_http_linguamate_main_conf_t  *lmcf;
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
-    ctx = ngx_http_linguamate_get_ctx(r);
+    u_char      buf[1024], *p, *last;
+    ngx_str_t   msg, extra, route, *addr;
 
     ngx_http_linguamate_route(r, &route);
     addr = &r->connection->addr_text;
@@ -819,11 +814,6 @@ ngx_http_linguamate_limit_log(ngx_http_request_t *r,
                      v->max, v->window, (v->retry + 999) / 1000,
                      dry_run ? "true" : "false");
 
-    if (ctx && (size_t) (last - p) > ctx->corr_id.len + 40) {
-        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
-                         &ctx->corr_id);
-    }
-
     extra.data = buf;
     extra.len = p - buf;
 
@@ -833,7 +823,7 @@ ngx_http_linguamate_limit_log(ngx_http_request_t *r,
         ngx_str_set(&msg, "Rate limit exceeded");
     }
 
-    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+    ngx_http_linguamate_log_request(r, NGX_HTTP_LINGUAMATE_LOG_WARN,
                                   "rate_limit_exceeded", &msg, &extra);
 }
 

@@ -967,15 +967,10 @@ ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_uint_t failures,
     ngx_msec_t lock)
 {
-    u_char                           *p, *last, *v;
-    size_t                            vlen;
-    ngx_str_t                         msg, extra;
-    ngx_http_linguamate_ctx_t        *ctx;
-    ngx_http_linguamate_main_conf_t  *lmcf;
-    u_char                            buf[1024];
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
-    ctx = ngx_http_linguamate_get_ctx(r);
+    u_char     *p, *last, *v;
+    size_t      vlen;
+    ngx_str_t   msg, extra;
+    u_char      buf[1024];
 
     p = buf;
     last = buf + sizeof(buf);
@@ -1002,17 +997,12 @@ ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
     p = ngx_slprintf(p, last, "\",\"failures\":%ui,\"lockedForSeconds\":%M",
                      failures, lock / 1000);
 
-    if (ctx && (size_t) (last - p) > ctx->corr_id.len + 40) {
-        p = ngx_slprintf(p, last, ",\"corr\":{\"correlationId\":\"%V\"}",
-                         &ctx->corr_id);
-    }
-
     extra.data = buf;
     extra.len = p - buf;
 
     ngx_str_set(&msg, "Too many failed logins: key locked");
 
-    ngx_http_linguamate_log_event(lmcf, NGX_HTTP_LINGUAMATE_LOG_WARN,
+    ngx_http_linguamate_log_request(r, NGX_HTTP_LINGUAMATE_LOG_WARN,
                                   "auth_lockout_triggered", &msg, &extra);
 }
 

@@ -74,6 +74,43 @@ ngx_http_linguamate_log_head(u_char *p, ngx_http_linguamate_main_conf_t *lmcf,
 
 
 /*
+ * A module event about a request: the event line carries the request's
+ * correlation id ("corr"), after the caller's fields, without the caller
+ * formatting it.
+ */
+
+void
+ngx_http_linguamate_log_request(ngx_http_request_t *r, ngx_uint_t level,
+    const char *evt, ngx_str_t *msg, ngx_str_t *extra)
+{
+    u_char                           buf[3072], *p;
+    ngx_str_t                        e;
+    ngx_http_linguamate_ctx_t       *ctx;
+    ngx_http_linguamate_main_conf_t *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+    ctx = ngx_http_linguamate_get_ctx(r);
+
+    if (ctx == NULL || ctx->corr_id.len == 0
+        || extra->len + ctx->corr_id.len
+           + sizeof(",\"corr\":{\"correlationId\":\"\"}") > sizeof(buf))
+    {
+        ngx_http_linguamate_log_event(lmcf, level, evt, msg, extra);
+        return;
+    }
+
+    p = ngx_cpymem(buf, extra->data, extra->len);
+    p = ngx_sprintf(p, ",\"corr\":{\"correlationId\":\"%V\"}",
+                    &ctx->corr_id);
+
+    e.data = buf;
+    e.len = p - buf;
+
+    ngx_http_linguamate_log_event(lmcf, level, evt, msg, &e);
+}
+
+
+/*
  * A module event.  "extra" is a JSON fragment starting with a comma; in
  * pretty mode it is printed as is after the message.
  */
