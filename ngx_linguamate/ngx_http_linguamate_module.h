@@ -144,7 +144,10 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
     X(SECURITY_STRICT_MAX_TOKEN_AGE, security_strict_max_token_age,          \
       DURATION, "1d", strict_max_token_age, 0, 0)                            \
     X(MAINTENANCE_RETRY_AFTER, maintenance_retry_after, DURATION, "5m",      \
-      maintenance_retry_after, 0, 0)
+      maintenance_retry_after, 0, 0)                                         \
+    X(REDIS_URL, redis_url, SECRET, NULL, redis_url, 0, 0)                   \
+    X(CLUSTER_SYNC_MS, cluster_sync_ms, UINT, "100", cluster_sync_ms, 10,    \
+      10000)
 
 
 #define NGX_HTTP_LINGUAMATE_SETTING_ID(env, dir, kind, def, field, lo, hi)   \
@@ -260,6 +263,8 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_str_t                   state_dir;
     ngx_http_linguamate_duration_t  strict_max_token_age;
     ngx_http_linguamate_duration_t  maintenance_retry_after;
+    ngx_str_t                   redis_url;
+    ngx_uint_t                  cluster_sync_ms;
 
     /* where each came from */
     ngx_http_linguamate_raw_t   raw[NGX_HTTP_LINGUAMATE_NSETTINGS];

@@ -5,13 +5,14 @@
 set -euo pipefail
 
 pkgs=(nginx nginx-dev libjwt-dev libyajl-dev libssl-dev libpcre2-dev
-      zlib1g-dev gcc make perl curl ca-certificates openssl procps iproute2)
+      libhiredis-dev zlib1g-dev gcc make perl curl ca-certificates openssl procps iproute2)
 
 if [ "${1:-}" = test ]; then
     pkgs+=(libtest-base-perl libtext-diff-perl libwww-perl liburi-perl
            libipc-run-perl libjson-pp-perl wrk prometheus
            libclang-rt-14-dev clang lld valgrind dpkg-dev cppcheck clang-tidy
-           debhelper fakeroot debootstrap buildah logrotate systemd git)
+           debhelper fakeroot debootstrap buildah logrotate systemd git
+           redis-server redis-tools)
     # the app's tRPC client in t/057 runs on Node.js with npm; a machine
     # that has them from elsewhere (not dpkg's nodejs) keeps its own
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1
