@@ -13,6 +13,7 @@
 #include "ngx_http_linguamate_json.h"
 #include "ngx_http_linguamate_log.h"
 #include "ngx_http_linguamate_session.h"
+#include "ngx_http_linguamate_cluster.h"
 #include "ngx_http_linguamate_limit.h"
 #include "ngx_http_linguamate_lockout.h"
 #include "ngx_http_linguamate_auth.h"
@@ -536,7 +537,9 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_linguamate_cluster_postconf(cf,
+               ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_linguamate_module));
 }
 
 
@@ -645,7 +648,7 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_linguamate_cluster_init(cf, conf);
 }
 
 
@@ -890,6 +893,10 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
     ngx_http_linguamate_random_reset();
     ngx_http_linguamate_session_init_process();
 
+    if (ngx_http_linguamate_cluster_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_linguamate_jwt_init_process(cycle);
 }
 
@@ -897,6 +904,7 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_linguamate_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_linguamate_cluster_exit_process(cycle);
     ngx_http_linguamate_jwt_exit_process();
 }
 

@@ -265,6 +265,8 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_http_linguamate_duration_t  maintenance_retry_after;
     ngx_str_t                   redis_url;
     ngx_uint_t                  cluster_sync_ms;
+    /* cluster mode (cluster.c): NULL without REDIS_URL */
+    void                       *cluster;
 
     /* where each came from */
     ngx_http_linguamate_raw_t   raw[NGX_HTTP_LINGUAMATE_NSETTINGS];

@@ -68,6 +68,9 @@ struct ngx_http_linguamate_zone_s {
 
     void                        *data;          /* the kind's own conf */
 
+    /* what of it is kept across restarts (state.c), NULL: nothing */
+    struct ngx_http_linguamate_state_s  *state;
+
     /* called in the master when the zone starts empty (not on reload) */
     ngx_int_t                  (*init_fresh)(ngx_http_linguamate_zone_t *z,
                                              ngx_log_t *log);
