@@ -507,6 +507,8 @@ ngx_http_linguamate_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_linguamate_header_filter;
 
@@ -537,9 +539,13 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return ngx_http_linguamate_cluster_postconf(cf,
-               ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_linguamate_module));
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
+
+    if (ngx_http_linguamate_limit_cluster(cf, lmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_cluster_postconf(cf, lmcf);
 }
 
 

@@ -94,6 +94,8 @@ ssize_t ngx_http_linguamate_zone_size(ngx_conf_t *cf, ngx_str_t *zone,
     ngx_str_t *value);
 ngx_http_linguamate_node_t *ngx_http_linguamate_node_lookup(
     ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len);
+ngx_http_linguamate_node_t *ngx_http_linguamate_node_find(
+    ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len);
 ngx_http_linguamate_node_t *ngx_http_linguamate_node_alloc(
     ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len,
     size_t vlen, ngx_log_t *log);
