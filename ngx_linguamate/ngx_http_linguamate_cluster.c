@@ -15,6 +15,7 @@
 
 
 #include "ngx_http_linguamate_module.h"
+#include "ngx_http_linguamate_json.h"
 #include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_redis.h"
@@ -166,6 +167,13 @@ static const char  ngx_http_linguamate_cluster_fetch_lua[] =
     "  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])\n"
     "end\n"
     "return redis.call('HVALS', KEYS[1])\n";
+
+
+ngx_conf_enum_t  ngx_http_linguamate_cluster_fail_modes[] = {
+    { ngx_string("open"), NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_OPEN },
+    { ngx_string("closed"), NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED },
+    { ngx_null_string, 0 }
+};
 
 
 /* this worker's side */
@@ -479,6 +487,56 @@ ngx_http_linguamate_cluster_command(int argc, const char **argv,
     return ngx_http_linguamate_redis_command(ngx_http_linguamate_cluster_cmd,
                                              argc, argv, argvlen, handler,
                                              data);
+}
+
+
+/*
+ * A location set to "linguamate_cluster_fail closed" while Redis is away:
+ * 503 SERVICE_UNAVAILABLE (reason CLUSTER_UNAVAILABLE).  Whatever this
+ * replica knows is still enforced everywhere; closed is for the routes
+ * where a replica's own view is not enough (a login whose lockout the
+ * other replicas count).
+ */
+
+ngx_int_t
+ngx_http_linguamate_cluster_gate(ngx_http_request_t *r)
+{
+    ngx_str_t                         extra;
+    ngx_http_linguamate_loc_conf_t   *llcf;
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
+
+    if (lmcf->cluster == NULL || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
+
+    if (llcf->cluster_fail != NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED
+        || ngx_http_linguamate_cluster_up(lmcf))
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "linguamate cluster: Redis away, location fails closed");
+
+    if (ngx_http_linguamate_add_header(r, "Retry-After",
+                                       sizeof("Retry-After") - 1,
+                                       (u_char *) "1", 1)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&extra, ",\"reason\":\"CLUSTER_UNAVAILABLE\","
+                        "\"retryAfter\":1");
+
+    return ngx_http_linguamate_phase_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "SERVICE_UNAVAILABLE",
+                                           "Service temporarily unavailable",
+                                           &extra);
 }
 
 

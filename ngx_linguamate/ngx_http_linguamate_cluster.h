@@ -56,6 +56,11 @@ void ngx_http_linguamate_cluster_status(ngx_http_linguamate_main_conf_t *lmcf,
 u_char *ngx_http_linguamate_cluster_where(
     ngx_http_linguamate_main_conf_t *lmcf, u_char *p, u_char *last);
 
+extern ngx_conf_enum_t  ngx_http_linguamate_cluster_fail_modes[];
+
+/* PREACCESS: a location that fails closed while Redis is away */
+ngx_int_t ngx_http_linguamate_cluster_gate(ngx_http_request_t *r);
+
 /* limit.c's side: a handler run every CLUSTER_SYNC_MS, a command */
 ngx_int_t ngx_http_linguamate_cluster_on_sync(ngx_conf_t *cf,
     ngx_http_linguamate_cluster_sync_pt handler, void *data);

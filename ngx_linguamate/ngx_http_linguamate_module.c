@@ -176,6 +176,11 @@ static ngx_http_linguamate_step_t  ngx_http_linguamate_rewrite_steps[] = {
 
 static ngx_http_linguamate_step_t  ngx_http_linguamate_preaccess_steps[] = {
 
+    { ngx_http_linguamate_cluster_gate, "cluster",
+      "cluster mode, Redis away: a location set to fail closed answers "
+      "503 before it spends a limit; the default (open) serves from this "
+      "replica's own state" },
+
     { ngx_http_linguamate_limit_handler, "limit",
       "limits before auth: a flood is refused by a counter before any "
       "token is verified; after the gates, so a refused gate spends no "
@@ -387,6 +392,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_linguamate_loc_conf_t, metrics),
       NULL },
+
+    { ngx_string("linguamate_cluster_fail"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, cluster_fail),
+      &ngx_http_linguamate_cluster_fail_modes },
 
     { ngx_string("linguamate_limit_dry_run"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -754,6 +766,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->enable = NGX_CONF_UNSET;
     llcf->endpoint = NGX_CONF_UNSET_UINT;
     llcf->limit_dry_run = NGX_CONF_UNSET;
+    llcf->cluster_fail = NGX_CONF_UNSET_UINT;
     llcf->auth = NGX_CONF_UNSET_UINT;
     llcf->metrics = NGX_CONF_UNSET;
     llcf->breaker = NGX_CONF_UNSET_PTR;
@@ -775,6 +788,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+    ngx_conf_merge_uint_value(conf->cluster_fail, prev->cluster_fail,
+                              NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_OPEN);
     ngx_conf_merge_value(conf->cors, prev->cors, 0);
 
     /* unset stays unset: counted wherever the module is on, then */

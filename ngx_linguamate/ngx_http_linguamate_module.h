@@ -42,6 +42,10 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 
 /* requests per window a limit may allow: the sliding log keeps each one */
 #define NGX_HTTP_LINGUAMATE_LIMIT_MAX    10000
+/* linguamate_cluster_fail: what a location does while Redis is away */
+#define NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_OPEN    0
+#define NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED  1
+
 /* procedures a tRPC batch may hold */
 #define NGX_HTTP_LINGUAMATE_TRPC_MAX     64
 #define NGX_HTTP_LINGUAMATE_ISO_LEN  (sizeof("1970-01-01T00:00:00.000Z") - 1)
@@ -320,6 +324,7 @@ typedef struct {
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
     ngx_flag_t                  probe;      /* inherited limits skipped */
     ngx_flag_t                  limit_dry_run;
+    ngx_uint_t                  cluster_fail;   /* linguamate_cluster_fail */
     ngx_http_linguamate_zone_t *lockout;
     ngx_uint_t                  auth;
     ngx_http_linguamate_breaker_conf_t  *breaker;
