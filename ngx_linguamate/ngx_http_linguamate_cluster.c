@@ -45,6 +45,7 @@ typedef struct {
     ngx_atomic_t                 synced;        /* ngx_current_msec */
     ngx_atomic_t                 unsynced;
     ngx_atomic_t                 sub_up;
+    ngx_atomic_t                 sub_pid;       /* the listening worker */
     ngx_atomic_t                 cmd_up;
     ngx_atomic_t                 applied;
     ngx_atomic_t                 reconnects;
@@ -584,8 +585,6 @@ ngx_http_linguamate_cluster_init_process(ngx_cycle_t *cycle)
         if (ngx_http_linguamate_cluster_sub == NULL) {
             return NGX_ERROR;
         }
-
-        ccf->sh->sub_up = 0;
     }
 
     ngx_http_linguamate_cluster_ev.handler = ngx_http_linguamate_cluster_tick;
@@ -610,7 +609,7 @@ ngx_http_linguamate_cluster_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_linguamate_cluster_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_queue_t                        *q;
+    ngx_queue_t                        *q, *next;
     ngx_http_linguamate_cluster_put_t  *put;
 
     if (ngx_http_linguamate_cluster_w == NULL) {
@@ -621,7 +620,11 @@ ngx_http_linguamate_cluster_exit_process(ngx_cycle_t *cycle)
         ngx_del_timer(&ngx_http_linguamate_cluster_ev);
     }
 
-    if (ngx_worker == 0 && ngx_http_linguamate_cluster_sub) {
+    /* a reload's new listener may have said "up" already */
+
+    if (ngx_http_linguamate_cluster_sub
+        && ngx_http_linguamate_cluster_w->sh->sub_pid == (ngx_atomic_t) ngx_pid)
+    {
         ngx_http_linguamate_cluster_w->sh->sub_up = 0;
     }
 
@@ -633,13 +636,17 @@ ngx_http_linguamate_cluster_exit_process(ngx_cycle_t *cycle)
     /* what never reached Redis: the journal has it, the next start
        uploads it with the snapshot */
 
-    while (!ngx_queue_empty(&ngx_http_linguamate_cluster_q)) {
-        q = ngx_queue_head(&ngx_http_linguamate_cluster_q);
-        ngx_queue_remove(q);
+    q = ngx_queue_head(&ngx_http_linguamate_cluster_q);
+
+    while (q != ngx_queue_sentinel(&ngx_http_linguamate_cluster_q)) {
+        next = ngx_queue_next(q);
         put = ngx_queue_data(q, ngx_http_linguamate_cluster_put_t, queue);
         ngx_free(put);
         ngx_http_linguamate_cluster_unsynced(-1);
+        q = next;
     }
+
+    ngx_queue_init(&ngx_http_linguamate_cluster_q);
 
     ngx_http_linguamate_cluster_nq = 0;
     ngx_http_linguamate_cluster_w = NULL;
@@ -683,7 +690,10 @@ ngx_http_linguamate_cluster_sub_state(ngx_http_linguamate_redis_t *rc,
     ccf = ngx_http_linguamate_redis_data(rc);
 
     if (!up) {
-        ccf->sh->sub_up = 0;
+        if (ccf->sh->sub_pid == (ngx_atomic_t) ngx_pid) {
+            ccf->sh->sub_up = 0;
+        }
+
         return;
     }
 
@@ -711,6 +721,7 @@ ngx_http_linguamate_cluster_subscribed(ngx_http_linguamate_redis_t *rc,
         return;
     }
 
+    ccf->sh->sub_pid = (ngx_atomic_t) ngx_pid;
     ccf->sh->sub_up = 1;
 
     if (ngx_http_linguamate_redis_ready(ngx_http_linguamate_cluster_cmd)) {
@@ -989,7 +1000,7 @@ ngx_http_linguamate_cluster_receive(ngx_http_linguamate_state_t *st,
 }
 
 
-/* --- the state backend ---------------------------------------------------- */
+/* --- the state backend -------------------------------------------------- */
 
 static ngx_int_t
 ngx_http_linguamate_cluster_append(ngx_http_linguamate_state_t *st,
@@ -1260,7 +1271,7 @@ ngx_http_linguamate_cluster_drain(void)
 }
 
 
-/* --- every CLUSTER_SYNC_MS ------------------------------------------------- */
+/* --- every CLUSTER_SYNC_MS ----------------------------------------------- */
 
 static void
 ngx_http_linguamate_cluster_pong(ngx_http_linguamate_redis_t *rc,

@@ -52,7 +52,7 @@ ngx_uint_t ngx_http_linguamate_cluster_on(
 ngx_uint_t ngx_http_linguamate_cluster_up(
     ngx_http_linguamate_main_conf_t *lmcf);
 void ngx_http_linguamate_cluster_status(ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_http_linguamate_cluster_status_t *st);
+    ngx_http_linguamate_cluster_status_t *cs);
 u_char *ngx_http_linguamate_cluster_where(
     ngx_http_linguamate_main_conf_t *lmcf, u_char *p, u_char *last);
 

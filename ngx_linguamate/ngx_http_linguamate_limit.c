@@ -845,23 +845,24 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
  * agree through NTP; a skew of S ms shifts a bucket by S).
  */
 
+/* the arguments of one key's command: 8, and two per bucket */
+#define LM_ARGS  (8 + 2 * (NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS + 2))
+
 static void
 ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 {
     ngx_http_linguamate_zone_t *zone = data;
 
     u_char                               *p, md5[16];
-    u_char                                args[(NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS
-                                                + 8) * 2 * (NGX_INT64_LEN + 2)];
-    size_t                                lens[6 + 2 * (NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS
-                                                        + 2)];
+    u_char                                args[LM_ARGS * (NGX_INT64_LEN + 2)
+                                               + 128];
+    size_t                                lens[LM_ARGS];
     int64_t                               wall, width, cur, from, b;
     uint32_t                              now32, age, j, idx, epoch;
     ngx_md5_t                             md5c;
     ngx_uint_t                            k, nkeys, argc;
     ngx_queue_t                          *q, done;
-    const char                           *argv[6 + 2 * (NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS
-                                                        + 2)];
+    const char                           *argv[LM_ARGS];
     ngx_http_linguamate_node_t           *node;
     ngx_http_linguamate_window_t         *w;
     ngx_http_linguamate_limit_head_t     *head;
