@@ -618,9 +618,12 @@ ngx_http_linguamate_redis_hello_reply(ngx_http_linguamate_redis_t *rc,
         }
 
         if (reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, &rc->log, 0,
-                          "linguamate: redis: %s refused: %*s",
-                          (char *) data, (size_t) reply->len, reply->str);
+            if (rc->failures % 10 == 0) {
+                ngx_log_error(NGX_LOG_ERR, &rc->log, 0,
+                              "linguamate: redis: %s refused: %*s",
+                              (char *) data, (size_t) reply->len, reply->str);
+            }
+
             ngx_http_linguamate_redis_lost(rc, "refused");
             return;
         }
