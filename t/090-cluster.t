@@ -15,6 +15,7 @@ use lib 't/lib';
 use Test::More;
 use JSON::PP;
 use HTTP::Tiny;
+use IO::Handle;
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -336,42 +337,59 @@ my $down_tok = token_now(sub => 'u8', sid => 'down1');
 is join(',', map { session_on($_, $down_tok) } 0 .. 2), '200,200,200',
    'a fresh session works everywhere';
 
+# the load: 3 clients, about 100 requests a second each, round-robin
+# over the replicas; each writes "start end replica status" per request
+# to its own file, read as it grows
 my $ctl = $cl->replica(0)->dir;
 unlink glob "$ctl/load-*";
 my $load_tok = token_now(sub => 'load', sid => 'load');
 my @load;
 for my $c (1 .. 3) {
-    pipe my $rd, my $wr or die;
     my $pid = fork // die;
     if ($pid == 0) {
-        close $rd;
+        open my $log, '>', "$ctl/load-$c.log" or POSIX::_exit(1);
+        $log->autoflush(1);
         my $h = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
-        my (%n, @bad);
         my ($k, $start) = (0, time);
         until (-e "$ctl/load-stop") {
-            # about 100 requests a second per client, over the replicas
             my $wait = $start + $k / 100 - time;
             sleep $wait if $wait > 0;
             my $i = $k % 3;
+            my $t = time;
             my $res = $k % 2
                 ? $h->get($cl->replica($i)->url('/api/limited'),
                           { headers => { 'X-Client' => "load-$c-$k" } })
                 : $h->get($cl->replica($i)->url('/api/auth/session'),
                           { headers => { Authorization => "Bearer $load_tok" } });
-            $n{ $res->{status} }++;
-            push @bad, "$name[$i] $res->{status} " . substr($res->{content} // '', 0, 120)
-                if $res->{status} != 200 && $res->{status} != 429 && @bad < 5;
-            if (++$k == 1) { open my $f, '>', "$ctl/load-$c"; close $f }
+            my $what = $res->{status};
+            $what .= ' ' . substr($res->{content} // '', 0, 120) =~ s/\s+/ /gr
+                if $what != 200 && $what != 429;
+            printf $log "%.4f %.4f %s %s\n", $t, time, $name[$i], $what;
+            $k++;
         }
-        print $wr join(',', map { "$_=$n{$_}" } sort keys %n), "\n";
-        print $wr "$_\n" for @bad;
-        close $wr;
         POSIX::_exit(0);
     }
-    close $wr;
-    push @load, [$pid, $rd];
+    push @load, $pid;
 }
-ok Linguamate::Cluster::poll(sub { !grep { !-e "$ctl/load-$_" } 1 .. 3 }, 10),
+
+# every request of the load so far: [start, end, replica, status ...]
+sub load_done {
+    my @r;
+    for my $f (glob "$ctl/load-*.log") {
+        open my $fh, '<', $f or next;
+        push @r, map { chomp; [split / /, $_, 4] } grep { /\n\z/ } <$fh>;
+    }
+    return @r;
+}
+
+# how many requests were sent and answered between two moments
+sub load_between {
+    my ($from, $to) = @_;
+    return scalar grep { $_->[0] >= $from && $_->[1] <= $to } load_done();
+}
+
+my $t_load = time;
+ok Linguamate::Cluster::poll(sub { load_between($t_load, time) >= 30 }, 10),
    'the load is running';
 
 $cl->redis->kill9;
@@ -391,6 +409,8 @@ my $m = metrics(0);
 cmp_ok metric(0, 'linguamate_cluster_unsynced_updates', $m) // -1, '>=', 1,
        'A: linguamate_cluster_unsynced_updates counts it';
 is promtool_check($m), "promtool ok\n", 'A: the metrics pass promtool while Redis is down';
+ok Linguamate::Cluster::poll(sub { load_between($t_kill, time) >= 100 }, 10),
+   'the load goes on while Redis is down: 100 requests answered';
 
 $cl->redis->restart;
 my $t_up = time;
@@ -405,24 +425,21 @@ ok Linguamate::Cluster::poll(sub {
        (metric(0, 'linguamate_cluster_unsynced_updates') // -1) == 0 }, 5),
    'A: nothing left unsynced';
 
+ok Linguamate::Cluster::poll(sub { load_between($t_up, time) >= 100 }, 10),
+   'and after it is back: 100 more';
+
 open my $stop, '>', "$ctl/load-stop" or die $!;
 close $stop;
-my (%load, @bad);
-for my $l (@load) {
-    my @lines = readline $l->[1];
-    waitpid $l->[0], 0;
-    my $counts = shift(@lines) // '';
-    $load{$1} += $2 while $counts =~ /(\d+)=(\d+)/g;
-    push @bad, @lines;
-}
-my $sent = 0;
-$sent += $_ for values %load;
-my $failed = $sent - ($load{200} // 0) - ($load{429} // 0);
-diag "load during the Redis restart: $sent requests, "
-    . join(' ', map { "$_=$load{$_}" } sort keys %load);
-diag "failed: $_" for @bad;
-cmp_ok $sent, '>', 100, 'the load ran through the kill and the restart';
-is $failed, 0, '0 failed requests (every answer a 200 or a 429)';
+waitpid $_, 0 for @load;
+my @done = load_done();
+my %load;
+$load{ $_->[3] =~ s/ .*//sr }++ for @done;
+my @bad = grep { $_->[3] !~ /^(200|429)$/ } @done;
+diag sprintf 'load through the Redis restart: %d requests (%d while Redis '
+    . 'was down), %s', scalar @done, load_between($t_kill, $t_up),
+    join(' ', map { "$_=$load{$_}" } sort keys %load);
+diag "failed: @$_" for @bad[0 .. ($#bad < 9 ? $#bad : 9)];
+is scalar @bad, 0, '0 failed requests (every answer a 200 or a 429)';
 
 for my $i (0 .. 2) {
     my ($st, $redis) = redis_check($i);
