@@ -18,9 +18,7 @@ package Linguamate::Cluster;
 
 use strict;
 use warnings;
-use File::Temp qw(tempdir);
-use IO::Socket::INET;
-use Time::HiRes qw(time sleep);
+use POSIX ();
 use Linguamate::Server;
 
 # every child started here (pid => owner pid), for the END block
