@@ -22,6 +22,7 @@
 #include "ngx_http_linguamate_cluster.h"
 
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 
 
 /* records waiting for Redis in one worker, at most */
@@ -144,6 +145,16 @@ static ngx_http_linguamate_state_backend_t  ngx_http_linguamate_cluster_backend
 
 /* a change: newer than what Redis has (or the first), kept and published */
 
+#define NGX_HTTP_LINGUAMATE_CLUSTER_SCRIPTS  8
+
+static ngx_http_linguamate_cluster_script_t
+    *ngx_http_linguamate_cluster_scripts[NGX_HTTP_LINGUAMATE_CLUSTER_SCRIPTS];
+static ngx_uint_t  ngx_http_linguamate_cluster_nscripts;
+
+static void ngx_http_linguamate_cluster_load_scripts(void);
+static void ngx_http_linguamate_cluster_loaded(ngx_http_linguamate_redis_t *rc,
+    redisReply *reply, void *data);
+
 static const char  ngx_http_linguamate_cluster_put_lua[] =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
     "if cur then\n"
@@ -175,6 +186,12 @@ ngx_conf_enum_t  ngx_http_linguamate_cluster_fail_modes[] = {
     { ngx_string("closed"), NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED },
     { ngx_null_string, 0 }
 };
+
+
+static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_cluster_put_s
+    = { ngx_string(ngx_http_linguamate_cluster_put_lua), { 0 }, 0 };
+static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_cluster_fetch_s
+    = { ngx_string(ngx_http_linguamate_cluster_fetch_lua), { 0 }, 0 };
 
 
 /* this worker's side */
@@ -492,6 +509,106 @@ ngx_http_linguamate_cluster_command(int argc, const char **argv,
 
 
 /*
+ * A script is registered once (at configuration, or at first use) and
+ * called by its SHA1: EVALSHA sends 40 bytes instead of the body, and
+ * Redis does not hash the body at every call.  Every (re)connect loads
+ * them all first, on the same connection, so no EVALSHA can come before.
+ */
+
+ngx_int_t
+ngx_http_linguamate_cluster_script(ngx_http_linguamate_cluster_script_t *sc)
+{
+    u_char      md[SHA_DIGEST_LENGTH];
+    ngx_uint_t  i;
+
+    if (!sc->hashed) {
+        (void) SHA1(sc->body.data, sc->body.len, md);
+        (void) ngx_hex_dump(sc->sha, md, SHA_DIGEST_LENGTH);
+        sc->hashed = 1;
+    }
+
+    for (i = 0; i < ngx_http_linguamate_cluster_nscripts; i++) {
+        if (ngx_http_linguamate_cluster_scripts[i] == sc) {
+            return NGX_OK;
+        }
+    }
+
+    if (i == NGX_HTTP_LINGUAMATE_CLUSTER_SCRIPTS) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_linguamate_cluster_scripts[i] = sc;
+    ngx_http_linguamate_cluster_nscripts++;
+
+    return NGX_OK;
+}
+
+
+/* an error reply that says Redis forgot the scripts (SCRIPT FLUSH) */
+
+ngx_uint_t
+ngx_http_linguamate_cluster_noscript(redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR
+        || reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0)
+    {
+        return 0;
+    }
+
+    ngx_http_linguamate_cluster_load_scripts();
+
+    return 1;
+}
+
+
+static void
+ngx_http_linguamate_cluster_load_scripts(void)
+{
+    size_t                                 lens[3];
+    ngx_uint_t                             i;
+    const char                            *argv[3];
+    ngx_http_linguamate_cluster_script_t  *sc;
+
+    argv[0] = "SCRIPT";
+    lens[0] = 6;
+    argv[1] = "LOAD";
+    lens[1] = 4;
+
+    for (i = 0; i < ngx_http_linguamate_cluster_nscripts; i++) {
+        sc = ngx_http_linguamate_cluster_scripts[i];
+
+        argv[2] = (const char *) sc->body.data;
+        lens[2] = sc->body.len;
+
+        (void) ngx_http_linguamate_redis_command(
+                   ngx_http_linguamate_cluster_cmd, 3, argv, lens,
+                   ngx_http_linguamate_cluster_loaded, sc);
+    }
+}
+
+
+static void
+ngx_http_linguamate_cluster_loaded(ngx_http_linguamate_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_linguamate_cluster_script_t *sc = data;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40
+        || ngx_strncmp(reply->str, sc->sha, 40) != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "linguamate: redis did not load a script: %*s",
+                      (size_t) (reply->str ? reply->len : 0),
+                      reply->str ? reply->str : "");
+    }
+}
+
+
+/*
  * A location set to "linguamate_cluster_fail closed" while Redis is away:
  * 503 SERVICE_UNAVAILABLE (reason CLUSTER_UNAVAILABLE).  Whatever this
  * replica knows is still enforced everywhere; closed is for the routes
@@ -565,6 +682,15 @@ ngx_http_linguamate_cluster_init_process(ngx_cycle_t *cycle)
     ngx_http_linguamate_cluster_w = ccf;
 
     ngx_queue_init(&ngx_http_linguamate_cluster_q);
+
+    if (ngx_http_linguamate_cluster_script(&ngx_http_linguamate_cluster_put_s)
+        != NGX_OK
+        || ngx_http_linguamate_cluster_script(
+               &ngx_http_linguamate_cluster_fetch_s)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     ngx_http_linguamate_cluster_cmd = ngx_http_linguamate_redis_create(
                                           &ccf->url, "command", cycle->log,
@@ -669,8 +795,9 @@ ngx_http_linguamate_cluster_cmd_state(ngx_http_linguamate_redis_t *rc,
 
     ccf->sh->cmd_up = 1;
 
-    /* what waited goes first */
+    /* the scripts, then what waited */
 
+    ngx_http_linguamate_cluster_load_scripts();
     ngx_http_linguamate_cluster_drain();
 
     if (ngx_http_linguamate_redis_ready(ngx_http_linguamate_cluster_sub)) {
@@ -767,10 +894,10 @@ ngx_http_linguamate_cluster_resync(void)
         ngx_http_linguamate_cluster_state_key(key[0], &lens[3], sp[i], 0);
         ngx_http_linguamate_cluster_state_key(key[1], &lens[4], sp[i], 1);
 
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = ngx_http_linguamate_cluster_fetch_lua;
-        lens[1] = sizeof(ngx_http_linguamate_cluster_fetch_lua) - 1;
+        argv[0] = "EVALSHA";
+        lens[0] = 7;
+        argv[1] = (const char *) ngx_http_linguamate_cluster_fetch_s.sha;
+        lens[1] = 40;
         argv[2] = "2";
         lens[2] = 1;
         argv[3] = (const char *) key[0];
@@ -1142,10 +1269,10 @@ ngx_http_linguamate_cluster_send(ngx_http_linguamate_cluster_put_t *put)
 
     n = ngx_min(put->st->file.len, 200);
 
-    argv[0] = "EVAL";
-    lens[0] = 4;
-    argv[1] = ngx_http_linguamate_cluster_put_lua;
-    lens[1] = sizeof(ngx_http_linguamate_cluster_put_lua) - 1;
+    argv[0] = "EVALSHA";
+    lens[0] = 7;
+    argv[1] = (const char *) ngx_http_linguamate_cluster_put_s.sha;
+    lens[1] = 40;
     argv[2] = "2";
     lens[2] = 1;
 
@@ -1200,6 +1327,13 @@ ngx_http_linguamate_cluster_sent(ngx_http_linguamate_redis_t *rc,
         }
 
         ngx_free(put);
+        return;
+    }
+
+    if (ngx_http_linguamate_cluster_noscript(reply)
+        && ngx_http_linguamate_cluster_w)
+    {
+        ngx_http_linguamate_cluster_queue(put, ngx_cycle->log);
         return;
     }
 

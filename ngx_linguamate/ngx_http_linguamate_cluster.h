@@ -40,6 +40,14 @@ typedef void (*ngx_http_linguamate_cluster_sync_pt)(void *data,
     ngx_msec_t now, ngx_log_t *log);
 
 
+/* a Lua script, called by its SHA1 (EVALSHA); loaded on every connect */
+typedef struct {
+    ngx_str_t                    body;
+    u_char                       sha[40];
+    unsigned                     hashed:1;
+} ngx_http_linguamate_cluster_script_t;
+
+
 char *ngx_http_linguamate_cluster_init(ngx_conf_t *cf,
     ngx_http_linguamate_main_conf_t *lmcf);
 ngx_int_t ngx_http_linguamate_cluster_postconf(ngx_conf_t *cf,
@@ -67,6 +75,9 @@ ngx_int_t ngx_http_linguamate_cluster_on_sync(ngx_conf_t *cf,
 ngx_int_t ngx_http_linguamate_cluster_command(int argc, const char **argv,
     const size_t *argvlen, ngx_http_linguamate_redis_reply_pt handler,
     void *data);
+ngx_int_t ngx_http_linguamate_cluster_script(
+    ngx_http_linguamate_cluster_script_t *script);
+ngx_uint_t ngx_http_linguamate_cluster_noscript(redisReply *reply);
 void ngx_http_linguamate_cluster_synced(ngx_msec_t now);
 void ngx_http_linguamate_cluster_unsynced(ngx_int_t delta);
 uint64_t ngx_http_linguamate_cluster_replica(void);

@@ -31,7 +31,9 @@ typedef struct {
     ngx_msec_t                  window;     /* 0: RATE_LIMIT_WINDOW_MS */
     ngx_http_linguamate_zone_t *zone;
     ngx_msec_t                  active;     /* cluster: synced while seen */
+    ngx_msec_t                  interval;   /* CLUSTER_SYNC_MS */
     ngx_msec_t                  cluster_window;
+    ngx_msec_t                  width;      /* of a Redis bucket */
     unsigned                    cluster:1;
 } ngx_http_linguamate_limit_zone_t;
 
@@ -47,6 +49,8 @@ typedef struct {
     uint32_t                    epoch;      /* the connection epoch of sent */
     uint32_t                    remote;     /* the others' count */
     uint32_t                    remote_at;  /* ngx_current_msec, low bits */
+    uint32_t                    synced_at;  /* sent, ngx_current_msec */
+    uint32_t                    replicas;   /* others that count the key */
 } ngx_http_linguamate_limit_head_t;
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_OFF  sizeof(ngx_http_linguamate_limit_head_t)
@@ -54,7 +58,12 @@ typedef struct {
 /* Redis buckets per window: the cluster-wide count's granularity */
 #define NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS     64
 /* keys sent per zone per interval, at most */
-#define NGX_HTTP_LINGUAMATE_LIMIT_SYNC_MAX    2048
+#define NGX_HTTP_LINGUAMATE_LIMIT_SYNC_MAX    512
+/* a key out of reach of its limit is sent every this many intervals */
+#define NGX_HTTP_LINGUAMATE_LIMIT_COOL        8
+/* in reach: less than half the limit left, or less than this many
+   intervals' worth of the key's pace */
+#define NGX_HTTP_LINGUAMATE_LIMIT_REACH       16
 
 
 /* one key's round trip */
@@ -112,7 +121,8 @@ static void ngx_http_linguamate_limit_synced(ngx_http_linguamate_redis_t *rc,
  * bucket and this replica's count in it (absolute: a second write of the
  * same count changes nothing).  Buckets that left the window go; the
  * oldest bucket still touching it counts whole (never less than the
- * truth).  Returns the sum of the other replicas' buckets.
+ * truth).  Returns the sum of the other replicas' buckets and how many
+ * other replicas have some.
  */
 
 static const char  ngx_http_linguamate_limit_lua[] =
@@ -126,17 +136,27 @@ static const char  ngx_http_linguamate_limit_lua[] =
     "  else redis.call('HSET', KEYS[1], f, ARGV[i + 1]) end\n"
     "end\n"
     "local all = redis.call('HGETALL', KEYS[1])\n"
-    "local sum = 0\n"
-    "local old = {}\n"
+    "local sum, n, seen, old = 0, 0, {}, {}\n"
     "for i = 1, #all, 2 do\n"
     "  local b, r = string.match(all[i], '^(%d+):(.+)$')\n"
     "  b = tonumber(b)\n"
-    "  if b == nil or b < oldest then old[#old + 1] = all[i]\n"
-    "  elseif r ~= me then sum = sum + tonumber(all[i + 1]) end\n"
+    "  if b == nil or b < oldest then\n"
+    "    old[#old + 1] = all[i]\n"
+    "    if #old == 500 then\n"
+    "      redis.call('HDEL', KEYS[1], unpack(old))\n"
+    "      old = {}\n"
+    "    end\n"
+    "  elseif r ~= me then\n"
+    "    sum = sum + tonumber(all[i + 1])\n"
+    "    if not seen[r] then seen[r] = true; n = n + 1 end\n"
+    "  end\n"
     "end\n"
     "if #old > 0 then redis.call('HDEL', KEYS[1], unpack(old)) end\n"
     "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 2 * width)\n"
-    "return sum\n";
+    "return {sum, n}\n";
+
+static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_limit_script
+    = { ngx_string(ngx_http_linguamate_limit_lua), { 0 }, 0 };
 
 
 static ngx_str_t  ngx_http_linguamate_limit_statuses[] = {
@@ -316,6 +336,12 @@ ngx_http_linguamate_limit_cluster(ngx_conf_t *cf,
         return NGX_OK;
     }
 
+    if (ngx_http_linguamate_cluster_script(&ngx_http_linguamate_limit_script)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     zp = lmcf->zones.elts;
 
     for (i = 0; i < lmcf->zones.nelts; i++) {
@@ -325,9 +351,15 @@ ngx_http_linguamate_limit_cluster(ngx_conf_t *cf,
 
         lz = zp[i]->data;
         lz->cluster = 1;
-        lz->active = 4 * lmcf->cluster_sync_ms;
+        lz->interval = lmcf->cluster_sync_ms;
+        lz->active = NGX_HTTP_LINGUAMATE_LIMIT_COOL * lz->interval;
         lz->cluster_window = lz->window ? lz->window
                                         : lmcf->rate_limit_window_ms;
+
+        /* window/64, never finer than the interval the counts come in */
+        lz->width = ngx_max(lz->cluster_window
+                            / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS,
+                            lz->interval);
 
         rc = ngx_http_linguamate_cluster_on_sync(cf,
                                                  ngx_http_linguamate_limit_sync,
@@ -735,8 +767,7 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
             } else {
                 /* the other replicas' requests: one of their buckets */
-                v->retry = ngx_max(v->window
-                                   / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS, 1000);
+                v->retry = ngx_max(lz->width, 1000);
                 v->reset = v->window;
             }
 
@@ -859,6 +890,10 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
     size_t                                lens[LM_ARGS];
     int64_t                               wall, width, cur, from, b;
     uint32_t                              now32, age, j, idx, epoch;
+    uint64_t                              total, unsent;
+    ngx_uint_t                            fresh;
+    ngx_msec_t                            stale;
+    ngx_uint_t                            max;
     ngx_md5_t                             md5c;
     ngx_uint_t                            k, nkeys, argc;
     ngx_queue_t                          *q, done;
@@ -869,19 +904,19 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
     ngx_http_linguamate_limit_zone_t     *lz;
     ngx_http_linguamate_limit_sync_t     *ks;
     ngx_http_linguamate_cluster_status_t  cs;
+    ngx_http_linguamate_main_conf_t      *lmcf;
 
     lz = zone->data;
     now32 = (uint32_t) now;
-    width = ngx_max((int64_t) lz->cluster_window
-                    / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS, 1);
+    width = (int64_t) lz->width;
     wall = (int64_t) ngx_time() * 1000 + (int64_t) ngx_timeofday()->msec;
     cur = wall / width;
 
-    ngx_http_linguamate_cluster_status(
-        ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                            ngx_http_linguamate_module),
-        &cs);
+    lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_linguamate_module);
+    ngx_http_linguamate_cluster_status(lmcf, &cs);
     epoch = (uint32_t) cs.reconnects + 1;
+    max = ngx_http_linguamate_limit_max(lmcf, lz);
 
     /* under the mutex: what each key seen lately has in each bucket */
 
@@ -910,6 +945,60 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
         w = ngx_http_linguamate_node_window(node,
                                             NGX_HTTP_LINGUAMATE_LIMIT_OFF);
         ngx_http_linguamate_window_expire(w, now32, lz->cluster_window);
+
+        /*
+         * Sent when it matters (docs/cluster.md, "when a key is sent"):
+         * more than half of the limit used; or what this replica counted
+         * and Redis does not have (all of it, if never sent on this
+         * connection), times the replicas that count the key, at least
+         * 1/16 of what is left; or, once sent, its last send is old (8
+         * intervals while other replicas count the key, else a window or
+         * 128 intervals).  So a key far from its limit costs nothing,
+         * and one in reach is sent every interval.
+         */
+
+        total = w->count;
+
+        if (ngx_http_linguamate_window_age(now32, head->remote_at)
+            < lz->cluster_window)
+        {
+            total += head->remote;
+        }
+
+        if (head->epoch != epoch) {
+            unsent = w->count;
+            fresh = 1;
+
+        } else {
+            unsent = 0;
+
+            for (j = w->count; j > 0; j--) {
+                idx = (w->head + j - 1) % w->cap;
+
+                if ((int32_t) (w->ring[idx] - head->synced_at) < 0) {
+                    break;
+                }
+
+                unsent++;
+            }
+
+            stale = head->replicas ? NGX_HTTP_LINGUAMATE_LIMIT_COOL
+                                     * lz->interval
+                                   : ngx_max(lz->cluster_window,
+                                             128 * lz->interval);
+
+            fresh = ngx_http_linguamate_window_age(now32, head->synced_at)
+                    < stale;
+        }
+
+        if (total < max
+            && (max - total) * 2 >= max
+            && unsent * ((uint64_t) head->replicas + 1)
+               * NGX_HTTP_LINGUAMATE_LIMIT_REACH < max - total
+            && fresh)
+        {
+            continue;
+        }
 
         /* from the last bucket sent (it may have grown since), or the
            whole window after a lost connection */
@@ -959,6 +1048,7 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 
         head->sent = (uint64_t) cur;
         head->epoch = epoch;
+        head->synced_at = now32;
 
         ngx_queue_insert_tail(&done, &ks->queue);
         nkeys++;
@@ -979,10 +1069,10 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 
         p = args;
 
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        argv[1] = ngx_http_linguamate_limit_lua;
-        lens[1] = sizeof(ngx_http_linguamate_limit_lua) - 1;
+        argv[0] = "EVALSHA";
+        lens[0] = 7;
+        argv[1] = (const char *) ngx_http_linguamate_limit_script.sha;
+        lens[1] = 40;
         argv[2] = "1";
         lens[2] = 1;
 
@@ -1035,11 +1125,14 @@ ngx_http_linguamate_limit_synced(ngx_http_linguamate_redis_t *rc,
 {
     ngx_http_linguamate_limit_sync_t *ks = data;
 
+    long long                          sum;
     ngx_http_linguamate_node_t        *node;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_limit_head_t  *head;
 
     zone = ks->zone;
+
+    (void) ngx_http_linguamate_cluster_noscript(reply);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -1049,10 +1142,18 @@ ngx_http_linguamate_limit_synced(ngx_http_linguamate_redis_t *rc,
     if (node) {
         head = ngx_http_linguamate_node_value(node);
 
-        if (reply && reply->type == REDIS_REPLY_INTEGER) {
-            head->remote = reply->integer > 0xffffffffLL
-                           ? 0xffffffff : (uint32_t) reply->integer;
+        if (reply && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == 2
+            && reply->element[0]->type == REDIS_REPLY_INTEGER
+            && reply->element[1]->type == REDIS_REPLY_INTEGER)
+        {
+            sum = reply->element[0]->integer;
+            head->remote = sum < 0 ? 0 : sum > 0xffffffffLL
+                           ? 0xffffffff : (uint32_t) sum;
             head->remote_at = ks->sent_at;
+            head->replicas = (uint32_t) ngx_min(
+                                 ngx_max(reply->element[1]->integer, 0),
+                                 1024);
 
         } else {
             /* sent again, whole, next time */
