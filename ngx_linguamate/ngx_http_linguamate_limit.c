@@ -1,10 +1,19 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * Rate limiting in the PREACCESS phase with an exact sliding window log
- * (ngx_http_linguamate_window.c): a key may make at most "limit" requests
- * in any window of "window" milliseconds, counted in shared memory under
- * the zone's mutex, so the number of workers changes nothing.
+ * Rate limiting in the PREACCESS phase: a key may make at most "limit"
+ * requests in any window of "window" milliseconds, counted in shared
+ * memory under the zone's mutex, so the number of workers changes nothing.
+ *
+ * A zone whose configured limit (before strict mode halves it) is in the
+ * exact range, at most NGX_HTTP_LINGUAMATE_LIMIT_MAX, keeps an exact
+ * sliding window log per key; above it, a bucketed window of 64 counters
+ * (ngx_http_linguamate_window.c), whose memory does not grow with the
+ * limit and which may refuse early by at most the count of its oldest
+ * bucket, never let through more than the limit.  The mode is fixed for a
+ * configuration; every node says which it holds, so a node of the other
+ * kind (a reload moved the limit across the range) is converted, never
+ * misread.
  */
 
 
@@ -20,6 +29,22 @@
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN     2
 
+#define NGX_HTTP_LINGUAMATE_LIMIT_LOG            0
+#define NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS        1
+
+
+/*
+ * The value of a limit node starts with this head; the log (a ring of
+ * stamps) or the buckets follow at NGX_HTTP_LINGUAMATE_LIMIT_OFF.  A node
+ * the log makes is zeroed: its mode is LOG.
+ */
+typedef struct {
+    uint32_t                    mode;
+    uint32_t                    pad;
+} ngx_http_linguamate_limit_head_t;
+
+#define NGX_HTTP_LINGUAMATE_LIMIT_OFF  sizeof(ngx_http_linguamate_limit_head_t)
+
 
 typedef struct {
     ngx_http_complex_value_t   *key;        /* NULL: client address + route */
@@ -32,11 +57,13 @@ typedef struct {
 typedef struct {
     ngx_http_linguamate_limit_t *limit;
     ngx_uint_t                   max;
+    ngx_uint_t                   mode;        /* LOG or BUCKETS */
     ngx_msec_t                   window;
     ngx_uint_t                   remaining;
     ngx_msec_t                   reset;       /* window fully clear */
     ngx_msec_t                   retry;       /* a slot frees up */
-    uint32_t                     stamp;
+    uint32_t                     stamp;       /* the log's last count */
+    uint64_t                     bucket;      /* the bucket counted in */
     ngx_str_t                    key;
     uint32_t                     hash;
     ngx_uint_t                   weight;      /* requests this one counts */
@@ -49,6 +76,13 @@ static ngx_int_t ngx_http_linguamate_limit_key(ngx_http_request_t *r,
     ngx_http_linguamate_limit_zone_t *lz, ngx_str_t *key);
 static void ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v);
+static ngx_http_linguamate_node_t *ngx_http_linguamate_limit_convert(
+    ngx_http_linguamate_zone_t *zone, ngx_http_linguamate_node_t *node,
+    ngx_http_linguamate_verdict_t *v, ngx_log_t *log);
+static void ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node);
+static void ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node);
 static void ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v);
 static ngx_int_t ngx_http_linguamate_limit_headers(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t n,
@@ -57,7 +91,7 @@ static void ngx_http_linguamate_limit_log(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t dry_run);
 static ngx_uint_t ngx_http_linguamate_limit_max(
     ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_http_linguamate_limit_zone_t *lz);
+    ngx_http_linguamate_limit_zone_t *lz, ngx_uint_t *mode);
 
 
 static ngx_str_t  ngx_http_linguamate_limit_statuses[] = {
@@ -180,12 +214,14 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
             n = ngx_atoi(s.data, s.len);
 
-            if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_LINGUAMATE_LIMIT_MAX) {
+            if (n == NGX_ERROR || n < 1
+                || n > NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX)
+            {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "linguamate: invalid limit \"%V\" of "
                                    "zone \"%V\": 1 to %d, \"requests\" or "
                                    "\"login\"", &s, &name,
-                                   NGX_HTTP_LINGUAMATE_LIMIT_MAX);
+                                   NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX);
                 return NGX_CONF_ERROR;
             }
 
@@ -281,11 +317,15 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* strict mode halves every limit, on the next request */
+/*
+ * Strict mode halves every limit, on the next request.  The mode comes
+ * from the configured limit, which only a reload changes: halving never
+ * moves a zone out of the bucketed window.
+ */
 
 static ngx_uint_t
 ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_http_linguamate_limit_zone_t *lz)
+    ngx_http_linguamate_limit_zone_t *lz, ngx_uint_t *mode)
 {
     ngx_uint_t  max;
 
@@ -299,6 +339,9 @@ ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
     default:
         max = lz->limit;
     }
+
+    *mode = (max > NGX_HTTP_LINGUAMATE_LIMIT_MAX)
+            ? NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS : NGX_HTTP_LINGUAMATE_LIMIT_LOG;
 
     if (ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT)) {
         max = max > 1 ? max / 2 : 1;
@@ -375,7 +418,7 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
         lz = limits[i].zone->data;
 
         v[i].limit = &limits[i];
-        v[i].max = ngx_http_linguamate_limit_max(lmcf, lz);
+        v[i].max = ngx_http_linguamate_limit_max(lmcf, lz, &v[i].mode);
         v[i].window = lz->window ? lz->window : lmcf->rate_limit_window_ms;
         v[i].weight = 1;
 
@@ -552,15 +595,11 @@ static void
 ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v)
 {
-    uint32_t                       now;
-    ngx_msec_t                     msec;
-    ngx_http_linguamate_node_t    *node;
-    ngx_http_linguamate_zone_t    *zone;
-    ngx_http_linguamate_window_t  *w;
+    ngx_http_linguamate_node_t        *node;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_limit_head_t  *head;
 
     zone = v->limit->zone;
-    msec = ngx_current_msec;
-    now = (uint32_t) msec;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -568,7 +607,50 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
                                            v->key.len);
 
     if (node) {
-        w = ngx_http_linguamate_node_window(node, 0);
+        head = ngx_http_linguamate_node_value(node);
+
+        if (head->mode != v->mode) {
+            node = ngx_http_linguamate_limit_convert(zone, node, v,
+                                                     r->connection->log);
+            if (node == NULL) {
+                /* no room for it in the other kind: through, uncounted */
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+                v->remaining = v->max;
+                v->reset = v->window;
+                return;
+            }
+        }
+    }
+
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_LOG) {
+        ngx_http_linguamate_limit_log_account(r, v, node);
+
+    } else {
+        ngx_http_linguamate_limit_buckets_account(r, v, node);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* the exact sliding log: one stamp per counted request */
+
+static void
+ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node)
+{
+    uint32_t                       now;
+    ngx_msec_t                     msec;
+    ngx_http_linguamate_zone_t    *zone;
+    ngx_http_linguamate_window_t  *w;
+
+    zone = v->limit->zone;
+    msec = ngx_current_msec;
+    now = (uint32_t) msec;
+
+    if (node) {
+        w = ngx_http_linguamate_node_window(node,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
 
         if ((ngx_msec_int_t) (node->expire - msec) <= 0) {
             /* every stamp has aged out: start afresh */
@@ -587,8 +669,6 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
                                       ngx_http_linguamate_window_newest(w));
             v->remaining = 0;
             v->rejected = 1;
-
-            ngx_shmtx_unlock(&zone->shpool->mutex);
             return;
         }
     }
@@ -599,27 +679,26 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
         v->reset = v->window;
         v->remaining = 0;
         v->rejected = 1;
-        ngx_shmtx_unlock(&zone->shpool->mutex);
         return;
     }
 
     do {
-        node = ngx_http_linguamate_window_reserve(zone, node, 0, v->max,
-                                                  v->hash, &v->key,
+        node = ngx_http_linguamate_window_reserve(zone, node,
+                                                  NGX_HTTP_LINGUAMATE_LIMIT_OFF,
+                                                  v->max, v->hash, &v->key,
                                                   r->connection->log);
         if (node == NULL) {
             /* no room even after eviction: let it through uncounted */
-            ngx_shmtx_unlock(&zone->shpool->mutex);
             v->remaining = v->max;
             v->reset = v->window;
             return;
         }
 
-        w = ngx_http_linguamate_node_window(node, 0);
+        w = ngx_http_linguamate_node_window(node,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
 
         if (w->count >= w->cap) {
             /* the ring could not grow (zone full): through, uncounted */
-            ngx_shmtx_unlock(&zone->shpool->mutex);
             v->remaining = v->max > w->count ? v->max - w->count : 0;
             v->reset = v->window;
             return;
@@ -639,8 +718,181 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     }
 
     node->expire = msec + v->window;
+}
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+/*
+ * The bucketed window: the request passes if the buckets still in the
+ * window hold at most max - weight.  The oldest of them is counted whole,
+ * so no sliding window ever sees more than max, and a request may be
+ * refused early by at most that bucket's count (about max / 63 at a
+ * steady rate; ngx_http_linguamate_window.c states the bound).  Retry-After
+ * is when enough of the oldest buckets have left for this request.
+ */
+
+static void
+ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node)
+{
+    uint64_t                           first, sum;
+    ngx_msec_t                         msec;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_buckets_t     *b;
+    ngx_http_linguamate_limit_head_t  *head;
+
+    zone = v->limit->zone;
+    msec = ngx_current_msec;
+
+    if (v->weight > v->max) {
+        /* can never pass */
+        v->retry = v->window;
+        v->reset = v->window;
+        v->remaining = 0;
+        v->rejected = 1;
+        return;
+    }
+
+    if (node == NULL) {
+        node = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
+                   v->key.len,
+                   ngx_http_linguamate_buckets_vlen(
+                       NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+                   r->connection->log);
+
+        if (node == NULL) {
+            /* no room even after eviction: let it through uncounted */
+            v->remaining = v->max;
+            v->reset = v->window;
+            return;
+        }
+
+        head = ngx_http_linguamate_node_value(node);
+        head->mode = NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS;
+    }
+
+    b = ngx_http_linguamate_node_buckets(node, NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+
+    first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
+    sum = ngx_http_linguamate_buckets_sum(b, first);
+
+    if (sum + v->weight > v->max) {
+        v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,
+                                                     v->window,
+                                                     sum + v->weight - v->max);
+        v->reset = ngx_http_linguamate_buckets_reset(b, first, msec,
+                                                     v->window);
+        v->remaining = 0;
+        v->rejected = 1;
+        return;
+    }
+
+    b->count[b->newest % NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS] +=
+                                                        (uint32_t) v->weight;
+    v->bucket = b->newest;
+    v->counted = v->weight;
+
+    sum += v->weight;
+    v->remaining = v->max - sum;
+    v->reset = ngx_http_linguamate_buckets_leave(b, b->newest, msec,
+                                                 v->window);
+
+    if (v->remaining == 0) {
+        v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,
+                                                     v->window, 1);
+    }
+
+    /* not dropped as expired while its newest bucket is in the window */
+    node->expire = msec + v->reset;
+}
+
+
+/*
+ * A node kept the other way (a reload moved the zone's limit across the
+ * exact range, or an old worker still serves the old configuration) is
+ * replaced by one of this verdict's mode holding the same requests: a
+ * log's stamps go to their buckets; buckets become stamps at the last
+ * millisecond of each (the newest max of them).  The head is kept.
+ * Returns NULL, the old node untouched, if the zone has no room.
+ */
+
+static ngx_http_linguamate_node_t *
+ngx_http_linguamate_limit_convert(ngx_http_linguamate_zone_t *zone,
+    ngx_http_linguamate_node_t *node, ngx_http_linguamate_verdict_t *v,
+    ngx_log_t *log)
+{
+    size_t                             vlen;
+    uint32_t                           cap;
+    uint64_t                           first;
+    ngx_msec_t                         msec;
+    ngx_http_linguamate_node_t        *nn;
+    ngx_http_linguamate_window_t      *w;
+    ngx_http_linguamate_buckets_t     *b;
+    ngx_http_linguamate_limit_head_t  *head;
+
+    msec = ngx_current_msec;
+    cap = 0;
+    first = 0;
+    w = NULL;
+    b = NULL;
+
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_LOG) {
+        b = ngx_http_linguamate_node_buckets(node,
+                                             NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+        first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
+
+        cap = (uint32_t) ngx_min(ngx_max(ngx_http_linguamate_buckets_sum(b,
+                                             first),
+                                         NGX_HTTP_LINGUAMATE_RING_MIN),
+                                 (uint64_t) v->max);
+        vlen = ngx_http_linguamate_window_vlen(NGX_HTTP_LINGUAMATE_LIMIT_OFF,
+                                               cap);
+
+    } else {
+        w = ngx_http_linguamate_node_window(node,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+
+        if ((ngx_msec_int_t) (node->expire - msec) <= 0) {
+            w->count = 0;
+        }
+
+        ngx_http_linguamate_window_expire(w, (uint32_t) msec, v->window);
+        vlen = ngx_http_linguamate_buckets_vlen(NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+    }
+
+    /* out of the LRU queue: the allocation below cannot evict it */
+
+    ngx_queue_remove(&node->queue);
+    ngx_queue_init(&node->queue);
+
+    nn = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
+                                        v->key.len, vlen, log);
+    if (nn == NULL) {
+        ngx_queue_insert_head(&zone->sh->queue, &node->queue);
+        return NULL;
+    }
+
+    head = ngx_http_linguamate_node_value(nn);
+    ngx_memcpy(head, ngx_http_linguamate_node_value(node),
+               NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+    head->mode = (uint32_t) v->mode;
+
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_LOG) {
+        w = ngx_http_linguamate_node_window(nn,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+        w->cap = cap;
+        ngx_http_linguamate_buckets_to_window(b, first, w, msec);
+
+    } else {
+        ngx_http_linguamate_buckets_from_window(
+            ngx_http_linguamate_node_buckets(nn, NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+            w, msec, v->window);
+    }
+
+    nn->expire = node->expire;
+
+    ngx_http_linguamate_node_free(zone, node);
+
+    return nn;
 }
 
 
@@ -649,8 +901,9 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 static void
 ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 {
-    ngx_http_linguamate_node_t  *node;
-    ngx_http_linguamate_zone_t  *zone;
+    ngx_http_linguamate_node_t        *node;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_limit_head_t  *head;
 
     zone = v->limit->zone;
 
@@ -658,10 +911,26 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 
     node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
                                            v->key.len);
-    while (node && v->counted) {
-        ngx_http_linguamate_window_remove(
-            ngx_http_linguamate_node_window(node, 0), v->stamp);
-        v->counted--;
+
+    head = node ? ngx_http_linguamate_node_value(node) : NULL;
+
+    if (head == NULL || head->mode != v->mode) {
+        /* gone, or converted since by a worker of another configuration */
+
+    } else if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS) {
+        ngx_http_linguamate_buckets_remove(
+            ngx_http_linguamate_node_buckets(node,
+                                             NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+            v->bucket, (uint32_t) v->counted);
+
+    } else {
+        while (v->counted) {
+            ngx_http_linguamate_window_remove(
+                ngx_http_linguamate_node_window(node,
+                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+                v->stamp);
+            v->counted--;
+        }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
