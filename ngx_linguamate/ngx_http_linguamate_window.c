@@ -230,8 +230,13 @@ ngx_http_linguamate_buckets_vlen(size_t off)
 static uint32_t
 ngx_http_linguamate_buckets_width(ngx_msec_t window)
 {
-    return (uint32_t) ((window + NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS - 2)
-                       / (NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS - 1));
+    uint32_t  width;
+
+    width = (uint32_t) ((window + NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS - 2)
+                        / (NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS - 1));
+
+    /* windows are 1 s at least: never 0, whatever the caller */
+    return width ? width : 1;
 }
 
 
