@@ -242,9 +242,11 @@ ngx_http_linguamate_buckets_width(ngx_msec_t window)
 
 /*
  * Another window (a reload changed it): each old bucket's events are put
- * at its last millisecond, in the new bucket holding it.  An event only
- * ever moves later, so nothing leaves the window earlier than it would
- * have: still never more than the limit.
+ * at its last millisecond, or now if that is later than now, in the new
+ * bucket holding it.  "Now" is the later of msec and the start of the
+ * newest bucket (a time a worker has seen): no event happened after it.
+ * An event only ever moves later, so nothing leaves the window earlier
+ * than it would have: still never more than the limit.
  */
 
 static void
@@ -252,7 +254,7 @@ ngx_http_linguamate_buckets_rescale(ngx_http_linguamate_buckets_t *b,
     uint32_t width, ngx_msec_t msec)
 {
     uint32_t  count[NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS];
-    uint64_t  j, k, last, newest;
+    uint64_t  j, k, last, now, newest;
 
     ngx_memzero(count, sizeof(count));
 
@@ -261,13 +263,14 @@ ngx_http_linguamate_buckets_rescale(ngx_http_linguamate_buckets_t *b,
         goto done;
     }
 
-    newest = ngx_max(msec / width, ((b->newest + 1) * b->width - 1) / width);
+    now = ngx_max((uint64_t) msec, b->newest * b->width);
+    newest = now / width;
 
     for (j = 0; j < NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS && j <= b->newest;
          j++)
     {
         k = b->newest - j;
-        last = ((k + 1) * b->width - 1) / width;
+        last = ngx_min((k + 1) * b->width - 1, now) / width;
 
         if (newest - last < NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS) {
             count[last % NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS]
