@@ -9,8 +9,8 @@
  * exact range, at most NGX_HTTP_LINGUAMATE_LIMIT_MAX, keeps an exact
  * sliding window log per key; above it, a bucketed window of 64 counters
  * (ngx_http_linguamate_window.c), whose memory does not grow with the
- * limit and which may refuse early by at most the count of its oldest
- * bucket, never let through more than the limit.  The mode is fixed for a
+ * limit, which never lets more than the limit through and may refuse
+ * early by at most the count of its oldest bucket.  The mode is fixed for a
  * configuration; every node says which it holds, so a node of the other
  * kind (a reload moved the limit across the range) is converted, never
  * misread.
@@ -36,7 +36,9 @@
 /*
  * The value of a limit node starts with this head; the log (a ring of
  * stamps) or the buckets follow at NGX_HTTP_LINGUAMATE_LIMIT_OFF.  A node
- * the log makes is zeroed: its mode is LOG.
+ * the log makes is zeroed: its mode is LOG.  Whatever else a key needs
+ * whichever way it is counted goes here: the head is copied byte for byte
+ * when a log grows into a new node and when a node is converted.
  */
 typedef struct {
     uint32_t                    mode;
