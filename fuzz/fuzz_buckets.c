@@ -27,8 +27,8 @@
 /* a failed check names itself */
 #define fuzz_fail()                                                          \
     do {                                                                     \
-        fprintf(stderr, "fuzz_buckets: check at line %d failed\n",         \
-                __LINE__);                                                   \
+        (void) fprintf(stderr, "fuzz_buckets: check at line %d failed\n",  \
+                       __LINE__);                                            \
         abort();                                                             \
     } while (0)
 
@@ -138,12 +138,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         exact = fuzz_exact(msec, window);
 
 #ifdef FUZZ_TRACE
-        fprintf(stderr, "step %zu: msec %lu window %lu width %u newest %lu "
-                "first %lu sum %lu exact %lu action %d n %u\n", i,
-                (unsigned long) msec, (unsigned long) window, b.width,
-                (unsigned long) b.newest, (unsigned long) first,
-                (unsigned long) sum, (unsigned long) exact, data[i + 2] % 8,
-                n);
+        (void) fprintf(stderr, "step %zu: msec %lu window %lu width %u "
+                       "newest %lu first %lu sum %lu exact %lu action %d "
+                       "n %u\n", i, (unsigned long) msec,
+                       (unsigned long) window, b.width,
+                       (unsigned long) b.newest, (unsigned long) first,
+                       (unsigned long) sum, (unsigned long) exact,
+                       data[i + 2] % 8, n);
 #endif
 
         /* never fewer than the exact count: never more than max pass */
