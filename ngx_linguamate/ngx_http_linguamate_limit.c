@@ -29,8 +29,9 @@
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN     2
 
-#define NGX_HTTP_LINGUAMATE_LIMIT_LOG            0
-#define NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS        1
+/* how a node counts: its head's mode */
+#define NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG       0
+#define NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS   1
 
 
 /*
@@ -59,7 +60,7 @@ typedef struct {
 typedef struct {
     ngx_http_linguamate_limit_t *limit;
     ngx_uint_t                   max;
-    ngx_uint_t                   mode;        /* LOG or BUCKETS */
+    ngx_uint_t                   mode;        /* MODE_LOG or _BUCKETS */
     ngx_msec_t                   window;
     ngx_uint_t                   remaining;
     ngx_msec_t                   reset;       /* window fully clear */
@@ -343,7 +344,8 @@ ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
     }
 
     *mode = (max > NGX_HTTP_LINGUAMATE_LIMIT_MAX)
-            ? NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS : NGX_HTTP_LINGUAMATE_LIMIT_LOG;
+            ? NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS
+            : NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG;
 
     if (ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT)) {
         max = max > 1 ? max / 2 : 1;
@@ -624,7 +626,7 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
         }
     }
 
-    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_LOG) {
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
         ngx_http_linguamate_limit_log_account(r, v, node);
 
     } else {
@@ -769,7 +771,7 @@ ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
         }
 
         head = ngx_http_linguamate_node_value(node);
-        head->mode = NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS;
+        head->mode = NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS;
     }
 
     b = ngx_http_linguamate_node_buckets(node, NGX_HTTP_LINGUAMATE_LIMIT_OFF);
@@ -837,7 +839,7 @@ ngx_http_linguamate_limit_convert(ngx_http_linguamate_zone_t *zone,
     w = NULL;
     b = NULL;
 
-    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_LOG) {
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
         b = ngx_http_linguamate_node_buckets(node,
                                              NGX_HTTP_LINGUAMATE_LIMIT_OFF);
         first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
@@ -878,7 +880,7 @@ ngx_http_linguamate_limit_convert(ngx_http_linguamate_zone_t *zone,
                NGX_HTTP_LINGUAMATE_LIMIT_OFF);
     head->mode = (uint32_t) v->mode;
 
-    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_LOG) {
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
         w = ngx_http_linguamate_node_window(nn,
                                             NGX_HTTP_LINGUAMATE_LIMIT_OFF);
         w->cap = cap;
@@ -919,7 +921,7 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
     if (head == NULL || head->mode != v->mode) {
         /* gone, or converted since by a worker of another configuration */
 
-    } else if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS) {
+    } else if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS) {
         ngx_http_linguamate_buckets_remove(
             ngx_http_linguamate_node_buckets(node,
                                              NGX_HTTP_LINGUAMATE_LIMIT_OFF),
