@@ -13,6 +13,7 @@
 #include "ngx_http_linguamate_auth.h"
 #include "ngx_http_linguamate_metrics.h"
 #include "ngx_http_linguamate_breaker.h"
+#include "ngx_http_linguamate_cluster.h"
 #include "ngx_http_linguamate_toolkit.h"
 #include "ngx_http_linguamate_flags.h"
 #include "ngx_http_linguamate_ingest.h"
@@ -273,7 +274,8 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
     ngx_uint_t                        status, i;
     const char                       *overall, *env_status, *reason;
     const char                       *source, *mem_status, *shm_status;
-    const char                       *cb_status;
+    const char                       *cb_status, *redis_status;
+    ngx_http_linguamate_cluster_status_t  cs;
     ngx_uint_t                        open;
     ngx_http_linguamate_zone_t      **zp;
     ngx_http_linguamate_main_conf_t  *lmcf;
@@ -299,7 +301,7 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
           + lmcf->env_name.len + version.len;
 
     if (detailed) {
-        len += 1024 + NGX_INT_T_LEN * 8 + lmcf->not_ready.len * 6
+        len += 1024 + 512 + NGX_INT_T_LEN * 8 + lmcf->not_ready.len * 6
                + lmcf->zones.nelts * (256 + 5 * NGX_INT64_LEN)
                + ngx_http_linguamate_breakers_json_len(lmcf);
 
@@ -320,6 +322,7 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
     mem_status = "healthy";
     shm_status = "healthy";
     cb_status = "healthy";
+    redis_status = "healthy";
     open = 0;
     reason = NULL;
     rss = 0;
@@ -380,9 +383,19 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
             cb_status = "degraded";
         }
 
+        /* Redis away: every replica serves from its own state (degraded) */
+
+        ngx_http_linguamate_cluster_status(lmcf, &cs);
+
+        if (ngx_http_linguamate_cluster_on(lmcf) && !cs.up) {
+            redis_status = "degraded";
+        }
+
         overall = ngx_http_linguamate_worst(env_status,
                       ngx_http_linguamate_worst(mem_status,
-                          ngx_http_linguamate_worst(shm_status, cb_status)));
+                          ngx_http_linguamate_worst(shm_status,
+                              ngx_http_linguamate_worst(cb_status,
+                                                        redis_status))));
 
         if (reason && !lmcf->not_ready.len) {
             /* draining is unhealthy; maintenance is a choice: degraded */
@@ -437,6 +450,23 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
         b->last = ngx_sprintf(b->last, "}}},\"circuitBreakers\":{"
                               "\"status\":\"%s\",\"details\":", cb_status);
         b->last = ngx_http_linguamate_breakers_json(lmcf, b->last, &open);
+        if (ngx_http_linguamate_cluster_on(lmcf)) {
+            b->last = ngx_sprintf(b->last, "},\"redis\":{\"status\":\"%s\","
+                                  "\"details\":{\"connected\":%s,"
+                                  "\"server\":\"", redis_status,
+                                  cs.up ? "true" : "false");
+            b->last = ngx_http_linguamate_cluster_where(lmcf, b->last,
+                                                        b->last + 300);
+            b->last = ngx_sprintf(b->last, "\",\"syncLagSeconds\":%M.%03M,"
+                                  "\"unsyncedUpdates\":%ui,"
+                                  "\"appliedFromOthers\":%ui,"
+                                  "\"reconnects\":%ui,"
+                                  "\"syncIntervalMs\":%ui}",
+                                  cs.lag / 1000, cs.lag % 1000, cs.unsynced,
+                                  cs.applied, cs.reconnects,
+                                  lmcf->cluster_sync_ms);
+        }
+
         b->last = ngx_sprintf(b->last, "},\"environment\":{"
                               "\"status\":\"%s\",\"details\":{"
                               "\"nodeEnv\":\"%V\",\"jwtSecret\":\"%s\","

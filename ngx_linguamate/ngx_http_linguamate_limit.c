@@ -24,6 +24,9 @@
 #include "ngx_http_linguamate_window.h"
 #include "ngx_http_linguamate_limit.h"
 #include "ngx_http_linguamate_flags.h"
+#include "ngx_http_linguamate_cluster.h"
+
+#include <ngx_md5.h>
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_SET       0
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
@@ -34,27 +37,56 @@
 #define NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS   1
 
 
+typedef struct {
+    ngx_http_complex_value_t   *key;        /* NULL: client address + route */
+    ngx_uint_t                  limit;
+    ngx_uint_t                  limit_from;
+    ngx_msec_t                  window;     /* 0: RATE_LIMIT_WINDOW_MS */
+    ngx_http_linguamate_zone_t *zone;
+    ngx_msec_t                  active;     /* cluster: synced while seen */
+    ngx_msec_t                  cluster_window;
+    unsigned                    cluster:1;
+} ngx_http_linguamate_limit_zone_t;
+
+
 /*
- * The value of a limit node starts with this head; the log (a ring of
- * stamps) or the buckets follow at NGX_HTTP_LINGUAMATE_LIMIT_OFF.  A node
- * the log makes is zeroed: its mode is LOG.  Whatever else a key needs
- * whichever way it is counted goes here: the head is copied byte for byte
- * when a log grows into a new node and when a node is converted.
+ * A limit node's value: this head, then the sliding log or the buckets
+ * (at NGX_HTTP_LINGUAMATE_LIMIT_OFF), as "mode" says.  A node the log
+ * makes is zeroed: its mode is LOG.  The head is copied byte for byte when
+ * a log grows into a new node and when a node is converted.  The rest is
+ * cluster mode's (docs/cluster.md): the other replicas' count of the key
+ * as Redis last gave it, and what of this replica's count Redis has.
  */
 typedef struct {
+    uint64_t                    sent;       /* the last Redis bucket sent */
+    uint32_t                    touched;    /* ngx_current_msec, low bits */
+    uint32_t                    epoch;      /* the connection epoch of sent */
+    uint32_t                    remote;     /* the others' count */
+    uint32_t                    remote_at;  /* ngx_current_msec, low bits */
     uint32_t                    mode;
     uint32_t                    pad;
 } ngx_http_linguamate_limit_head_t;
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_OFF  sizeof(ngx_http_linguamate_limit_head_t)
 
+/* Redis buckets per window: the cluster-wide count's granularity */
+#define NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS     64
+/* keys sent per zone per interval, at most */
+#define NGX_HTTP_LINGUAMATE_LIMIT_SYNC_MAX    2048
 
+
+/* one key's round trip */
 typedef struct {
-    ngx_http_complex_value_t   *key;        /* NULL: client address + route */
-    ngx_uint_t                  limit;
-    ngx_uint_t                  limit_from;
-    ngx_msec_t                  window;     /* 0: RATE_LIMIT_WINDOW_MS */
-} ngx_http_linguamate_limit_zone_t;
+    ngx_queue_t                 queue;
+    ngx_http_linguamate_zone_t *zone;
+    uint32_t                    hash;
+    uint32_t                    sent_at;
+    int64_t                     from;       /* the first bucket */
+    ngx_uint_t                  nb;
+    uint32_t                    counts[NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS + 2];
+    size_t                      len;
+    u_char                      key[1];
+} ngx_http_linguamate_limit_sync_t;
 
 
 typedef struct {
@@ -83,9 +115,11 @@ static ngx_http_linguamate_node_t *ngx_http_linguamate_limit_convert(
     ngx_http_linguamate_zone_t *zone, ngx_http_linguamate_node_t *node,
     ngx_http_linguamate_verdict_t *v, ngx_log_t *log);
 static void ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
-    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node);
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote);
 static void ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
-    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node);
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote);
 static void ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v);
 static ngx_int_t ngx_http_linguamate_limit_headers(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t n,
@@ -95,6 +129,46 @@ static void ngx_http_linguamate_limit_log(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_linguamate_limit_max(
     ngx_http_linguamate_main_conf_t *lmcf,
     ngx_http_linguamate_limit_zone_t *lz, ngx_uint_t *mode);
+static void ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now,
+    ngx_log_t *log);
+static void ngx_http_linguamate_limit_sync_buckets(
+    ngx_http_linguamate_node_t *node, ngx_http_linguamate_limit_sync_t *ks,
+    ngx_msec_t now, int64_t wall, int64_t width, ngx_msec_t window);
+static void ngx_http_linguamate_limit_synced(ngx_http_linguamate_redis_t *rc,
+    redisReply *reply, void *data);
+
+
+/*
+ * The others' count of a key, kept per Redis bucket of this replica:
+ * ARGV: replica, now (epoch ms), window, bucket width, then pairs of
+ * bucket and this replica's count in it (absolute: a second write of the
+ * same count changes nothing).  Buckets that left the window go; the
+ * oldest bucket still touching it counts whole (never less than the
+ * truth).  Returns the sum of the other replicas' buckets.
+ */
+
+static const char  ngx_http_linguamate_limit_lua[] =
+    "local me = ARGV[1]\n"
+    "local width = tonumber(ARGV[4])\n"
+    "local oldest = math.floor((tonumber(ARGV[2]) - tonumber(ARGV[3]))"
+    " / width)\n"
+    "for i = 5, #ARGV, 2 do\n"
+    "  local f = ARGV[i] .. ':' .. me\n"
+    "  if ARGV[i + 1] == '0' then redis.call('HDEL', KEYS[1], f)\n"
+    "  else redis.call('HSET', KEYS[1], f, ARGV[i + 1]) end\n"
+    "end\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "local sum = 0\n"
+    "local old = {}\n"
+    "for i = 1, #all, 2 do\n"
+    "  local b, r = string.match(all[i], '^(%d+):(.+)$')\n"
+    "  b = tonumber(b)\n"
+    "  if b == nil or b < oldest then old[#old + 1] = all[i]\n"
+    "  elseif r ~= me then sum = sum + tonumber(all[i + 1]) end\n"
+    "end\n"
+    "if #old > 0 then redis.call('HDEL', KEYS[1], unpack(old)) end\n"
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 2 * width)\n"
+    "return sum\n";
 
 
 static ngx_str_t  ngx_http_linguamate_limit_statuses[] = {
@@ -251,8 +325,53 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     zone->data = lz;
+    lz->zone = zone;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * postconfiguration, cluster mode: every limit zone exchanges its counts
+ * every CLUSTER_SYNC_MS; a key is refreshed while it was seen in the
+ * last four intervals.
+ */
+
+ngx_int_t
+ngx_http_linguamate_limit_cluster(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_int_t                          rc;
+    ngx_uint_t                         i;
+    ngx_http_linguamate_zone_t       **zp;
+    ngx_http_linguamate_limit_zone_t  *lz;
+
+    if (!ngx_http_linguamate_cluster_on(lmcf)) {
+        return NGX_OK;
+    }
+
+    zp = lmcf->zones.elts;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zp[i]->kind != NGX_HTTP_LINGUAMATE_ZONE_LIMIT) {
+            continue;
+        }
+
+        lz = zp[i]->data;
+        lz->cluster = 1;
+        lz->active = 4 * lmcf->cluster_sync_ms;
+        lz->cluster_window = lz->window ? lz->window
+                                        : lmcf->rate_limit_window_ms;
+
+        rc = ngx_http_linguamate_cluster_on_sync(cf,
+                                                 ngx_http_linguamate_limit_sync,
+                                                 zp[i]);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -593,17 +712,26 @@ ngx_http_linguamate_limit_key(ngx_http_request_t *r,
 }
 
 
-/* count one request for v->key, or reject it, under the zone's mutex */
+/*
+ * count one request for v->key, or reject it, under the zone's mutex; in
+ * cluster mode the other replicas' count (as Redis last gave it, for at
+ * most a window) is added to this replica's own
+ */
 
 static void
 ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v)
 {
+    uint32_t                           now, remote;
     ngx_http_linguamate_node_t        *node;
     ngx_http_linguamate_zone_t        *zone;
     ngx_http_linguamate_limit_head_t  *head;
+    ngx_http_linguamate_limit_zone_t  *lz;
 
     zone = v->limit->zone;
+    lz = zone->data;
+    now = (uint32_t) ngx_current_msec;
+    remote = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -623,14 +751,26 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
                 v->reset = v->window;
                 return;
             }
+
+            head = ngx_http_linguamate_node_value(node);
+        }
+
+        if (lz->cluster) {
+            head->touched = now;
+
+            if (ngx_http_linguamate_window_age(now, head->remote_at)
+                < v->window)
+            {
+                remote = head->remote;
+            }
         }
     }
 
     if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
-        ngx_http_linguamate_limit_log_account(r, v, node);
+        ngx_http_linguamate_limit_log_account(r, v, node, remote);
 
     } else {
-        ngx_http_linguamate_limit_buckets_account(r, v, node);
+        ngx_http_linguamate_limit_buckets_account(r, v, node, remote);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -641,12 +781,15 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
 static void
 ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
-    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node)
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote)
 {
-    uint32_t                       now;
-    ngx_msec_t                     msec;
-    ngx_http_linguamate_zone_t    *zone;
-    ngx_http_linguamate_window_t  *w;
+    uint32_t                           now;
+    ngx_msec_t                         msec;
+    ngx_uint_t                         fresh;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_window_t      *w;
+    ngx_http_linguamate_limit_head_t  *head;
 
     zone = v->limit->zone;
     msec = ngx_current_msec;
@@ -664,13 +807,23 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
 
         ngx_http_linguamate_window_expire(w, now, v->window);
 
-        if (w->count + v->weight > v->max) {
-            /* the oldest counted request leaves the window first */
+        if (w->count + remote + v->weight > v->max) {
 
-            v->retry = v->window - ngx_http_linguamate_window_age(now,
+            if (w->count + v->weight > v->max) {
+                /* the oldest counted request leaves the window first */
+
+                v->retry = v->window - ngx_http_linguamate_window_age(now,
                                       ngx_http_linguamate_window_oldest(w));
-            v->reset = v->window - ngx_http_linguamate_window_age(now,
+                v->reset = v->window - ngx_http_linguamate_window_age(now,
                                       ngx_http_linguamate_window_newest(w));
+
+            } else {
+                /* the other replicas' requests: one of their buckets */
+                v->retry = ngx_max(v->window
+                                   / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS, 1000);
+                v->reset = v->window;
+            }
+
             v->remaining = 0;
             v->rejected = 1;
             return;
@@ -687,6 +840,8 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
     }
 
     do {
+        fresh = (node == NULL);
+
         node = ngx_http_linguamate_window_reserve(zone, node,
                                                   NGX_HTTP_LINGUAMATE_LIMIT_OFF,
                                                   v->max, v->hash, &v->key,
@@ -696,6 +851,12 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
             v->remaining = v->max;
             v->reset = v->window;
             return;
+        }
+
+        if (fresh) {
+            head = ngx_http_linguamate_node_value(node);
+            ngx_memzero(head, sizeof(ngx_http_linguamate_limit_head_t));
+            head->touched = now;
         }
 
         w = ngx_http_linguamate_node_window(node,
@@ -713,7 +874,8 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
 
     } while (v->counted < v->weight);
 
-    v->remaining = v->max > w->count ? v->max - w->count : 0;
+    v->remaining = v->max > w->count + remote
+                   ? v->max - w->count - remote : 0;
     v->reset = v->window;
 
     if (v->remaining == 0) {
@@ -736,7 +898,8 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
 
 static void
 ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
-    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node)
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote)
 {
     uint64_t                           first, sum;
     ngx_msec_t                         msec;
@@ -772,6 +935,7 @@ ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
 
         head = ngx_http_linguamate_node_value(node);
         head->mode = NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS;
+        head->touched = (uint32_t) msec;
     }
 
     b = ngx_http_linguamate_node_buckets(node, NGX_HTTP_LINGUAMATE_LIMIT_OFF);
@@ -779,10 +943,18 @@ ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
     first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
     sum = ngx_http_linguamate_buckets_sum(b, first);
 
-    if (sum + v->weight > v->max) {
-        v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,
-                                                     v->window,
-                                                     sum + v->weight - v->max);
+    if (sum + remote + v->weight > v->max) {
+
+        if (sum + v->weight > v->max) {
+            v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,
+                                         v->window, sum + v->weight - v->max);
+
+        } else {
+            /* the other replicas' requests: one of their buckets */
+            v->retry = ngx_max(v->window / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS,
+                               1000);
+        }
+
         v->reset = ngx_http_linguamate_buckets_reset(b, first, msec,
                                                      v->window);
         v->remaining = 0;
@@ -795,8 +967,8 @@ ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
     v->bucket = b->newest;
     v->counted = v->weight;
 
-    sum += v->weight;
-    v->remaining = v->max - sum;
+    sum += v->weight + remote;
+    v->remaining = v->max > sum ? v->max - sum : 0;
     v->reset = ngx_http_linguamate_buckets_leave(b, b->newest, msec,
                                                  v->window);
 
@@ -938,6 +1110,291 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * A bucketed key's requests per Redis bucket: each local bucket's count
+ * at its first millisecond, a time that does not move, so that a count is
+ * never sent again in a later Redis bucket.  A request may so leave the
+ * others' count up to one local bucket (window / 63) early, as much as
+ * Redis's oldest bucket, counted whole, keeps it late.
+ */
+
+static void
+ngx_http_linguamate_limit_sync_buckets(ngx_http_linguamate_node_t *node,
+    ngx_http_linguamate_limit_sync_t *ks, ngx_msec_t now, int64_t wall,
+    int64_t width, ngx_msec_t window)
+{
+    int64_t                         age, b, cur;
+    uint32_t                        c;
+    uint64_t                        k, first;
+    ngx_http_linguamate_buckets_t  *bk;
+
+    bk = ngx_http_linguamate_node_buckets(node, NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+    first = ngx_http_linguamate_buckets_advance(bk, now, window);
+    cur = ks->from + (int64_t) ks->nb - 1;
+
+    for (k = bk->newest + 1; k-- > first; /* void */) {
+        c = bk->count[k % NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS];
+
+        if (c == 0) {
+            continue;
+        }
+
+        age = (int64_t) now - (int64_t) (k * bk->width);
+        b = (wall - ngx_max(age, 0)) / width;
+
+        if (b < ks->from) {
+            break;
+        }
+
+        if (b <= cur) {
+            ks->counts[b - ks->from] += c;
+        }
+    }
+}
+
+
+/*
+ * Cluster mode, every CLUSTER_SYNC_MS in one worker of the replica: for
+ * each key seen lately, this replica's requests per Redis bucket (from
+ * the exact log, so a lost reply or a Redis restart loses nothing: the
+ * counts are sent again, whole), and back the other replicas' count.
+ * Buckets are window/64 wide on the wall clock (the replicas' clocks
+ * agree through NTP; a skew of S ms shifts a bucket by S).
+ */
+
+/* the arguments of one key's command: 8, and two per bucket */
+#define LM_ARGS  (8 + 2 * (NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS + 2))
+
+static void
+ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
+{
+    ngx_http_linguamate_zone_t *zone = data;
+
+    u_char                               *p, md5[16];
+    u_char                                args[LM_ARGS * (NGX_INT64_LEN + 2)
+                                               + 128];
+    size_t                                lens[LM_ARGS];
+    int64_t                               wall, width, cur, from, b;
+    uint32_t                              now32, age, j, idx, epoch;
+    ngx_md5_t                             md5c;
+    ngx_uint_t                            k, nkeys, argc;
+    ngx_queue_t                          *q, done;
+    const char                           *argv[LM_ARGS];
+    ngx_http_linguamate_node_t           *node;
+    ngx_http_linguamate_window_t         *w;
+    ngx_http_linguamate_limit_head_t     *head;
+    ngx_http_linguamate_limit_zone_t     *lz;
+    ngx_http_linguamate_limit_sync_t     *ks;
+    ngx_http_linguamate_cluster_status_t  cs;
+
+    lz = zone->data;
+    now32 = (uint32_t) now;
+    width = ngx_max((int64_t) lz->cluster_window
+                    / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS, 1);
+    wall = (int64_t) ngx_time() * 1000 + (int64_t) ngx_timeofday()->msec;
+    cur = wall / width;
+
+    ngx_http_linguamate_cluster_status(
+        ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                            ngx_http_linguamate_module),
+        &cs);
+    epoch = (uint32_t) cs.reconnects + 1;
+
+    /* under the mutex: what each key seen lately has in each bucket */
+
+    ngx_queue_init(&done);
+    nkeys = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue)
+         && nkeys < NGX_HTTP_LINGUAMATE_LIMIT_SYNC_MAX;
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_linguamate_node_t, queue);
+        head = ngx_http_linguamate_node_value(node);
+
+        /* the queue is in the order of use: the first key not seen
+           lately ends the walk */
+
+        if (ngx_http_linguamate_window_age(now32, head->touched)
+            > lz->active)
+        {
+            break;
+        }
+
+        /* from the last bucket sent (it may have grown since), or the
+           whole window after a lost connection */
+
+        from = (wall - (int64_t) lz->cluster_window) / width;
+
+        if (head->epoch == epoch && (int64_t) head->sent > from) {
+            from = (int64_t) head->sent;
+        }
+
+        if (from > cur) {
+            from = cur;                     /* the clock went back */
+        }
+
+        if (cur - from + 1 > NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS + 2) {
+            from = cur - (NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS + 2) + 1;
+        }
+
+        ks = ngx_alloc(sizeof(ngx_http_linguamate_limit_sync_t) + node->len,
+                       log);
+        if (ks == NULL) {
+            break;
+        }
+
+        ks->zone = zone;
+        ks->sent_at = now32;
+        ks->from = from;
+        ks->nb = (ngx_uint_t) (cur - from + 1);
+        ks->len = node->len;
+        ngx_memcpy(ks->key, ngx_http_linguamate_node_key(node), ks->len);
+        ks->hash = ngx_crc32_short(ks->key, ks->len);
+        ngx_memzero(ks->counts, sizeof(ks->counts));
+
+        if (head->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS) {
+            ngx_http_linguamate_limit_sync_buckets(node, ks, now, wall, width,
+                                                   lz->cluster_window);
+
+        } else {
+            w = ngx_http_linguamate_node_window(node,
+                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+            ngx_http_linguamate_window_expire(w, now32, lz->cluster_window);
+
+            for (j = w->count; j > 0; j--) {
+                idx = (w->head + j - 1) % w->cap;
+                age = ngx_http_linguamate_window_age(now32, w->ring[idx]);
+                b = (wall - (int64_t) age) / width;
+
+                if (b < from) {
+                    break;
+                }
+
+                if (b <= cur) {
+                    ks->counts[b - from]++;
+                }
+            }
+        }
+
+        head->sent = (uint64_t) cur;
+        head->epoch = epoch;
+
+        ngx_queue_insert_tail(&done, &ks->queue);
+        nkeys++;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    /* then the commands, one per key, pipelined */
+
+    while (!ngx_queue_empty(&done)) {
+        q = ngx_queue_head(&done);
+        ngx_queue_remove(q);
+        ks = ngx_queue_data(q, ngx_http_linguamate_limit_sync_t, queue);
+
+        ngx_md5_init(&md5c);
+        ngx_md5_update(&md5c, ks->key, ks->len);
+        ngx_md5_final(md5, &md5c);
+
+        p = args;
+
+        argv[0] = "EVAL";
+        lens[0] = 4;
+        argv[1] = ngx_http_linguamate_limit_lua;
+        lens[1] = sizeof(ngx_http_linguamate_limit_lua) - 1;
+        argv[2] = "1";
+        lens[2] = 1;
+
+        /* the zone and the key's MD5: one hash slot per key */
+        argv[3] = (const char *) p;
+        p = ngx_sprintf(p, "linguamate:limit:{%*s:",
+                        ngx_min(zone->name.len, 64), zone->name.data);
+        p = ngx_hex_dump(p, md5, 16);
+        *p++ = '}';
+        lens[3] = p - (u_char *) argv[3];
+
+        argc = 4;
+
+#define LM_ARG(fmt, val)                                                      \
+        argv[argc] = (const char *) p;                                        \
+        p = ngx_sprintf(p, fmt, val);                                         \
+        lens[argc] = p - (u_char *) argv[argc];                               \
+        argc++
+
+        LM_ARG("%016uxL", ngx_http_linguamate_cluster_replica());
+        LM_ARG("%L", wall);
+        LM_ARG("%M", lz->cluster_window);
+        LM_ARG("%L", width);
+
+        for (k = 0; k < ks->nb; k++) {
+            LM_ARG("%L", ks->from + (int64_t) k);
+            LM_ARG("%uD", ks->counts[k]);
+        }
+
+#undef LM_ARG
+
+        if (ngx_http_linguamate_cluster_command((int) argc, argv, lens,
+                                      ngx_http_linguamate_limit_synced, ks)
+            != NGX_OK)
+        {
+            /* not sent: whole, the next time */
+            ngx_http_linguamate_limit_synced(NULL, NULL, ks);
+        }
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_CORE, log, 0,
+                   "linguamate limit \"%V\": %ui keys synced",
+                   &zone->name, nkeys);
+}
+
+
+static void
+ngx_http_linguamate_limit_synced(ngx_http_linguamate_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_linguamate_limit_sync_t *ks = data;
+
+    ngx_http_linguamate_node_t        *node;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_limit_head_t  *head;
+
+    zone = ks->zone;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_find(zone, ks->hash, ks->key,
+                                                 ks->len);
+
+    if (node) {
+        head = ngx_http_linguamate_node_value(node);
+
+        if (reply && reply->type == REDIS_REPLY_INTEGER) {
+            head->remote = reply->integer > 0xffffffffLL
+                           ? 0xffffffff : (uint32_t) reply->integer;
+            head->remote_at = ks->sent_at;
+
+        } else {
+            /* sent again, whole, next time */
+            head->epoch = 0;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "linguamate: redis refused the counts of zone \"%V\": "
+                      "%*s", &zone->name, (size_t) reply->len, reply->str);
+    }
+
+    ngx_free(ks);
 }
 
 

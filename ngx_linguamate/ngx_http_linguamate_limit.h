@@ -16,6 +16,8 @@ char *ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_linguamate_limit_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_linguamate_limit_cluster(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
 ngx_int_t ngx_http_linguamate_limit_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 

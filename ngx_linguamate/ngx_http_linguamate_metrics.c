@@ -17,6 +17,7 @@
 #include "ngx_http_linguamate_module.h"
 #include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_metrics.h"
+#include "ngx_http_linguamate_cluster.h"
 #include "ngx_http_linguamate_breaker.h"
 #include "ngx_http_linguamate_flags.h"
 
@@ -650,6 +651,7 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
     ngx_http_linguamate_metrics_t       *m;
     ngx_http_linguamate_main_conf_t     *lmcf;
     ngx_http_linguamate_metrics_zone_t  *mz;
+    ngx_http_linguamate_cluster_status_t  cs;
 
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_linguamate_module);
 
@@ -936,6 +938,36 @@ ngx_http_linguamate_metrics_handler(ngx_http_request_t *r)
         "check and alert compare with (%s).\n"
         "# TYPE linguamate_memory_limit_bytes gauge\n"
         "linguamate_memory_limit_bytes %uL\n", source, limit);
+
+    /* cluster mode only: a deployment without REDIS_URL shows none */
+
+    if (ngx_http_linguamate_cluster_on(lmcf)) {
+        ngx_http_linguamate_cluster_status(lmcf, &cs);
+
+        p = ngx_sprintf(p,
+            "# HELP linguamate_redis_up 1 while this replica's connections "
+            "to Redis (REDIS_URL) are up.\n"
+            "# TYPE linguamate_redis_up gauge\n"
+            "linguamate_redis_up %ui\n"
+            "# HELP linguamate_cluster_sync_lag_seconds Time since Redis "
+            "last answered this replica's sync round.\n"
+            "# TYPE linguamate_cluster_sync_lag_seconds gauge\n"
+            "linguamate_cluster_sync_lag_seconds %M.%03M\n"
+            "# HELP linguamate_cluster_unsynced_updates Changes and counted "
+            "requests not yet written to Redis.\n"
+            "# TYPE linguamate_cluster_unsynced_updates gauge\n"
+            "linguamate_cluster_unsynced_updates %ui\n"
+            "# HELP linguamate_cluster_applied_total Changes of other "
+            "replicas applied here.\n"
+            "# TYPE linguamate_cluster_applied_total counter\n"
+            "linguamate_cluster_applied_total %ui\n"
+            "# HELP linguamate_redis_reconnects_total Redis connections "
+            "lost by this replica's workers.\n"
+            "# TYPE linguamate_redis_reconnects_total counter\n"
+            "linguamate_redis_reconnects_total %ui\n",
+            cs.up, cs.lag / 1000, cs.lag % 1000, cs.unsynced, cs.applied,
+            cs.reconnects);
+    }
 
     hz = sysconf(_SC_CLK_TCK);
     if (hz <= 0) {

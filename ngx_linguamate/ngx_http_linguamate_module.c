@@ -13,6 +13,7 @@
 #include "ngx_http_linguamate_json.h"
 #include "ngx_http_linguamate_log.h"
 #include "ngx_http_linguamate_session.h"
+#include "ngx_http_linguamate_cluster.h"
 #include "ngx_http_linguamate_limit.h"
 #include "ngx_http_linguamate_lockout.h"
 #include "ngx_http_linguamate_auth.h"
@@ -174,6 +175,11 @@ static ngx_http_linguamate_step_t  ngx_http_linguamate_rewrite_steps[] = {
 
 
 static ngx_http_linguamate_step_t  ngx_http_linguamate_preaccess_steps[] = {
+
+    { ngx_http_linguamate_cluster_gate, "cluster",
+      "cluster mode, Redis away: a location set to fail closed answers "
+      "503 before it spends a limit; the default (open) serves from this "
+      "replica's own state" },
 
     { ngx_http_linguamate_limit_handler, "limit",
       "limits before auth: a flood is refused by a counter before any "
@@ -387,6 +393,13 @@ static ngx_command_t  ngx_http_linguamate_commands[] = {
       offsetof(ngx_http_linguamate_loc_conf_t, metrics),
       NULL },
 
+    { ngx_string("linguamate_cluster_fail"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_linguamate_loc_conf_t, cluster_fail),
+      &ngx_http_linguamate_cluster_fail_modes },
+
     { ngx_string("linguamate_limit_dry_run"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -506,6 +519,8 @@ ngx_http_linguamate_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_http_linguamate_main_conf_t  *lmcf;
+
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_http_linguamate_header_filter;
 
@@ -536,7 +551,13 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
+
+    if (ngx_http_linguamate_limit_cluster(cf, lmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_linguamate_cluster_postconf(cf, lmcf);
 }
 
 
@@ -645,7 +666,7 @@ ngx_http_linguamate_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    return ngx_http_linguamate_cluster_init(cf, conf);
 }
 
 
@@ -745,6 +766,7 @@ ngx_http_linguamate_create_loc_conf(ngx_conf_t *cf)
     llcf->enable = NGX_CONF_UNSET;
     llcf->endpoint = NGX_CONF_UNSET_UINT;
     llcf->limit_dry_run = NGX_CONF_UNSET;
+    llcf->cluster_fail = NGX_CONF_UNSET_UINT;
     llcf->auth = NGX_CONF_UNSET_UINT;
     llcf->metrics = NGX_CONF_UNSET;
     llcf->breaker = NGX_CONF_UNSET_PTR;
@@ -766,6 +788,8 @@ ngx_http_linguamate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_value(conf->limit_dry_run, prev->limit_dry_run, 0);
+    ngx_conf_merge_uint_value(conf->cluster_fail, prev->cluster_fail,
+                              NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_OPEN);
     ngx_conf_merge_value(conf->cors, prev->cors, 0);
 
     /* unset stays unset: counted wherever the module is on, then */
@@ -890,6 +914,10 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
     ngx_http_linguamate_random_reset();
     ngx_http_linguamate_session_init_process();
 
+    if (ngx_http_linguamate_cluster_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_linguamate_jwt_init_process(cycle);
 }
 
@@ -897,6 +925,7 @@ ngx_http_linguamate_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_linguamate_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_linguamate_cluster_exit_process(cycle);
     ngx_http_linguamate_jwt_exit_process();
 }
 

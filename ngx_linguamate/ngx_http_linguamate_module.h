@@ -47,6 +47,11 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
  */
 #define NGX_HTTP_LINGUAMATE_LIMIT_MAX    10000
 #define NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX  100000000
+
+/* linguamate_cluster_fail: what a location does while Redis is away */
+#define NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_OPEN    0
+#define NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED  1
+
 /* procedures a tRPC batch may hold */
 #define NGX_HTTP_LINGUAMATE_TRPC_MAX     64
 #define NGX_HTTP_LINGUAMATE_ISO_LEN  (sizeof("1970-01-01T00:00:00.000Z") - 1)
@@ -270,6 +275,8 @@ typedef struct ngx_http_linguamate_main_conf_s {
     ngx_http_linguamate_duration_t  maintenance_retry_after;
     ngx_str_t                   redis_url;
     ngx_uint_t                  cluster_sync_ms;
+    /* cluster mode (cluster.c): NULL without REDIS_URL */
+    void                       *cluster;
 
     /* where each came from */
     ngx_http_linguamate_raw_t   raw[NGX_HTTP_LINGUAMATE_NSETTINGS];
@@ -323,6 +330,7 @@ typedef struct {
     ngx_array_t                *limits;     /* of ngx_http_linguamate_limit_t */
     ngx_flag_t                  probe;      /* inherited limits skipped */
     ngx_flag_t                  limit_dry_run;
+    ngx_uint_t                  cluster_fail;   /* linguamate_cluster_fail */
     ngx_http_linguamate_zone_t *lockout;
     ngx_uint_t                  auth;
     ngx_http_linguamate_breaker_conf_t  *breaker;

@@ -234,6 +234,25 @@ ngx_http_linguamate_node_t *
 ngx_http_linguamate_node_lookup(ngx_http_linguamate_zone_t *zone,
     uint32_t hash, u_char *key, size_t len)
 {
+    ngx_http_linguamate_node_t  *ln;
+
+    ln = ngx_http_linguamate_node_find(zone, hash, key, len);
+
+    if (ln) {
+        ngx_queue_remove(&ln->queue);
+        ngx_queue_insert_head(&zone->sh->queue, &ln->queue);
+    }
+
+    return ln;
+}
+
+
+/* the same, without making it the most recently used */
+
+ngx_http_linguamate_node_t *
+ngx_http_linguamate_node_find(ngx_http_linguamate_zone_t *zone,
+    uint32_t hash, u_char *key, size_t len)
+{
     ngx_int_t                    rc;
     ngx_rbtree_node_t           *node, *sentinel;
     ngx_http_linguamate_node_t  *ln;
@@ -261,8 +280,6 @@ ngx_http_linguamate_node_lookup(ngx_http_linguamate_zone_t *zone,
                           (size_t) ln->len);
 
         if (rc == 0) {
-            ngx_queue_remove(&ln->queue);
-            ngx_queue_insert_head(&zone->sh->queue, &ln->queue);
             return ln;
         }
 

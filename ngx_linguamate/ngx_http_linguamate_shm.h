@@ -68,6 +68,9 @@ struct ngx_http_linguamate_zone_s {
 
     void                        *data;          /* the kind's own conf */
 
+    /* what of it is kept across restarts (state.c), NULL: nothing */
+    struct ngx_http_linguamate_state_s  *state;
+
     /* called in the master when the zone starts empty (not on reload) */
     ngx_int_t                  (*init_fresh)(ngx_http_linguamate_zone_t *z,
                                              ngx_log_t *log);
@@ -90,6 +93,8 @@ ngx_http_linguamate_zone_t *ngx_http_linguamate_zone_add(ngx_conf_t *cf,
 ssize_t ngx_http_linguamate_zone_size(ngx_conf_t *cf, ngx_str_t *zone,
     ngx_str_t *value);
 ngx_http_linguamate_node_t *ngx_http_linguamate_node_lookup(
+    ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len);
+ngx_http_linguamate_node_t *ngx_http_linguamate_node_find(
     ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len);
 ngx_http_linguamate_node_t *ngx_http_linguamate_node_alloc(
     ngx_http_linguamate_zone_t *zone, uint32_t hash, u_char *key, size_t len,

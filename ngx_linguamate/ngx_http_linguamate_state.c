@@ -180,6 +180,8 @@ ngx_http_linguamate_state_create(ngx_conf_t *cf,
     st->backends[0] = &ngx_http_linguamate_state_file;
     st->nbackends = 1;
 
+    zone->state = st;
+
     return st;
 }
 

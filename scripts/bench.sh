@@ -6,6 +6,13 @@
 #   BENCH_RUNS=3 BENCH_SECONDS=5 BENCH_CONNECTIONS=32 scripts/bench.sh
 #   BENCH_TARGETS="bare bare20k jwt jwt20k health" scripts/bench.sh
 #   (a subset; the summary lines of targets not run are left out)
+#
+# Cluster mode (docs/cluster.md): the targets "cluster" and "clu20k" go to
+# a second nginx with the same module and configuration plus REDIS_URL, to
+# a redis-server the bench starts, started only when one of them is asked
+# for.  They are interleaved with their local twins ("limited": one key
+# per connection; "lim20k": 20,000 keys in an X-Key header) and the
+# summary prints cluster / local.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,8 +22,11 @@ conns=${BENCH_CONNECTIONS:-32}
 module=$("$repo/scripts/build.sh")
 
 dir=$(mktemp -d /tmp/linguamate-bench.XXXXXX)
-port=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport')
-port2=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport')
+free_port() {
+    perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen=>1,LocalAddr=>"127.0.0.1:0")->sockport'
+}
+port=$(free_port)
+port2=$(free_port)
 mkdir -p "$dir/conf" "$dir/logs"
 
 # 200 named routes for the metrics rendering measurement
@@ -26,6 +36,11 @@ for i in $(seq 0 199); do
 "
 done
 
+# the configuration of an instance: listen port, upstream port, directory,
+# extra http{} lines (the cluster instance's REDIS_URL)
+write_conf() {
+local port=$1 port2=$2 dir=$3 extra=${4:-}
+mkdir -p "$dir/conf" "$dir/logs"
 # one worker and one wrk thread: on 2 cores each gets its own
 cat > "$dir/conf/nginx.conf" <<CONF
 load_module $module;
@@ -55,6 +70,9 @@ http {
     log_format linguamate escape=none '\$linguamate_log_line';
     # one key per connection, far above what one connection can send
     linguamate_limit_zone bench size=16m window=1s limit=10000 key=\$connection;
+    # many clients: a key per request header (lim20k, clu20k)
+    linguamate_limit_zone benchk size=16m window=1s limit=10000 key=\$http_x_key;
+$extra
     access_log $dir/logs/app.log linguamate buffer=64k flush=1s
                if=\$linguamate_log_enabled;
     server {
@@ -138,23 +156,100 @@ $routes
             linguamate_limit bench;
             linguamate_endpoint health_live;
         }
+        location = /limitedk {
+            linguamate off;
+            access_log off;
+            linguamate_limit benchk;
+            linguamate_endpoint health_live;
+        }
     }
 }
 CONF
-
-/usr/sbin/nginx -p "$dir/" -c "$dir/conf/nginx.conf" -e "$dir/logs/error.log" &
-ngx=$!
-trap 'kill -QUIT $ngx 2>/dev/null; wait $ngx 2>/dev/null; rm -rf "$dir"' EXIT
-
-for i in $(seq 1 100); do
-    curl -fs -o /dev/null "http://127.0.0.1:$port/api/health" && break
-    sleep 0.05
-done
+}
 
 declare -A rps p99
 targets="bare counted health live gated limited jwt jwt20k bare20k cors"
-targets=${BENCH_TARGETS:-"$targets proxied breaker trpc"}
+targets=${BENCH_TARGETS:-"$targets proxied breaker trpc lim20k cluster clu20k"}
 case " $targets " in *" bare "*) ;; *) targets="bare $targets" ;; esac
+cluster=0
+case " $targets " in *" cluster "*|*" clu20k "*) cluster=1 ;; esac
+
+pids=()
+redis=""
+cleanup() {
+    local p
+    # nginx stops gracefully on QUIT, redis-server on TERM
+    for p in "${pids[@]}"; do
+        kill -QUIT "$p" 2>/dev/null || true
+    done
+    [ -z "$redis" ] || kill -TERM "$redis" 2>/dev/null || true
+    for p in "${pids[@]}" $redis; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# wait for a URL to answer 200 (at most 5 s)
+wait_for() {
+    local i
+    for i in $(seq 1 100); do
+        curl -fs -o /dev/null "$1" && return 0
+        sleep 0.05
+    done
+    echo "bench: $1 does not answer" >&2
+    return 1
+}
+
+write_conf "$port" "$port2" "$dir"
+/usr/sbin/nginx -p "$dir/" -c "$dir/conf/nginx.conf" -e "$dir/logs/error.log" &
+ngx=$!
+pids+=("$ngx")
+
+# the cluster instance: its own redis-server (no persistence), the same
+# configuration with REDIS_URL, on its own ports and directory
+port3=$(free_port)
+if [ "$cluster" = 1 ]; then
+    command -v redis-server > /dev/null || {
+        echo "bench: the cluster targets need redis-server (scripts/install-deps.sh test)," \
+             "or leave them out: BENCH_TARGETS=\"...\"" >&2
+        exit 1
+    }
+    rport=$(free_port)
+    mkdir -p "$dir/redis"
+    redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
+                 --dir "$dir/redis" --daemonize no \
+                 --logfile "$dir/redis/redis.log" &
+    redis=$!
+    for i in $(seq 1 100); do
+        [ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
+        sleep 0.05
+    done
+    write_conf "$port3" "$(free_port)" "$dir/c" \
+        "    linguamate_redis_url \"redis://127.0.0.1:$rport/0\";"
+    /usr/sbin/nginx -p "$dir/c/" -c "$dir/c/conf/nginx.conf" \
+                    -e "$dir/c/logs/error.log" &
+    pids+=("$!")
+fi
+
+wait_for "http://127.0.0.1:$port/api/health"
+if [ "$cluster" = 1 ]; then
+    wait_for "http://127.0.0.1:$port3/api/health"
+    # a figure labelled "cluster" must be one: the instance is connected
+    up=""
+    for i in $(seq 1 100); do
+        up=$(curl -fs "http://127.0.0.1:$port3/api/metrics" \
+             | awk '$1 == "linguamate_redis_up" {print $2}')
+        [ "$up" = 1 ] && break
+        sleep 0.05
+    done
+    [ "$up" = 1 ] || {
+        echo "bench: the cluster instance is not connected to Redis" \
+             "(linguamate_redis_up=${up:-absent}); see $dir/c/logs/error.log" >&2
+        cat "$dir/c/logs/error.log" >&2 || true
+        exit 1
+    }
+fi
 token=$("$repo/scripts/jwt" sign --sub bench --sid bench --ttl 1h \
         --secret bench-secret-bench-secret-bench-secret)
 
@@ -170,13 +265,17 @@ perl -MDigest::SHA=hmac_sha256 -MMIME::Base64 -e '
                   . qq("sub":"user-$i","type":"access"}));
         print "$h.$p.", b(hmac_sha256("$h.$p", $ARGV[0])), "\n";
     }' bench-secret-bench-secret-bench-secret > "$dir/tokens"
+# 20,000 client keys for the limits (lim20k, clu20k)
+seq -f 'client-%g' 1 20000 > "$dir/keys"
+# args: path, a file of header values, the header (Authorization: tokens)
 cat > "$dir/rotate.lua" <<'LUA'
 local reqs, n, i = {}, 0, 0
 function init(args)
+    local name = args[3] or "Authorization"
+    local prefix = args[3] and "" or "Bearer "
     for line in io.lines(args[2]) do
         n = n + 1
-        reqs[n] = wrk.format("GET", args[1],
-                             { ["Authorization"] = "Bearer " .. line })
+        reqs[n] = wrk.format("GET", args[1], { [name] = prefix .. line })
     end
 end
 function request()
@@ -191,6 +290,9 @@ url_counted="http://127.0.0.1:$port/counted"
 url_proxied="http://127.0.0.1:$port/proxied"
 url_breaker="http://127.0.0.1:$port/breaker"
 url_limited="http://127.0.0.1:$port/limited"
+url_cluster="http://127.0.0.1:$port3/limited"
+url_lim20k="http://127.0.0.1:$port/limitedk"
+url_clu20k="http://127.0.0.1:$port3/limitedk"
 url_jwt="http://127.0.0.1:$port/jwt"
 url_jwt20k="http://127.0.0.1:$port/jwt"
 url_bare20k="http://127.0.0.1:$port/bare"
@@ -212,6 +314,8 @@ for r in $(seq 1 "$runs"); do
         script=()
         args=()
         case $t in
+            lim20k|clu20k) script=(-s "$dir/rotate.lua")
+                  args=(-- /limitedk "$dir/keys" X-Key) ;;
             *20k) script=(-s "$dir/rotate.lua")
                   args=(-- "/${t%20k}" "$dir/tokens") ;;
         esac
@@ -270,6 +374,11 @@ trpc=$(echo "${rps[trpc]:-}" | median)
 ratio_line 'printf "tRPC edge (parse, identity, breaker, module on): trpc / proxied = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$trpc" "$proxied"
 cors=$(echo "${rps[cors]:-}" | median)
 ratio_line 'printf "CORS cost: cors / live = %.1f%%\n", 100*$ARGV[0]/$ARGV[1]' "$cors" "$live"
+clus=$(echo "${rps[cluster]:-}" | median)
+ratio_line 'printf "cluster mode, one key per connection: cluster / limited (local) = %.1f%% (goal: 95%% or more)\n", 100*$ARGV[0]/$ARGV[1]' "$clus" "$lim"
+lim20k=$(echo "${rps[lim20k]:-}" | median)
+clu20k=$(echo "${rps[clu20k]:-}" | median)
+ratio_line 'printf "cluster mode, 20,000 keys: clu20k / lim20k (local) = %.1f%% (goal: 95%% or more)\n", 100*$ARGV[0]/$ARGV[1]' "$clu20k" "$lim20k"
 
 # rendering /api/metrics with 200 routes that all have series
 for i in $(seq 0 199); do
