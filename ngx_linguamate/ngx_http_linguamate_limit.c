@@ -1116,7 +1116,9 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 /*
  * A bucketed key's requests per Redis bucket: each local bucket's count
  * at its first millisecond, a time that does not move, so that a count is
- * never sent again in a later Redis bucket.  A request may so leave the
+ * never sent again in a later Redis bucket.  A local bucket still filling
+ * may lie in a Redis bucket already sent: a bucketed key's whole window
+ * is sent every time (at most 66 buckets).  A request may so leave the
  * others' count up to one local bucket (window / 63) early, as much as
  * Redis's oldest bucket, counted whole, keeps it late.
  */
@@ -1232,7 +1234,9 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 
         from = (wall - (int64_t) lz->cluster_window) / width;
 
-        if (head->epoch == epoch && (int64_t) head->sent > from) {
+        if (head->epoch == epoch && (int64_t) head->sent > from
+            && head->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG)
+        {
             from = (int64_t) head->sent;
         }
 
