@@ -35,6 +35,8 @@
 #define NGX_HTTP_LINGUAMATE_CLUSTER_UNLOCK_TTL  86400000
 
 #define NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL     "linguamate:state"
+/* limit keys in reach of their limit ("ZONE\nKEY"): limit.c's */
+#define NGX_HTTP_LINGUAMATE_CLUSTER_HOT         "linguamate:hot"
 
 /* where a record read from Redis came from */
 #define NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL_RECORD  1
@@ -192,6 +194,10 @@ static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_cluster_put_s
     = { ngx_string(ngx_http_linguamate_cluster_put_lua), { 0 }, 0 };
 static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_cluster_fetch_s
     = { ngx_string(ngx_http_linguamate_cluster_fetch_lua), { 0 }, 0 };
+
+
+/* limit.c's: a key in reach of its limit on another replica */
+static ngx_http_linguamate_cluster_hot_pt  ngx_http_linguamate_cluster_hot_handler;
 
 
 /* this worker's side */
@@ -390,6 +396,35 @@ ngx_http_linguamate_cluster_on_sync(ngx_conf_t *cf,
     s->data = data;
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_linguamate_cluster_on_hot(ngx_http_linguamate_cluster_hot_pt handler)
+{
+    ngx_http_linguamate_cluster_hot_handler = handler;
+}
+
+
+/* tell every replica that a limit key is in reach of its limit */
+
+ngx_int_t
+ngx_http_linguamate_cluster_publish_hot(u_char *msg, size_t len)
+{
+    size_t       lens[3];
+    const char  *argv[3];
+
+    argv[0] = "PUBLISH";
+    lens[0] = 7;
+    argv[1] = NGX_HTTP_LINGUAMATE_CLUSTER_HOT;
+    lens[1] = sizeof(NGX_HTTP_LINGUAMATE_CLUSTER_HOT) - 1;
+    argv[2] = (const char *) msg;
+    lens[2] = len;
+
+    return ngx_http_linguamate_redis_command(ngx_http_linguamate_cluster_cmd,
+                                             3, argv, lens,
+                                             ngx_http_linguamate_cluster_heard,
+                                             NULL);
 }
 
 
@@ -829,6 +864,17 @@ ngx_http_linguamate_cluster_sub_state(ngx_http_linguamate_redis_t *rc,
     argv[1] = NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL;
     lens[1] = sizeof(NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL) - 1;
 
+    /* the limits' channel first: "subscribed" follows the state's */
+
+    argv[1] = NGX_HTTP_LINGUAMATE_CLUSTER_HOT;
+    lens[1] = sizeof(NGX_HTTP_LINGUAMATE_CLUSTER_HOT) - 1;
+
+    (void) ngx_http_linguamate_redis_command(rc, 2, argv, lens,
+                                    ngx_http_linguamate_cluster_heard, ccf);
+
+    argv[1] = NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL;
+    lens[1] = sizeof(NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL) - 1;
+
     (void) ngx_http_linguamate_redis_command(rc, 2, argv, lens,
                                     ngx_http_linguamate_cluster_subscribed,
                                     ccf);
@@ -1014,6 +1060,21 @@ ngx_http_linguamate_cluster_message(ngx_http_linguamate_redis_t *rc,
     ngx_http_linguamate_cluster_said = ngx_current_msec;
 
     if (msg->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (reply->element[1]->type == REDIS_REPLY_STRING
+        && reply->element[1]->len == sizeof(NGX_HTTP_LINGUAMATE_CLUSTER_HOT)
+                                     - 1
+        && ngx_strncmp(reply->element[1]->str,
+                       NGX_HTTP_LINGUAMATE_CLUSTER_HOT,
+                       sizeof(NGX_HTTP_LINGUAMATE_CLUSTER_HOT) - 1) == 0)
+    {
+        if (ngx_http_linguamate_cluster_hot_handler) {
+            ngx_http_linguamate_cluster_hot_handler((u_char *) msg->str,
+                                                    msg->len);
+        }
+
         return;
     }
 

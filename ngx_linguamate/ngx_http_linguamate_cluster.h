@@ -38,6 +38,7 @@ typedef struct {
 
 typedef void (*ngx_http_linguamate_cluster_sync_pt)(void *data,
     ngx_msec_t now, ngx_log_t *log);
+typedef void (*ngx_http_linguamate_cluster_hot_pt)(u_char *msg, size_t len);
 
 
 /* a Lua script, called by its SHA1 (EVALSHA); loaded on every connect */
@@ -72,6 +73,9 @@ ngx_int_t ngx_http_linguamate_cluster_gate(ngx_http_request_t *r);
 /* limit.c's side: a handler run every CLUSTER_SYNC_MS, a command */
 ngx_int_t ngx_http_linguamate_cluster_on_sync(ngx_conf_t *cf,
     ngx_http_linguamate_cluster_sync_pt handler, void *data);
+void ngx_http_linguamate_cluster_on_hot(
+    ngx_http_linguamate_cluster_hot_pt handler);
+ngx_int_t ngx_http_linguamate_cluster_publish_hot(u_char *msg, size_t len);
 ngx_int_t ngx_http_linguamate_cluster_command(int argc, const char **argv,
     const size_t *argvlen, ngx_http_linguamate_redis_reply_pt handler,
     void *data);

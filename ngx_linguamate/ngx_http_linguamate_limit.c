@@ -1,10 +1,19 @@
 /*
  * Copyright (C) ngx_linguamate developers
  *
- * Rate limiting in the PREACCESS phase with an exact sliding window log
- * (ngx_http_linguamate_window.c): a key may make at most "limit" requests
- * in any window of "window" milliseconds, counted in shared memory under
- * the zone's mutex, so the number of workers changes nothing.
+ * Rate limiting in the PREACCESS phase: a key may make at most "limit"
+ * requests in any window of "window" milliseconds, counted in shared
+ * memory under the zone's mutex, so the number of workers changes nothing.
+ *
+ * A zone whose configured limit (before strict mode halves it) is in the
+ * exact range, at most NGX_HTTP_LINGUAMATE_LIMIT_MAX, keeps an exact
+ * sliding window log per key; above it, a bucketed window of 64 counters
+ * (ngx_http_linguamate_window.c), whose memory does not grow with the
+ * limit, which never lets more than the limit through and may refuse
+ * early by at most the count of its oldest bucket.  The mode is fixed for a
+ * configuration; every node says which it holds, so a node of the other
+ * kind (a reload moved the limit across the range) is converted, never
+ * misread.
  */
 
 
@@ -23,6 +32,10 @@
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_LOGIN     2
 
+/* how a node counts: its head's mode */
+#define NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG       0
+#define NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS   1
+
 
 typedef struct {
     ngx_http_complex_value_t   *key;        /* NULL: client address + route */
@@ -39,9 +52,12 @@ typedef struct {
 
 
 /*
- * A limit node's value: this head, then the sliding log.  The head is
+ * A limit node's value: this head, then the sliding log or the buckets
+ * (at NGX_HTTP_LINGUAMATE_LIMIT_OFF), as "mode" says.  A node the log
+ * makes is zeroed: its mode is LOG.  The head is copied byte for byte when
+ * a log grows into a new node and when a node is converted.  The rest is
  * cluster mode's (docs/cluster.md): the other replicas' count of the key
- * as Redis last gave it, and what of this replica's log Redis has.
+ * as Redis last gave it, and what of this replica's count Redis has.
  */
 typedef struct {
     uint64_t                    sent;       /* the last Redis bucket sent */
@@ -51,6 +67,10 @@ typedef struct {
     uint32_t                    remote_at;  /* ngx_current_msec, low bits */
     uint32_t                    synced_at;  /* sent, ngx_current_msec */
     uint32_t                    replicas;   /* others that count the key */
+    uint32_t                    mode;       /* LIMIT_MODE_LOG or _BUCKETS */
+    uint32_t                    hot_at;     /* in reach somewhere: when */
+    uint32_t                    hot_pub;    /* this replica said so: when */
+    uint32_t                    pad;
 } ngx_http_linguamate_limit_head_t;
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_OFF  sizeof(ngx_http_linguamate_limit_head_t)
@@ -72,6 +92,7 @@ typedef struct {
     ngx_http_linguamate_zone_t *zone;
     uint32_t                    hash;
     uint32_t                    sent_at;
+    ngx_uint_t                  publish;    /* in reach: tell the others */
     int64_t                     from;       /* the first bucket */
     ngx_uint_t                  nb;
     uint32_t                    counts[NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS + 2];
@@ -83,11 +104,13 @@ typedef struct {
 typedef struct {
     ngx_http_linguamate_limit_t *limit;
     ngx_uint_t                   max;
+    ngx_uint_t                   mode;        /* MODE_LOG or _BUCKETS */
     ngx_msec_t                   window;
     ngx_uint_t                   remaining;
     ngx_msec_t                   reset;       /* window fully clear */
     ngx_msec_t                   retry;       /* a slot frees up */
-    uint32_t                     stamp;
+    uint32_t                     stamp;       /* the log's last count */
+    uint64_t                     bucket;      /* the bucket counted in */
     ngx_str_t                    key;
     uint32_t                     hash;
     ngx_uint_t                   weight;      /* requests this one counts */
@@ -100,6 +123,15 @@ static ngx_int_t ngx_http_linguamate_limit_key(ngx_http_request_t *r,
     ngx_http_linguamate_limit_zone_t *lz, ngx_str_t *key);
 static void ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v);
+static ngx_http_linguamate_node_t *ngx_http_linguamate_limit_convert(
+    ngx_http_linguamate_zone_t *zone, ngx_http_linguamate_node_t *node,
+    ngx_http_linguamate_verdict_t *v, ngx_log_t *log);
+static void ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote);
+static void ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote);
 static void ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v);
 static ngx_int_t ngx_http_linguamate_limit_headers(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t n,
@@ -108,11 +140,15 @@ static void ngx_http_linguamate_limit_log(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v, ngx_uint_t dry_run);
 static ngx_uint_t ngx_http_linguamate_limit_max(
     ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_http_linguamate_limit_zone_t *lz);
+    ngx_http_linguamate_limit_zone_t *lz, ngx_uint_t *mode);
 static void ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now,
     ngx_log_t *log);
+static void ngx_http_linguamate_limit_sync_buckets(
+    ngx_http_linguamate_node_t *node, ngx_http_linguamate_limit_sync_t *ks,
+    ngx_msec_t now, int64_t wall, int64_t width, ngx_msec_t window);
 static void ngx_http_linguamate_limit_synced(ngx_http_linguamate_redis_t *rc,
     redisReply *reply, void *data);
+static void ngx_http_linguamate_limit_hot(u_char *msg, size_t len);
 
 
 /*
@@ -279,12 +315,14 @@ ngx_http_linguamate_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 
             n = ngx_atoi(s.data, s.len);
 
-            if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_LINGUAMATE_LIMIT_MAX) {
+            if (n == NGX_ERROR || n < 1
+                || n > NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX)
+            {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "linguamate: invalid limit \"%V\" of "
                                    "zone \"%V\": 1 to %d, \"requests\" or "
                                    "\"login\"", &s, &name,
-                                   NGX_HTTP_LINGUAMATE_LIMIT_MAX);
+                                   NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX);
                 return NGX_CONF_ERROR;
             }
 
@@ -341,6 +379,8 @@ ngx_http_linguamate_limit_cluster(ngx_conf_t *cf,
     {
         return NGX_ERROR;
     }
+
+    ngx_http_linguamate_cluster_on_hot(ngx_http_linguamate_limit_hot);
 
     zp = lmcf->zones.elts;
 
@@ -437,11 +477,15 @@ ngx_http_linguamate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* strict mode halves every limit, on the next request */
+/*
+ * Strict mode halves every limit, on the next request.  The mode comes
+ * from the configured limit, which only a reload changes: halving never
+ * moves a zone out of the bucketed window.
+ */
 
 static ngx_uint_t
 ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
-    ngx_http_linguamate_limit_zone_t *lz)
+    ngx_http_linguamate_limit_zone_t *lz, ngx_uint_t *mode)
 {
     ngx_uint_t  max;
 
@@ -455,6 +499,10 @@ ngx_http_linguamate_limit_max(ngx_http_linguamate_main_conf_t *lmcf,
     default:
         max = lz->limit;
     }
+
+    *mode = (max > NGX_HTTP_LINGUAMATE_LIMIT_MAX)
+            ? NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS
+            : NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG;
 
     if (ngx_http_linguamate_flag(lmcf, NGX_HTTP_LINGUAMATE_F_STRICT)) {
         max = max > 1 ? max / 2 : 1;
@@ -531,7 +579,7 @@ ngx_http_linguamate_limit_handler(ngx_http_request_t *r)
         lz = limits[i].zone->data;
 
         v[i].limit = &limits[i];
-        v[i].max = ngx_http_linguamate_limit_max(lmcf, lz);
+        v[i].max = ngx_http_linguamate_limit_max(lmcf, lz, &v[i].mode);
         v[i].window = lz->window ? lz->window : lmcf->rate_limit_window_ms;
         v[i].weight = 1;
 
@@ -705,7 +753,7 @@ ngx_http_linguamate_limit_key(ngx_http_request_t *r,
 /*
  * count one request for v->key, or reject it, under the zone's mutex; in
  * cluster mode the other replicas' count (as Redis last gave it, for at
- * most a window) is added to this replica's own log
+ * most a window) is added to this replica's own
  */
 
 static void
@@ -713,18 +761,14 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     ngx_http_linguamate_verdict_t *v)
 {
     uint32_t                           now, remote;
-    ngx_msec_t                         msec;
-    ngx_uint_t                         fresh;
     ngx_http_linguamate_node_t        *node;
     ngx_http_linguamate_zone_t        *zone;
-    ngx_http_linguamate_window_t      *w;
     ngx_http_linguamate_limit_head_t  *head;
     ngx_http_linguamate_limit_zone_t  *lz;
 
     zone = v->limit->zone;
     lz = zone->data;
-    msec = ngx_current_msec;
-    now = (uint32_t) msec;
+    now = (uint32_t) ngx_current_msec;
     remote = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -734,16 +778,20 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
     if (node) {
         head = ngx_http_linguamate_node_value(node);
-        w = ngx_http_linguamate_node_window(node,
-                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
 
-        if ((ngx_msec_int_t) (node->expire - msec) <= 0) {
-            /* every stamp has aged out: start afresh */
-            w->head = 0;
-            w->count = 0;
+        if (head->mode != v->mode) {
+            node = ngx_http_linguamate_limit_convert(zone, node, v,
+                                                     r->connection->log);
+            if (node == NULL) {
+                /* no room for it in the other kind: through, uncounted */
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+                v->remaining = v->max;
+                v->reset = v->window;
+                return;
+            }
+
+            head = ngx_http_linguamate_node_value(node);
         }
-
-        ngx_http_linguamate_window_expire(w, now, v->window);
 
         if (lz->cluster) {
             head->touched = now;
@@ -754,6 +802,48 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
                 remote = head->remote;
             }
         }
+    }
+
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
+        ngx_http_linguamate_limit_log_account(r, v, node, remote);
+
+    } else {
+        ngx_http_linguamate_limit_buckets_account(r, v, node, remote);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* the exact sliding log: one stamp per counted request */
+
+static void
+ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote)
+{
+    uint32_t                           now;
+    ngx_msec_t                         msec;
+    ngx_uint_t                         fresh;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_window_t      *w;
+    ngx_http_linguamate_limit_head_t  *head;
+
+    zone = v->limit->zone;
+    msec = ngx_current_msec;
+    now = (uint32_t) msec;
+
+    if (node) {
+        w = ngx_http_linguamate_node_window(node,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+
+        if ((ngx_msec_int_t) (node->expire - msec) <= 0) {
+            /* every stamp has aged out: start afresh */
+            w->head = 0;
+            w->count = 0;
+        }
+
+        ngx_http_linguamate_window_expire(w, now, v->window);
 
         if (w->count + remote + v->weight > v->max) {
 
@@ -767,14 +857,13 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
             } else {
                 /* the other replicas' requests: one of their buckets */
-                v->retry = ngx_max(lz->width, 1000);
+                v->retry = ngx_max(((ngx_http_linguamate_limit_zone_t *)
+                                    v->limit->zone->data)->width, 1000);
                 v->reset = v->window;
             }
 
             v->remaining = 0;
             v->rejected = 1;
-
-            ngx_shmtx_unlock(&zone->shpool->mutex);
             return;
         }
     }
@@ -785,7 +874,6 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
         v->reset = v->window;
         v->remaining = 0;
         v->rejected = 1;
-        ngx_shmtx_unlock(&zone->shpool->mutex);
         return;
     }
 
@@ -798,7 +886,6 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
                                                   r->connection->log);
         if (node == NULL) {
             /* no room even after eviction: let it through uncounted */
-            ngx_shmtx_unlock(&zone->shpool->mutex);
             v->remaining = v->max;
             v->reset = v->window;
             return;
@@ -815,7 +902,6 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 
         if (w->count >= w->cap) {
             /* the ring could not grow (zone full): through, uncounted */
-            ngx_shmtx_unlock(&zone->shpool->mutex);
             v->remaining = v->max > w->count ? v->max - w->count : 0;
             v->reset = v->window;
             return;
@@ -836,8 +922,191 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
     }
 
     node->expire = msec + v->window;
+}
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+/*
+ * The bucketed window: the request passes if the buckets still in the
+ * window hold at most max - weight.  The oldest of them is counted whole,
+ * so no sliding window ever sees more than max, and a request may be
+ * refused early by at most that bucket's count (about max / 63 at a
+ * steady rate; ngx_http_linguamate_window.c states the bound).  Retry-After
+ * is when enough of the oldest buckets have left for this request.
+ */
+
+static void
+ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
+    ngx_http_linguamate_verdict_t *v, ngx_http_linguamate_node_t *node,
+    uint32_t remote)
+{
+    uint64_t                           first, sum;
+    ngx_msec_t                         msec;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_buckets_t     *b;
+    ngx_http_linguamate_limit_head_t  *head;
+
+    zone = v->limit->zone;
+    msec = ngx_current_msec;
+
+    if (v->weight > v->max) {
+        /* can never pass */
+        v->retry = v->window;
+        v->reset = v->window;
+        v->remaining = 0;
+        v->rejected = 1;
+        return;
+    }
+
+    if (node == NULL) {
+        node = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
+                   v->key.len,
+                   ngx_http_linguamate_buckets_vlen(
+                       NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+                   r->connection->log);
+
+        if (node == NULL) {
+            /* no room even after eviction: let it through uncounted */
+            v->remaining = v->max;
+            v->reset = v->window;
+            return;
+        }
+
+        head = ngx_http_linguamate_node_value(node);
+        head->mode = NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS;
+        head->touched = (uint32_t) msec;
+    }
+
+    b = ngx_http_linguamate_node_buckets(node, NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+
+    first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
+    sum = ngx_http_linguamate_buckets_sum(b, first);
+
+    if (sum + remote + v->weight > v->max) {
+
+        if (sum + v->weight > v->max) {
+            v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,
+                                         v->window, sum + v->weight - v->max);
+
+        } else {
+            /* the other replicas' requests: one of their buckets */
+            v->retry = ngx_max(v->window / NGX_HTTP_LINGUAMATE_LIMIT_BUCKETS,
+                               1000);
+        }
+
+        v->reset = ngx_http_linguamate_buckets_reset(b, first, msec,
+                                                     v->window);
+        v->remaining = 0;
+        v->rejected = 1;
+        return;
+    }
+
+    b->count[b->newest % NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS] +=
+                                                        (uint32_t) v->weight;
+    v->bucket = b->newest;
+    v->counted = v->weight;
+
+    sum += v->weight + remote;
+    v->remaining = v->max > sum ? v->max - sum : 0;
+    v->reset = ngx_http_linguamate_buckets_leave(b, b->newest, msec,
+                                                 v->window);
+
+    if (v->remaining == 0) {
+        v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,
+                                                     v->window, 1);
+    }
+
+    /* not dropped as expired while its newest bucket is in the window */
+    node->expire = msec + v->reset;
+}
+
+
+/*
+ * A node kept the other way (a reload moved the zone's limit across the
+ * exact range, or an old worker still serves the old configuration) is
+ * replaced by one of this verdict's mode holding the same requests: a
+ * log's stamps go to their buckets; buckets become stamps at the last
+ * millisecond of each (the newest max of them).  The head is kept.
+ * Returns NULL, the old node untouched, if the zone has no room.
+ */
+
+static ngx_http_linguamate_node_t *
+ngx_http_linguamate_limit_convert(ngx_http_linguamate_zone_t *zone,
+    ngx_http_linguamate_node_t *node, ngx_http_linguamate_verdict_t *v,
+    ngx_log_t *log)
+{
+    size_t                             vlen;
+    uint32_t                           cap;
+    uint64_t                           first;
+    ngx_msec_t                         msec;
+    ngx_http_linguamate_node_t        *nn;
+    ngx_http_linguamate_window_t      *w;
+    ngx_http_linguamate_buckets_t     *b;
+    ngx_http_linguamate_limit_head_t  *head;
+
+    msec = ngx_current_msec;
+    cap = 0;
+    first = 0;
+    w = NULL;
+    b = NULL;
+
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
+        b = ngx_http_linguamate_node_buckets(node,
+                                             NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+        first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
+
+        cap = (uint32_t) ngx_min(ngx_max(ngx_http_linguamate_buckets_sum(b,
+                                             first),
+                                         NGX_HTTP_LINGUAMATE_RING_MIN),
+                                 (uint64_t) v->max);
+        vlen = ngx_http_linguamate_window_vlen(NGX_HTTP_LINGUAMATE_LIMIT_OFF,
+                                               cap);
+
+    } else {
+        w = ngx_http_linguamate_node_window(node,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+
+        if ((ngx_msec_int_t) (node->expire - msec) <= 0) {
+            w->count = 0;
+        }
+
+        ngx_http_linguamate_window_expire(w, (uint32_t) msec, v->window);
+        vlen = ngx_http_linguamate_buckets_vlen(NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+    }
+
+    /* out of the LRU queue: the allocation below cannot evict it */
+
+    ngx_queue_remove(&node->queue);
+    ngx_queue_init(&node->queue);
+
+    nn = ngx_http_linguamate_node_alloc(zone, v->hash, v->key.data,
+                                        v->key.len, vlen, log);
+    if (nn == NULL) {
+        ngx_queue_insert_head(&zone->sh->queue, &node->queue);
+        return NULL;
+    }
+
+    head = ngx_http_linguamate_node_value(nn);
+    ngx_memcpy(head, ngx_http_linguamate_node_value(node),
+               NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+    head->mode = (uint32_t) v->mode;
+
+    if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG) {
+        w = ngx_http_linguamate_node_window(nn,
+                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+        w->cap = cap;
+        ngx_http_linguamate_buckets_to_window(b, first, w, msec);
+
+    } else {
+        ngx_http_linguamate_buckets_from_window(
+            ngx_http_linguamate_node_buckets(nn, NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+            w, msec, v->window);
+    }
+
+    nn->expire = node->expire;
+
+    ngx_http_linguamate_node_free(zone, node);
+
+    return nn;
 }
 
 
@@ -846,8 +1115,9 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
 static void
 ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 {
-    ngx_http_linguamate_node_t  *node;
-    ngx_http_linguamate_zone_t  *zone;
+    ngx_http_linguamate_node_t        *node;
+    ngx_http_linguamate_zone_t        *zone;
+    ngx_http_linguamate_limit_head_t  *head;
 
     zone = v->limit->zone;
 
@@ -855,15 +1125,74 @@ ngx_http_linguamate_limit_undo(ngx_http_linguamate_verdict_t *v)
 
     node = ngx_http_linguamate_node_lookup(zone, v->hash, v->key.data,
                                            v->key.len);
-    while (node && v->counted) {
-        ngx_http_linguamate_window_remove(
-            ngx_http_linguamate_node_window(node,
-                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF),
-            v->stamp);
-        v->counted--;
+
+    head = node ? ngx_http_linguamate_node_value(node) : NULL;
+
+    if (head == NULL || head->mode != v->mode) {
+        /* gone, or converted since by a worker of another configuration */
+
+    } else if (v->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS) {
+        ngx_http_linguamate_buckets_remove(
+            ngx_http_linguamate_node_buckets(node,
+                                             NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+            v->bucket, (uint32_t) v->counted);
+
+    } else {
+        while (v->counted) {
+            ngx_http_linguamate_window_remove(
+                ngx_http_linguamate_node_window(node,
+                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+                v->stamp);
+            v->counted--;
+        }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/*
+ * A bucketed key's requests per Redis bucket: each local bucket's count
+ * at its first millisecond, a time that does not move, so that a count is
+ * never sent again in a later Redis bucket.  A local bucket still filling
+ * may lie in a Redis bucket already sent: a bucketed key's whole window
+ * is sent every time (at most 66 buckets).  A request may so leave the
+ * others' count up to one local bucket (window / 63) early, as much as
+ * Redis's oldest bucket, counted whole, keeps it late.
+ */
+
+static void
+ngx_http_linguamate_limit_sync_buckets(ngx_http_linguamate_node_t *node,
+    ngx_http_linguamate_limit_sync_t *ks, ngx_msec_t now, int64_t wall,
+    int64_t width, ngx_msec_t window)
+{
+    int64_t                         age, b, cur;
+    uint32_t                        c;
+    uint64_t                        k, first;
+    ngx_http_linguamate_buckets_t  *bk;
+
+    bk = ngx_http_linguamate_node_buckets(node, NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+    first = ngx_http_linguamate_buckets_advance(bk, now, window);
+    cur = ks->from + (int64_t) ks->nb - 1;
+
+    for (k = bk->newest + 1; k-- > first; /* void */) {
+        c = bk->count[k % NGX_HTTP_LINGUAMATE_WINDOW_BUCKETS];
+
+        if (c == 0) {
+            continue;
+        }
+
+        age = (int64_t) now - (int64_t) (k * bk->width);
+        b = (wall - ngx_max(age, 0)) / width;
+
+        if (b < ks->from) {
+            break;
+        }
+
+        if (b <= cur) {
+            ks->counts[b - ks->from] += c;
+        }
+    }
 }
 
 
@@ -884,14 +1213,15 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 {
     ngx_http_linguamate_zone_t *zone = data;
 
-    u_char                               *p, md5[16];
+    u_char                               *p, md5[16], msg[1024];
     u_char                                args[LM_ARGS * (NGX_INT64_LEN + 2)
                                                + 128];
     size_t                                lens[LM_ARGS];
     int64_t                               wall, width, cur, from, b;
     uint32_t                              now32, age, j, idx, epoch;
-    uint64_t                              total, unsent;
-    ngx_uint_t                            fresh;
+    uint64_t                              total, unsent, local;
+    ngx_uint_t                            fresh, mode, publish;
+    ngx_http_linguamate_buckets_t        *bk;
     ngx_msec_t                            stale;
     ngx_uint_t                            max;
     ngx_md5_t                             md5c;
@@ -916,7 +1246,7 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
                                                ngx_http_linguamate_module);
     ngx_http_linguamate_cluster_status(lmcf, &cs);
     epoch = (uint32_t) cs.reconnects + 1;
-    max = ngx_http_linguamate_limit_max(lmcf, lz);
+    max = ngx_http_linguamate_limit_max(lmcf, lz, &mode);
 
     /* under the mutex: what each key seen lately has in each bucket */
 
@@ -942,22 +1272,36 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
             break;
         }
 
-        w = ngx_http_linguamate_node_window(node,
-                                            NGX_HTTP_LINGUAMATE_LIMIT_OFF);
-        ngx_http_linguamate_window_expire(w, now32, lz->cluster_window);
+        /* this replica's count of the key in the window */
+
+        if (head->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS) {
+            bk = ngx_http_linguamate_node_buckets(node,
+                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+            local = ngx_http_linguamate_buckets_sum(bk,
+                        ngx_http_linguamate_buckets_advance(bk, now,
+                                                        lz->cluster_window));
+            w = NULL;
+
+        } else {
+            w = ngx_http_linguamate_node_window(node,
+                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+            ngx_http_linguamate_window_expire(w, now32, lz->cluster_window);
+            local = w->count;
+        }
 
         /*
          * Sent when it matters (docs/cluster.md, "when a key is sent"):
          * more than half of the limit used; or what this replica counted
          * and Redis does not have (all of it, if never sent on this
-         * connection), times the replicas that count the key, at least
-         * 1/16 of what is left; or, once sent, its last send is old (8
-         * intervals while other replicas count the key, else a window or
-         * 128 intervals).  So a key far from its limit costs nothing,
-         * and one in reach is sent every interval.
+         * connection; all of a bucketed key's window, whose buckets do
+         * not split at the last send), times the replicas that count the
+         * key, at least 1/16 of what is left; or, once sent, its last
+         * send is old (8 intervals while other replicas count the key,
+         * else a window or 128 intervals).  So a key far from its limit
+         * costs nothing, and one in reach is sent every interval.
          */
 
-        total = w->count;
+        total = local;
 
         if (ngx_http_linguamate_window_age(now32, head->remote_at)
             < lz->cluster_window)
@@ -965,9 +1309,8 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
             total += head->remote;
         }
 
-        if (head->epoch != epoch) {
-            unsent = w->count;
-            fresh = 1;
+        if (head->epoch != epoch || w == NULL) {
+            unsent = local;
 
         } else {
             unsent = 0;
@@ -981,7 +1324,12 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 
                 unsent++;
             }
+        }
 
+        if (head->epoch != epoch) {
+            fresh = 1;
+
+        } else {
             stale = head->replicas ? NGX_HTTP_LINGUAMATE_LIMIT_COOL
                                      * lz->interval
                                    : ngx_max(lz->cluster_window,
@@ -991,11 +1339,29 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
                     < stale;
         }
 
+        /* in reach: every replica is told, at most every 8 intervals
+           (or a quarter window), so that it sends the key too */
+
+        publish = 0;
+
+        if (total * 2 >= max
+            && (head->hot_pub == 0
+                || ngx_http_linguamate_window_age(now32, head->hot_pub)
+                   >= ngx_max(NGX_HTTP_LINGUAMATE_LIMIT_COOL * lz->interval,
+                              lz->cluster_window / 4)))
+        {
+            head->hot_pub = now32 | 1;
+            publish = 1;
+        }
+
         if (total < max
             && (max - total) * 2 >= max
             && unsent * ((uint64_t) head->replicas + 1)
                * NGX_HTTP_LINGUAMATE_LIMIT_REACH < max - total
-            && fresh)
+            && fresh
+            && (head->hot_at == 0
+                || ngx_http_linguamate_window_age(now32, head->hot_at)
+                   >= lz->cluster_window))
         {
             continue;
         }
@@ -1005,7 +1371,9 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 
         from = (wall - (int64_t) lz->cluster_window) / width;
 
-        if (head->epoch == epoch && (int64_t) head->sent > from) {
+        if (head->epoch == epoch && (int64_t) head->sent > from
+            && head->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_LOG)
+        {
             from = (int64_t) head->sent;
         }
 
@@ -1024,6 +1392,7 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
         }
 
         ks->zone = zone;
+        ks->publish = publish;
         ks->sent_at = now32;
         ks->from = from;
         ks->nb = (ngx_uint_t) (cur - from + 1);
@@ -1032,17 +1401,27 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
         ks->hash = ngx_crc32_short(ks->key, ks->len);
         ngx_memzero(ks->counts, sizeof(ks->counts));
 
-        for (j = w->count; j > 0; j--) {
-            idx = (w->head + j - 1) % w->cap;
-            age = ngx_http_linguamate_window_age(now32, w->ring[idx]);
-            b = (wall - (int64_t) age) / width;
+        if (head->mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS) {
+            ngx_http_linguamate_limit_sync_buckets(node, ks, now, wall, width,
+                                                   lz->cluster_window);
 
-            if (b < from) {
-                break;
-            }
+        } else {
+            w = ngx_http_linguamate_node_window(node,
+                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF);
+            ngx_http_linguamate_window_expire(w, now32, lz->cluster_window);
 
-            if (b <= cur) {
-                ks->counts[b - from]++;
+            for (j = w->count; j > 0; j--) {
+                idx = (w->head + j - 1) % w->cap;
+                age = ngx_http_linguamate_window_age(now32, w->ring[idx]);
+                b = (wall - (int64_t) age) / width;
+
+                if (b < from) {
+                    break;
+                }
+
+                if (b <= cur) {
+                    ks->counts[b - from]++;
+                }
             }
         }
 
@@ -1104,6 +1483,14 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 
 #undef LM_ARG
 
+        if (ks->publish && zone->name.len + 1 + ks->len <= sizeof(msg)) {
+            p = ngx_cpymem(msg, zone->name.data, zone->name.len);
+            *p++ = '\n';
+            p = ngx_cpymem(p, ks->key, ks->len);
+
+            (void) ngx_http_linguamate_cluster_publish_hot(msg, p - msg);
+        }
+
         if (ngx_http_linguamate_cluster_command((int) argc, argv, lens,
                                       ngx_http_linguamate_limit_synced, ks)
             != NGX_OK)
@@ -1116,6 +1503,94 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
     ngx_log_debug2(NGX_LOG_DEBUG_CORE, log, 0,
                    "linguamate limit \"%V\": %ui keys synced",
                    &zone->name, nkeys);
+}
+
+
+/*
+ * Another replica says a key is in reach of its limit ("ZONE\nKEY"):
+ * the key is sent every interval here too for a window (its node made,
+ * empty, if this replica has not seen the key), so that this replica's
+ * decisions count the others' requests before its own first one.
+ */
+
+static void
+ngx_http_linguamate_limit_hot(u_char *msg, size_t len)
+{
+    u_char                            *nl;
+    uint32_t                           hash, now;
+    ngx_str_t                          key;
+    ngx_uint_t                         i, mode, max;
+    ngx_http_linguamate_node_t        *node;
+    ngx_http_linguamate_zone_t        *zone, **zp;
+    ngx_http_linguamate_limit_head_t  *head;
+    ngx_http_linguamate_limit_zone_t  *lz;
+    ngx_http_linguamate_main_conf_t   *lmcf;
+
+    nl = ngx_strlchr(msg, msg + len, '\n');
+    if (nl == NULL || nl + 1 == msg + len || msg + len - nl - 1 > 65535) {
+        return;
+    }
+
+    key.data = nl + 1;
+    key.len = msg + len - nl - 1;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_linguamate_module);
+    zp = lmcf->zones.elts;
+    zone = NULL;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LIMIT
+            && zp[i]->name.len == (size_t) (nl - msg)
+            && ngx_strncmp(zp[i]->name.data, msg, nl - msg) == 0)
+        {
+            zone = zp[i];
+            break;
+        }
+    }
+
+    if (zone == NULL) {
+        return;
+    }
+
+    lz = zone->data;
+    max = ngx_http_linguamate_limit_max(lmcf, lz, &mode);
+    hash = ngx_crc32_short(key.data, key.len);
+    now = (uint32_t) ngx_current_msec;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, hash, key.data, key.len);
+
+    if (node == NULL) {
+        if (mode == NGX_HTTP_LINGUAMATE_LIMIT_MODE_BUCKETS) {
+            node = ngx_http_linguamate_node_alloc(zone, hash, key.data,
+                       key.len,
+                       ngx_http_linguamate_buckets_vlen(
+                           NGX_HTTP_LINGUAMATE_LIMIT_OFF),
+                       ngx_cycle->log);
+
+        } else {
+            node = ngx_http_linguamate_window_reserve(zone, NULL,
+                                       NGX_HTTP_LINGUAMATE_LIMIT_OFF, max,
+                                       hash, &key, ngx_cycle->log);
+        }
+
+        if (node == NULL) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return;
+        }
+
+        head = ngx_http_linguamate_node_value(node);
+        head->mode = (uint32_t) mode;
+        node->expire = ngx_current_msec + lz->cluster_window;
+    }
+
+    head = ngx_http_linguamate_node_value(node);
+    head->touched = now;
+    head->hot_at = now | 1;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 

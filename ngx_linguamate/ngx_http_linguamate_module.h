@@ -40,8 +40,14 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
 
 #define NGX_HTTP_LINGUAMATE_SECRET_MIN   32
 
-/* requests per window a limit may allow: the sliding log keeps each one */
+/*
+ * Requests per window: up to LIMIT_MAX a limit is an exact sliding log
+ * that keeps each one; above it, up to LIMIT_BUCKETED_MAX, a bucketed
+ * window of fixed size (limit.c)
+ */
 #define NGX_HTTP_LINGUAMATE_LIMIT_MAX    10000
+#define NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX  100000000
+
 /* linguamate_cluster_fail: what a location does while Redis is away */
 #define NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_OPEN    0
 #define NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED  1
@@ -102,7 +108,7 @@ extern ngx_str_t  ngx_http_linguamate_build_json;
     X(RATE_LIMIT_WINDOW_MS, rate_limit_window_ms, UINT, "60000",             \
       rate_limit_window_ms, 1000, 86400000)                                  \
     X(RATE_LIMIT_MAX_REQUESTS, rate_limit_max_requests, UINT, "60",          \
-      rate_limit_max_requests, 1, NGX_HTTP_LINGUAMATE_LIMIT_MAX)             \
+      rate_limit_max_requests, 1, NGX_HTTP_LINGUAMATE_LIMIT_BUCKETED_MAX)    \
     X(RATE_LIMIT_MAX_LOGIN_ATTEMPTS, rate_limit_max_login_attempts, UINT,    \
       "5", rate_limit_max_login_attempts, 1, 1000)                           \
     X(RATE_LIMIT_ALLOWLIST, rate_limit_allowlist, CIDRS, NULL,               \

@@ -1027,6 +1027,19 @@ ngx_http_linguamate_redis_close(ngx_http_linguamate_redis_t *rc)
 }
 
 
+/* a caller that cannot go on with this connection (a refused SUBSCRIBE,
+   a read-only replica): closed, retried after the backoff */
+
+void
+ngx_http_linguamate_redis_drop(ngx_http_linguamate_redis_t *rc,
+    const char *why)
+{
+    if (rc != NULL && rc->state != NGX_HTTP_LINGUAMATE_REDIS_IDLE) {
+        ngx_http_linguamate_redis_lost(rc, why);
+    }
+}
+
+
 void
 ngx_http_linguamate_redis_destroy(ngx_http_linguamate_redis_t *rc)
 {

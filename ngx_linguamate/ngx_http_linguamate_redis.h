@@ -64,6 +64,8 @@ ngx_http_linguamate_redis_t *ngx_http_linguamate_redis_create(
     ngx_http_linguamate_redis_reply_pt on_push, void *data);
 void ngx_http_linguamate_redis_connect(ngx_http_linguamate_redis_t *rc);
 void ngx_http_linguamate_redis_destroy(ngx_http_linguamate_redis_t *rc);
+void ngx_http_linguamate_redis_drop(ngx_http_linguamate_redis_t *rc,
+    const char *why);
 
 ngx_uint_t ngx_http_linguamate_redis_ready(ngx_http_linguamate_redis_t *rc);
 void *ngx_http_linguamate_redis_data(ngx_http_linguamate_redis_t *rc);

@@ -24,6 +24,10 @@
 #             before it), each record applied checked and written back
 #   settings  every setting's value: CIDR lists (nginx's ngx_ptocidr),
 #             origins, URLs, paths, durations, levels, integers
+#   buckets   differential: the bucketed window of a rate limit against
+#             an exact log of the same requests (its stated bound, Retry-
+#             After, undo, a new window, the conversions to and from a
+#             log); links window.o
 #
 #   scripts/fuzz.sh                 build, replay the regressions, fuzz all
 #   scripts/fuzz.sh jwt trpc        only those harnesses
@@ -49,7 +53,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 secs=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:--1}
-all="parse ingest jwt jread flags trpc lockout settings state"
+all="parse ingest jwt jread flags trpc lockout settings state buckets"
 names=${*:-$all}
 
 release="$repo/build/release"
@@ -124,6 +128,8 @@ done
 # the feature objects a harness links instead of including their source
 clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
     -c "$repo/ngx_linguamate/ngx_http_linguamate_jwt.c" -o "$work/jwt.o"
+clang $cflags -fsanitize=fuzzer-no-link -Wall -Werror $inc \
+    -c "$repo/ngx_linguamate/ngx_http_linguamate_window.c" -o "$work/window.o"
 
 build() {
     local name=$1
@@ -131,6 +137,7 @@ build() {
 
     case $name in
     jread) objs="$work/jwt.o" ;;
+    buckets) objs="$work/window.o" ;;
     esac
 
     if [ "$name" = parse ]; then

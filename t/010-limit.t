@@ -292,13 +292,13 @@ linguamate: zone "z" needs a size=
 
 
 
-=== TEST 16: a limit above 10000 is refused
+=== TEST 16: a limit above 100000000 is refused
 --- http_config
-    linguamate_limit_zone z size=1m limit=20000;
+    linguamate_limit_zone z size=1m limit=100000001;
 --- config
 --- must_die
 --- error_log
-linguamate: invalid limit "20000" of zone "z": 1 to 10000
+linguamate: invalid limit "100000001" of zone "z": 1 to 100000000
 
 
 
@@ -345,3 +345,47 @@ X-Correlation-Id: keep-me
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 20: a limit above 10000 (the bucketed window) counts down and refuses
+--- http_config
+    linguamate_limit_zone big size=1m window=60s limit=20000;
+    linguamate_limit_zone one size=1m window=60s limit=1;
+--- config
+    location = /api/x { linguamate_route x; linguamate_limit big; linguamate_endpoint root; }
+    location = /api/y { linguamate_route x; linguamate_limit big; linguamate_limit one; linguamate_endpoint root; }
+--- request eval
+["GET /api/x", "GET /api/x", "GET /api/y", "GET /api/y", "GET /api/y", "GET /api/x"]
+--- error_code eval
+[200, 200, 200, 429, 429, 200]
+--- response_headers eval
+["X-RateLimit-Limit: 20000\nX-RateLimit-Remaining: 19999\nRateLimit-Policy: \"big\";q=20000;w=60\n!Retry-After",
+ "X-RateLimit-Remaining: 19998",
+ "X-RateLimit-Limit: 1",
+ "X-RateLimit-Limit: 1\nRetry-After: 60",
+ "X-RateLimit-Limit: 1",
+ "X-RateLimit-Remaining: 19996"]
+--- response_headers_like eval
+["X-RateLimit-Reset: ^6[01]\$", "", "RateLimit: ^\"big\";r=19997;t=6[01], \"one\";r=0;t=60\$", "", "", ""]
+--- no_error_log
+[error]
+
+
+
+=== TEST 21: RATE_LIMIT_MAX_REQUESTS above 10000 is a bucketed limit
+--- http_config
+    linguamate_rate_limit_max_requests 50000;
+    linguamate_limit_zone global size=1m window=60s;
+--- config
+    location = /api/x { linguamate_limit global; linguamate_endpoint root; }
+--- request eval
+["GET /api/x", "GET /api/x"]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["X-RateLimit-Limit: 50000\nX-RateLimit-Remaining: 49999", "X-RateLimit-Remaining: 49998"]
+--- response_headers_like eval
+["X-RateLimit-Reset: ^6[01]\$", ""]
+--- no_error_log
+[error]

@@ -55,6 +55,7 @@ $cl->configure(sub {
     linguamate_cluster_sync_ms $sync_ms;
     linguamate_session_zone sessions size=1m;
     linguamate_limit_zone shared size=1m window=1m limit=100 key=\$http_x_client;
+    linguamate_limit_zone big size=1m window=1m limit=10100 key=\$http_x_client;
     linguamate_rate_limit_max_login_attempts 2;
     linguamate_lockout_zone auth_lockout size=1m;
 _HTTP_
@@ -79,6 +80,7 @@ _HTTP_
             linguamate_endpoint root;
         }
         location = /api/thing { linguamate_endpoint root; }
+        location = /api/big { linguamate_limit big; linguamate_endpoint root; }
 _SERVER_
 });
 
@@ -231,6 +233,58 @@ for my $i (0 .. 2) {
     cmp_ok $passed, '<=', 105, 'at most limit + rate x T x (R-1) = 105 passed';
     cmp_ok $passed, '>=', 95, 'and at least 95 (the limit is not stricter)';
     is $passed + ($n{429} // 0), $total, 'every other answer is a 429';
+}
+
+# --- a client that moves: 80 requests on A, then B -----------------------
+# A's key is in reach of its limit (more than half used): A says so on the
+# channel and B reads the count before its own first request of that key,
+# so B lets through what is left (20), not a limit of its own.
+
+{
+    my $passed_a = 0;
+    for (1 .. 80) {
+        my $r = req(0, 'GET', '/api/limited',
+                    headers => { 'X-Client' => 'moving-client' });
+        $passed_a++ if $r->{status} == 200;
+    }
+    is $passed_a, 80, 'A: 80 of a limit of 100 passed';
+    # B's own requests at a pace (each one would spend the limit: the
+    # count of what passes is the measure)
+    my $passed_b = 0;
+    for (1 .. 60) {
+        my $r = req(1, 'GET', '/api/limited',
+                    headers => { 'X-Client' => 'moving-client' });
+        $passed_b++ if $r->{status} == 200;
+        sleep 0.02;
+    }
+    diag "moving client: 80 on A, then $passed_b of 60 on B (20 left)";
+    cmp_ok $passed_b, '<=', 20 + 5, 'B: at most what A left, within the bound';
+    cmp_ok $passed_b, '>=', 15, 'B: and about that many';
+}
+
+# --- a bucketed limit (above 10,000) is shared too -------------------------------
+# 10,000 requests on A (pipelined, 1000 a connection): B learns A's count
+# through Redis and has about 100 left of 10,100.
+
+{
+    my $passed = 0;
+    for my $c (1 .. 10) {
+        my $s = IO::Socket::INET->new('127.0.0.1:' . $cl->replica(0)->port)
+            or die $!;
+        my $req = "GET /api/big HTTP/1.1\r\nHost: a\r\nX-Client: big\r\n\r\n";
+        print $s $req x 999, "GET /api/big HTTP/1.1\r\nHost: a\r\n"
+                 . "X-Client: big\r\nConnection: close\r\n\r\n";
+        local $/;
+        my $all = <$s> // '';
+        $passed += () = $all =~ /^HTTP\/1\.1 200 /mg;
+    }
+    is $passed, 10000, 'A: 10,000 requests of one key passed a limit of 10,100';
+    my $left;
+    ok Linguamate::Cluster::poll(sub {
+        my $r = req(1, 'GET', '/api/big', headers => { 'X-Client' => 'big' });
+        $left = $r->{headers}{'x-ratelimit-remaining'};
+        defined $left && $left < 100;
+    }, 5), "B: A's requests count there too (remaining $left)";
 }
 
 # --- revocations ------------------------------------------------------------------
