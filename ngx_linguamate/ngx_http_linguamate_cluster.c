@@ -23,6 +23,7 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+#include <openssl/rand.h>
 
 
 /* records waiting for Redis in one worker, at most */
@@ -52,6 +53,7 @@ typedef struct {
     ngx_atomic_t                 cmd_up;
     ngx_atomic_t                 applied;
     ngx_atomic_t                 reconnects;
+    ngx_atomic_t                 refused;       /* a write refused: when */
     uint64_t                     replica;
 } ngx_http_linguamate_cluster_sh_t;
 
@@ -121,6 +123,7 @@ static void ngx_http_linguamate_cluster_subscribed(
 static void ngx_http_linguamate_cluster_message(
     ngx_http_linguamate_redis_t *rc, redisReply *reply, void *data);
 static void ngx_http_linguamate_cluster_resync(void);
+static ngx_int_t ngx_http_linguamate_cluster_fetch_all(void);
 static ngx_int_t ngx_http_linguamate_cluster_upload(void *sink,
     ngx_http_linguamate_state_rec_t *rec);
 static void ngx_http_linguamate_cluster_fetched(
@@ -170,6 +173,12 @@ static const char  ngx_http_linguamate_cluster_put_lua[] =
     "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
     "end\n"
     "redis.call('PUBLISH', ARGV[5], ARGV[6])\n"
+    "local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[7],"
+    " 'LIMIT', 0, 64)\n"
+    "for i = 1, #old do\n"
+    "  redis.call('HDEL', KEYS[1], old[i])\n"
+    "  redis.call('ZREM', KEYS[2], old[i])\n"
+    "end\n"
     "return 1\n";
 
 /* the whole state, what expired dropped first */
@@ -211,6 +220,8 @@ static ngx_uint_t                           ngx_http_linguamate_cluster_nq;
 static ngx_uint_t                           ngx_http_linguamate_cluster_lost;
 static ngx_msec_t                           ngx_http_linguamate_cluster_said;
 static ngx_uint_t                           ngx_http_linguamate_cluster_fetch;
+static ngx_uint_t                           ngx_http_linguamate_cluster_refetch;
+static ngx_msec_t                           ngx_http_linguamate_cluster_refused_logged;
 
 
 /*
@@ -313,9 +324,11 @@ ngx_http_linguamate_cluster_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     /* a replica's id: new at every start, kept across reloads */
 
-    sh->replica = ((uint64_t) ngx_random() << 33)
-                  ^ ((uint64_t) ngx_random() << 11)
-                  ^ (uint64_t) ngx_pid ^ ((uint64_t) ngx_time() << 20);
+    if (RAND_bytes((u_char *) &sh->replica, sizeof(sh->replica)) != 1) {
+        sh->replica = ((uint64_t) ngx_random() << 33)
+                      ^ ((uint64_t) ngx_random() << 11)
+                      ^ (uint64_t) ngx_pid ^ ((uint64_t) ngx_time() << 20);
+    }
     sh->synced = ngx_current_msec;
 
     shpool->data = sh;
@@ -468,6 +481,8 @@ ngx_http_linguamate_cluster_status(ngx_http_linguamate_main_conf_t *lmcf,
     sh = ccf->sh;
 
     cs->up = sh->sub_up && sh->cmd_up;
+    cs->refused = sh->refused
+                  && ngx_current_msec - sh->refused < 10000;
     cs->lag = (ngx_msec_int_t) (ngx_current_msec - sh->synced) > 0
               ? ngx_current_msec - sh->synced : 0;
     cs->unsynced = (ngx_atomic_int_t) sh->unsynced > 0 ? sh->unsynced : 0;
@@ -666,7 +681,11 @@ ngx_http_linguamate_cluster_gate(ngx_http_request_t *r)
 
     llcf = ngx_http_get_module_loc_conf(r, ngx_http_linguamate_module);
 
+    /* probes, metrics and the operations API answer whatever Redis does:
+       a load balancer must not take a replica out for it */
+
     if (llcf->cluster_fail != NGX_HTTP_LINGUAMATE_CLUSTER_FAIL_CLOSED
+        || llcf->probe
         || ngx_http_linguamate_cluster_up(lmcf))
     {
         return NGX_DECLINED;
@@ -890,7 +909,15 @@ ngx_http_linguamate_cluster_subscribed(ngx_http_linguamate_redis_t *rc,
 {
     ngx_http_linguamate_cluster_conf_t  *ccf = data;
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "linguamate: redis refused to SUBSCRIBE: %*s",
+                      (size_t) reply->len, reply->str);
+        ngx_http_linguamate_redis_drop(rc, "SUBSCRIBE refused");
         return;
     }
 
@@ -913,10 +940,6 @@ ngx_http_linguamate_cluster_subscribed(ngx_http_linguamate_redis_t *rc,
 static void
 ngx_http_linguamate_cluster_resync(void)
 {
-    u_char                                 now[NGX_INT64_LEN];
-    u_char                                 key[2][256];
-    size_t                                 lens[6];
-    const char                            *argv[6];
     ngx_uint_t                             i;
     ngx_http_linguamate_state_t          **sp;
     ngx_http_linguamate_cluster_conf_t    *ccf;
@@ -925,7 +948,11 @@ ngx_http_linguamate_cluster_resync(void)
     ccf = ngx_http_linguamate_cluster_w;
     sp = ccf->states.elts;
 
-    ngx_http_linguamate_cluster_fetch = ccf->states.nelts;
+    /*
+     * the live state, copied out of the zones (under their locks) into
+     * the queue; sent from the queue at the pace Redis answers, then the
+     * state read back (ngx_http_linguamate_cluster_drain)
+     */
 
     for (i = 0; i < ccf->states.nelts; i++) {
         up.st = sp[i];
@@ -937,6 +964,34 @@ ngx_http_linguamate_cluster_resync(void)
                                    &up, ngx_cycle->log);
         }
 
+        ngx_log_debug2(NGX_LOG_DEBUG_CORE, ngx_cycle->log, 0,
+                       "linguamate cluster: resync \"%V\": %ui to upload",
+                       &sp[i]->file, up.n);
+    }
+
+    ngx_http_linguamate_cluster_refetch = 1;
+
+    ngx_http_linguamate_cluster_drain();
+}
+
+
+/* the whole state of each zone read back: after the uploads were sent */
+
+static ngx_int_t
+ngx_http_linguamate_cluster_fetch_all(void)
+{
+    u_char                                 now[NGX_INT64_LEN];
+    u_char                                 key[2][256];
+    size_t                                 lens[6];
+    const char                            *argv[6];
+    ngx_uint_t                             i;
+    ngx_http_linguamate_state_t          **sp;
+    ngx_http_linguamate_cluster_conf_t    *ccf;
+
+    ccf = ngx_http_linguamate_cluster_w;
+    sp = ccf->states.elts;
+
+    for (i = 0; i < ccf->states.nelts; i++) {
         ngx_http_linguamate_cluster_state_key(key[0], &lens[3], sp[i], 0);
         ngx_http_linguamate_cluster_state_key(key[1], &lens[4], sp[i], 1);
 
@@ -958,13 +1013,13 @@ ngx_http_linguamate_cluster_resync(void)
                                               sp[i])
             != NGX_OK)
         {
-            return;
+            return NGX_DECLINED;
         }
-
-        ngx_log_debug2(NGX_LOG_DEBUG_CORE, ngx_cycle->log, 0,
-                       "linguamate cluster: resync \"%V\": %ui uploaded",
-                       &sp[i]->file, up.n);
     }
+
+    ngx_http_linguamate_cluster_fetch = ccf->states.nelts;
+
+    return NGX_OK;
 }
 
 
@@ -976,16 +1031,19 @@ ngx_http_linguamate_cluster_upload(void *sink,
 
     ngx_http_linguamate_cluster_put_t  *put;
 
+    if (ngx_http_linguamate_cluster_nq >= NGX_HTTP_LINGUAMATE_CLUSTER_QUEUE_MAX)
+    {
+        /* the live changes keep their room: Redis lacks the rest of this
+           upload until the next connect */
+        return NGX_OK;
+    }
+
     put = ngx_http_linguamate_cluster_put(up->st, rec, 0, up->log);
     if (put == NULL) {
         return NGX_OK;                  /* expired or no memory: skipped */
     }
 
-    if (ngx_http_linguamate_cluster_send(put) != NGX_OK) {
-        ngx_free(put);
-        return NGX_OK;
-    }
-
+    ngx_http_linguamate_cluster_queue(put, up->log);
     up->n++;
 
     return NGX_OK;
@@ -1155,11 +1213,11 @@ ngx_http_linguamate_cluster_receive(ngx_http_linguamate_state_t *st,
         last--;
     }
 
-    own = (ccf && id == ccf->sh->replica);
+    /* this replica's own changes are applied too: another worker's
+       change written after a resync read an older one must win here as
+       it did in Redis (applying twice changes nothing) */
 
-    if (own && from == NGX_HTTP_LINGUAMATE_CLUSTER_CHANNEL_RECORD) {
-        return NGX_DECLINED;
-    }
+    own = (ccf && id == ccf->sh->replica);
 
     if (ngx_http_linguamate_state_parse(st->kind, p, last - p, &rec, scratch)
         != NGX_OK)
@@ -1257,6 +1315,9 @@ ngx_http_linguamate_cluster_put(ngx_http_linguamate_state_t *st,
     ngx_http_linguamate_state_rec_t *rec, int64_t stamp, ngx_log_t *log)
 {
     u_char                             *p;
+    u_char                              buf[2 * NGX_INT64_LEN
+                                            + NGX_HTTP_LINGUAMATE_STATE_LINE_MAX];
+    size_t                              stamp_len;
     int64_t                             expire, now;
     ngx_http_linguamate_cluster_put_t  *put;
 
@@ -1284,20 +1345,10 @@ ngx_http_linguamate_cluster_put(ngx_http_linguamate_state_t *st,
         return NULL;
     }
 
-    put = ngx_alloc(sizeof(ngx_http_linguamate_cluster_put_t)
-                    + rec->key.len + 2 * NGX_INT64_LEN
-                    + NGX_HTTP_LINGUAMATE_STATE_LINE_MAX, log);
-    if (put == NULL) {
-        return NULL;
-    }
+    /* formatted here, kept at its size (a queue may hold many) */
 
-    put->st = st;
-    put->expire = expire;
-    put->key_len = rec->key.len;
-
-    p = ngx_cpymem(put->data, rec->key.data, rec->key.len);
-    p = ngx_sprintf(p, "%L ", stamp);
-    put->stamp_len = p - put->data - put->key_len - 1;
+    p = ngx_sprintf(buf, "%L ", stamp);
+    stamp_len = p - buf - 1;
     p = ngx_sprintf(p, "%016uxL ",
                     ngx_http_linguamate_cluster_w->sh->replica);
     p = ngx_http_linguamate_state_line(p, rec);
@@ -1306,7 +1357,20 @@ ngx_http_linguamate_cluster_put(ngx_http_linguamate_state_t *st,
         p--;
     }
 
-    put->value_len = p - put->data - put->key_len;
+    put = ngx_alloc(sizeof(ngx_http_linguamate_cluster_put_t)
+                    + rec->key.len + (p - buf), log);
+    if (put == NULL) {
+        return NULL;
+    }
+
+    put->st = st;
+    put->expire = expire;
+    put->key_len = rec->key.len;
+    put->stamp_len = stamp_len;
+    put->value_len = p - buf;
+
+    p = ngx_cpymem(put->data, rec->key.data, rec->key.len);
+    ngx_memcpy(p, buf, put->value_len);
 
     return put;
 }
@@ -1321,8 +1385,9 @@ ngx_http_linguamate_cluster_send(ngx_http_linguamate_cluster_put_t *put)
     u_char       msg[256 + NGX_HTTP_LINGUAMATE_STATE_LINE_MAX
                      + NGX_HTTP_LINGUAMATE_STATE_KEY_MAX + 64];
     u_char      *p;
-    size_t       lens[11], n;
-    const char  *argv[11];
+    u_char       now[NGX_INT64_LEN];
+    size_t       lens[12], n;
+    const char  *argv[12];
 
     if (!ngx_http_linguamate_redis_ready(ngx_http_linguamate_cluster_cmd)) {
         return NGX_DECLINED;
@@ -1360,8 +1425,12 @@ ngx_http_linguamate_cluster_send(ngx_http_linguamate_cluster_put_t *put)
     argv[10] = (const char *) msg;
     lens[10] = p - msg;
 
+    argv[11] = (const char *) now;
+    lens[11] = ngx_sprintf(now, "%L", (int64_t) ngx_time() * 1000
+                           + (int64_t) ngx_timeofday()->msec) - now;
+
     if (ngx_http_linguamate_redis_command(ngx_http_linguamate_cluster_cmd,
-                                          11, argv, lens,
+                                          12, argv, lens,
                                           ngx_http_linguamate_cluster_sent,
                                           put)
         != NGX_OK)
@@ -1379,32 +1448,57 @@ ngx_http_linguamate_cluster_sent(ngx_http_linguamate_redis_t *rc,
 {
     ngx_http_linguamate_cluster_put_t  *put = data;
 
-    if (reply == NULL) {
-        /* the connection went before the answer: again, later (a second
-           write of the same change is refused by its stamp) */
-        if (ngx_http_linguamate_cluster_w) {
-            ngx_http_linguamate_cluster_queue(put, ngx_cycle->log);
-            return;
-        }
+    ngx_http_linguamate_cluster_conf_t  *ccf;
 
+    ccf = ngx_http_linguamate_cluster_w;
+
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
         ngx_free(put);
         return;
     }
 
-    if (ngx_http_linguamate_cluster_noscript(reply)
-        && ngx_http_linguamate_cluster_w)
-    {
-        ngx_http_linguamate_cluster_queue(put, ngx_cycle->log);
+    if (ccf == NULL) {
+        ngx_free(put);
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "linguamate: redis refused a change of \"%V\": %*s",
-                      &put->st->file, (size_t) reply->len, reply->str);
+    /*
+     * Not written: again, later (a second write of the same change is
+     * refused by its stamp).  A refusal (out of memory, a read-only
+     * replica after a failover, loading, not authenticated) is shown in
+     * the detailed health for a while; one that says this connection
+     * cannot write closes it (backoff, then resync).
+     */
+
+    ngx_http_linguamate_cluster_queue(put, ngx_cycle->log);
+
+    if (reply == NULL || ngx_http_linguamate_cluster_noscript(reply)) {
+        return;
     }
 
-    ngx_free(put);
+    ccf->sh->refused = ngx_current_msec | 1;
+
+    if (ngx_http_linguamate_cluster_refused_logged == 0
+        || ngx_current_msec - ngx_http_linguamate_cluster_refused_logged
+           >= 60000)
+    {
+        ngx_http_linguamate_cluster_refused_logged = ngx_current_msec | 1;
+
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "linguamate: redis refused a change of \"%V\", kept "
+                      "to send again: %*s", &put->st->file,
+                      (size_t) reply->len, reply->str);
+    }
+
+    if (reply->len >= 8
+        && (ngx_strncmp(reply->str, "READONLY", 8) == 0
+            || ngx_strncmp(reply->str, "LOADING ", 8) == 0
+            || ngx_strncmp(reply->str, "NOAUTH A", 8) == 0
+            || ngx_strncmp(reply->str, "MASTERDO", 8) == 0
+            || ngx_strncmp(reply->str, "MISCONF ", 8) == 0))
+    {
+        ngx_http_linguamate_redis_drop(rc, "Redis cannot take writes");
+    }
 }
 
 
@@ -1449,19 +1543,32 @@ ngx_http_linguamate_cluster_drain(void)
 
     for (n = 0; n < NGX_HTTP_LINGUAMATE_CLUSTER_BATCH; n++) {
         if (ngx_queue_empty(&ngx_http_linguamate_cluster_q)) {
-            return;
+            break;
         }
+
+        /* out of the queue before it is sent: a send that fails puts it
+           back (its callback, run from the send, may queue it again) */
 
         q = ngx_queue_head(&ngx_http_linguamate_cluster_q);
-        put = ngx_queue_data(q, ngx_http_linguamate_cluster_put_t, queue);
-
-        if (ngx_http_linguamate_cluster_send(put) != NGX_OK) {
-            return;
-        }
-
         ngx_queue_remove(q);
         ngx_http_linguamate_cluster_nq--;
         ngx_http_linguamate_cluster_unsynced(-1);
+
+        put = ngx_queue_data(q, ngx_http_linguamate_cluster_put_t, queue);
+
+        if (ngx_http_linguamate_cluster_send(put) != NGX_OK) {
+            ngx_queue_insert_head(&ngx_http_linguamate_cluster_q, q);
+            ngx_http_linguamate_cluster_nq++;
+            ngx_http_linguamate_cluster_unsynced(1);
+            return;
+        }
+    }
+
+    if (ngx_http_linguamate_cluster_refetch
+        && ngx_queue_empty(&ngx_http_linguamate_cluster_q)
+        && ngx_http_linguamate_cluster_fetch_all() == NGX_OK)
+    {
+        ngx_http_linguamate_cluster_refetch = 0;
     }
 }
 

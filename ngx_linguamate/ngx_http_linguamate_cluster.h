@@ -33,6 +33,7 @@ typedef struct {
     ngx_uint_t                   unsynced;
     ngx_uint_t                   applied;       /* others' changes applied */
     ngx_uint_t                   reconnects;
+    ngx_uint_t                   refused;       /* a write refused lately */
 } ngx_http_linguamate_cluster_status_t;
 
 

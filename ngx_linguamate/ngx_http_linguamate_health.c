@@ -387,7 +387,7 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
 
         ngx_http_linguamate_cluster_status(lmcf, &cs);
 
-        if (ngx_http_linguamate_cluster_on(lmcf) && !cs.up) {
+        if (ngx_http_linguamate_cluster_on(lmcf) && (!cs.up || cs.refused)) {
             redis_status = "degraded";
         }
 
@@ -461,9 +461,11 @@ ngx_http_linguamate_health_answer(ngx_http_request_t *r, ngx_uint_t detailed)
                                   "\"unsyncedUpdates\":%ui,"
                                   "\"appliedFromOthers\":%ui,"
                                   "\"reconnects\":%ui,"
+                                  "\"writesRefused\":%s,"
                                   "\"syncIntervalMs\":%ui}",
                                   cs.lag / 1000, cs.lag % 1000, cs.unsynced,
                                   cs.applied, cs.reconnects,
+                                  cs.refused ? "true" : "false",
                                   lmcf->cluster_sync_ms);
         }
 

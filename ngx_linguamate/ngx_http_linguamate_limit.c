@@ -799,7 +799,9 @@ ngx_http_linguamate_limit_account(ngx_http_request_t *r,
             if (ngx_http_linguamate_window_age(now, head->remote_at)
                 < v->window)
             {
-                remote = head->remote;
+                /* never more than the limit: no sum below can wrap */
+                remote = ngx_min(head->remote, (uint32_t) ngx_min(v->max,
+                                                        0x7fffffff));
             }
         }
     }
@@ -845,7 +847,7 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
 
         ngx_http_linguamate_window_expire(w, now, v->window);
 
-        if (w->count + remote + v->weight > v->max) {
+        if ((uint64_t) w->count + remote + v->weight > v->max) {
 
             if (w->count + v->weight > v->max) {
                 /* the oldest counted request leaves the window first */
@@ -912,7 +914,7 @@ ngx_http_linguamate_limit_log_account(ngx_http_request_t *r,
 
     } while (v->counted < v->weight);
 
-    v->remaining = v->max > w->count + remote
+    v->remaining = v->max > (uint64_t) w->count + remote
                    ? v->max - w->count - remote : 0;
     v->reset = v->window;
 
@@ -981,7 +983,7 @@ ngx_http_linguamate_limit_buckets_account(ngx_http_request_t *r,
     first = ngx_http_linguamate_buckets_advance(b, msec, v->window);
     sum = ngx_http_linguamate_buckets_sum(b, first);
 
-    if (sum + remote + v->weight > v->max) {
+    if (sum + (uint64_t) remote + v->weight > v->max) {
 
         if (sum + v->weight > v->max) {
             v->retry = ngx_http_linguamate_buckets_retry(b, first, msec,

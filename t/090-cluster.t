@@ -56,6 +56,7 @@ $cl->configure(sub {
     linguamate_session_zone sessions size=1m;
     linguamate_limit_zone shared size=1m window=1m limit=100 key=\$http_x_client;
     linguamate_limit_zone big size=1m window=1m limit=10100 key=\$http_x_client;
+    linguamate_limit_zone wide size=1m window=1m limit=1000 key=\$http_x_client;
     linguamate_rate_limit_max_login_attempts 2;
     linguamate_lockout_zone auth_lockout size=1m;
 _HTTP_
@@ -81,6 +82,7 @@ _HTTP_
         }
         location = /api/thing { linguamate_endpoint root; }
         location = /api/big { linguamate_limit big; linguamate_endpoint root; }
+        location = /api/wide { linguamate_limit wide; linguamate_endpoint root; }
 _SERVER_
 });
 
@@ -235,31 +237,35 @@ for my $i (0 .. 2) {
     is $passed + ($n{429} // 0), $total, 'every other answer is a 429';
 }
 
-# --- a client that moves: 80 requests on A, then B -----------------------
-# A's key is in reach of its limit (more than half used): A says so on the
-# channel and B reads the count before its own first request of that key,
-# so B lets through what is left (20), not a limit of its own.
+# --- a client that moves: 950 requests on A, then B ----------------------
+# Limit 1000. A's key is in reach of its limit (more than half used): A
+# says so on the channel, and B reads the key's count before its own
+# requests of it weigh anything, so B lets through what is left (50), not
+# the 16th of the limit its own count would take to be sent.
 
 {
     my $passed_a = 0;
-    for (1 .. 80) {
-        my $r = req(0, 'GET', '/api/limited',
-                    headers => { 'X-Client' => 'moving-client' });
-        $passed_a++ if $r->{status} == 200;
+    my $s = IO::Socket::INET->new('127.0.0.1:' . $cl->replica(0)->port)
+        or die $!;
+    my $req = "GET /api/wide HTTP/1.1\r\nHost: a\r\nX-Client: moving\r\n\r\n";
+    print $s $req x 949, "GET /api/wide HTTP/1.1\r\nHost: a\r\n"
+             . "X-Client: moving\r\nConnection: close\r\n\r\n";
+    {
+        local $/;
+        my $all = <$s> // '';
+        $passed_a = () = $all =~ /^HTTP\/1\.1 200 /mg;
     }
-    is $passed_a, 80, 'A: 80 of a limit of 100 passed';
-    # B's own requests at a pace (each one would spend the limit: the
-    # count of what passes is the measure)
+    is $passed_a, 950, 'A: 950 of a limit of 1000 passed';
     my $passed_b = 0;
-    for (1 .. 60) {
-        my $r = req(1, 'GET', '/api/limited',
-                    headers => { 'X-Client' => 'moving-client' });
+    for (1 .. 100) {
+        my $r = req(1, 'GET', '/api/wide',
+                    headers => { 'X-Client' => 'moving' });
         $passed_b++ if $r->{status} == 200;
-        sleep 0.02;
+        sleep 0.01;
     }
-    diag "moving client: 80 on A, then $passed_b of 60 on B (20 left)";
-    cmp_ok $passed_b, '<=', 20 + 5, 'B: at most what A left, within the bound';
-    cmp_ok $passed_b, '>=', 15, 'B: and about that many';
+    diag "moving client: 950 on A, then $passed_b of 100 on B (50 left)";
+    cmp_ok $passed_b, '<=', 50 + 5, 'B: at most what A left, within the bound';
+    cmp_ok $passed_b, '>=', 45, 'B: and about that many';
 }
 
 # --- a bucketed limit (above 10,000) is shared too -------------------------------
