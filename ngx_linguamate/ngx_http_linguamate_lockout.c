@@ -27,6 +27,9 @@
 #include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_lockout.h"
 #include "ngx_http_linguamate_login_parse.h"
+#include "ngx_http_linguamate_cluster.h"
+
+#include <ngx_md5.h>
 
 
 #define NGX_HTTP_LINGUAMATE_LOCK_WINDOW    60000
@@ -38,6 +41,7 @@ typedef struct {
     ngx_msec_t                  lock;
     ngx_http_linguamate_main_conf_t  *lmcf;
     ngx_http_linguamate_state_t      *state;
+    unsigned                          cluster:1;
 } ngx_http_linguamate_lockout_zone_t;
 
 
@@ -54,6 +58,38 @@ typedef struct {
     ngx_str_t                   reason;
     const char                 *message;
 } ngx_http_linguamate_unread_t;
+
+
+/*
+ * Cluster mode: the failures of a key on every replica, in one sorted set
+ * per key (a failure is rare: one member each, its time the score, so the
+ * window slides exactly).  KEYS[1]; ARGV: now (ms), window (ms), then the
+ * new members ("" for none).  Returns the failures in the window.  A
+ * success, or a lock, deletes the key.
+ */
+
+static const char  ngx_http_linguamate_lockout_lua[] =
+    "for i = 3, #ARGV do\n"
+    "  if ARGV[i] ~= '' then\n"
+    "    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])\n"
+    "  end\n"
+    "end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf',"
+    " tonumber(ARGV[1]) - tonumber(ARGV[2]))\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return redis.call('ZCARD', KEYS[1])\n";
+
+static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_lockout_script
+    = { ngx_string(ngx_http_linguamate_lockout_lua), { 0 }, 0 };
+
+
+/* a key's count on its way to Redis and back */
+typedef struct {
+    ngx_http_linguamate_zone_t         *zone;
+    ngx_uint_t                          threshold;
+    ngx_str_t                           key;
+    u_char                              data[1];
+} ngx_http_linguamate_lockout_share_t;
 
 
 static ngx_http_linguamate_unread_t  ngx_http_linguamate_unread[] = {
@@ -120,6 +156,10 @@ static ngx_uint_t ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
     ngx_http_linguamate_ctx_t *ctx, ngx_uint_t status, ngx_uint_t weight);
 static ngx_uint_t ngx_http_linguamate_lockout_forget(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key);
+static void ngx_http_linguamate_lockout_share(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key, ngx_uint_t weight, ngx_uint_t threshold, ngx_log_t *log);
+static void ngx_http_linguamate_lockout_counted(
+    ngx_http_linguamate_redis_t *rc, redisReply *reply, void *data);
 static void ngx_http_linguamate_lockout_append(
     ngx_http_linguamate_zone_t *zone, ngx_str_t *key, ngx_msec_t left,
     time_t locked_at, ngx_log_t *log);
@@ -882,6 +922,27 @@ ngx_http_linguamate_lockout_record(ngx_http_request_t *r,
 
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
+        /* cluster mode: the failures counted on every replica */
+
+        if (lz->cluster) {
+            if (status >= 200 && status < 300) {
+                if ((i >= 1 && !ctx->lockout_ambiguous)
+                    || (i == 0 && ctx->lockout_nkeys == 1))
+                {
+                    ngx_http_linguamate_lockout_share(zone,
+                        &ctx->lockout_key[i], 0, 0, r->connection->log);
+                }
+
+            } else if (status == NGX_HTTP_BAD_REQUEST
+                       || status == NGX_HTTP_UNAUTHORIZED)
+            {
+                ngx_http_linguamate_lockout_share(zone, &ctx->lockout_key[i],
+                                                  locked ? 0 : weight,
+                                                  locked ? 0 : threshold,
+                                                  r->connection->log);
+            }
+        }
+
         if (locked) {
             /* the event line and the journal: from the LOG phase */
 
@@ -1002,6 +1063,16 @@ ngx_http_linguamate_lockout_log(ngx_http_request_t *r,
 
     ngx_str_set(&msg, "Too many failed logins: key locked");
 
+    if (r == NULL) {
+        /* cluster mode: the failures of every replica locked it */
+        ngx_http_linguamate_log_event(
+            ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                ngx_http_linguamate_module),
+            NGX_HTTP_LINGUAMATE_LOG_WARN, "auth_lockout_triggered", &msg,
+            &extra);
+        return;
+    }
+
     ngx_http_linguamate_log_request(r, NGX_HTTP_LINGUAMATE_LOG_WARN,
                                   "auth_lockout_triggered", &msg, &extra);
 }
@@ -1057,6 +1128,15 @@ ngx_int_t
 ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key)
 {
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    lz = zone->data;
+
+    if (lz->cluster) {
+        /* the failures counted by every replica go too */
+        ngx_http_linguamate_lockout_share(zone, key, 0, 0, ngx_cycle->log);
+    }
+
     if (!ngx_http_linguamate_lockout_forget(zone, key)) {
         return NGX_DECLINED;
     }
@@ -1120,6 +1200,218 @@ ngx_http_linguamate_lockout_fresh(ngx_http_linguamate_zone_t *zone,
  * A lock (left ms from now) or an unlock (left 0), through the state
  * layer; never with the zone's mutex held.
  */
+
+/* postconfiguration, cluster mode: every lockout zone counts across
+   replicas */
+
+ngx_int_t
+ngx_http_linguamate_lockout_cluster(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf)
+{
+    ngx_uint_t                           i;
+    ngx_http_linguamate_zone_t         **zp;
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    if (!ngx_http_linguamate_cluster_on(lmcf)) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_linguamate_cluster_script(
+            &ngx_http_linguamate_lockout_script)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    zp = lmcf->zones.elts;
+
+    for (i = 0; i < lmcf->zones.nelts; i++) {
+        if (zp[i]->kind == NGX_HTTP_LINGUAMATE_ZONE_LOCKOUT) {
+            lz = zp[i]->data;
+            lz->cluster = 1;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Cluster mode: "weight" failures of a key added to its count in Redis
+ * (0 with no threshold: the key is cleared, by a success or a lock); when
+ * the count of all replicas reaches the threshold, the key is locked here
+ * and the lock goes to every replica as any lock does.
+ */
+
+static void
+ngx_http_linguamate_lockout_share(ngx_http_linguamate_zone_t *zone,
+    ngx_str_t *key, ngx_uint_t weight, ngx_uint_t threshold, ngx_log_t *log)
+{
+    u_char                               *p, md5[16];
+    u_char                                rkey[128], now[NGX_INT64_LEN];
+    u_char                                win[NGX_INT64_LEN];
+    u_char                                members[16][64];
+    size_t                                lens[20];
+    ngx_uint_t                            i, argc;
+    ngx_md5_t                             md5c;
+    const char                           *argv[20];
+    ngx_http_linguamate_lockout_zone_t   *lz;
+    ngx_http_linguamate_lockout_share_t  *sh;
+
+    static ngx_uint_t                     seq;
+
+    lz = zone->data;
+
+    ngx_md5_init(&md5c);
+    ngx_md5_update(&md5c, key->data, key->len);
+    ngx_md5_final(md5, &md5c);
+
+    p = ngx_sprintf(rkey, "linguamate:fail:{%*s:",
+                    ngx_min(zone->name.len, 64), zone->name.data);
+    p = ngx_hex_dump(p, md5, 16);
+    *p++ = '}';
+
+    if (threshold == 0) {
+        argv[0] = "DEL";
+        lens[0] = 3;
+        argv[1] = (const char *) rkey;
+        lens[1] = p - rkey;
+
+        (void) ngx_http_linguamate_cluster_command(2, argv, lens,
+                                      ngx_http_linguamate_lockout_counted,
+                                      NULL);
+        return;
+    }
+
+    sh = ngx_alloc(sizeof(ngx_http_linguamate_lockout_share_t) + key->len,
+                   log);
+    if (sh == NULL) {
+        return;
+    }
+
+    sh->zone = zone;
+    sh->threshold = threshold;
+    sh->key.data = sh->data;
+    sh->key.len = key->len;
+    ngx_memcpy(sh->data, key->data, key->len);
+
+    argv[0] = "EVALSHA";
+    lens[0] = 7;
+    argv[1] = (const char *) ngx_http_linguamate_lockout_script.sha;
+    lens[1] = 40;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (const char *) rkey;
+    lens[3] = p - rkey;
+    argv[4] = (const char *) now;
+    lens[4] = ngx_sprintf(now, "%L", (int64_t) ngx_time() * 1000
+                          + (int64_t) ngx_timeofday()->msec) - now;
+    argv[5] = (const char *) win;
+    lens[5] = ngx_sprintf(win, "%M", lz->window) - win;
+    argc = 6;
+
+    /* a member per failure: this replica, this process, a sequence */
+
+    for (i = 0; i < ngx_min(weight, 14); i++) {
+        argv[argc] = (const char *) members[i];
+        lens[argc] = ngx_sprintf(members[i], "%016uxL:%P:%ui",
+                                 ngx_http_linguamate_cluster_replica(),
+                                 ngx_pid, ++seq) - members[i];
+        argc++;
+    }
+
+    if (ngx_http_linguamate_cluster_command((int) argc, argv, lens,
+                                      ngx_http_linguamate_lockout_counted,
+                                      sh)
+        != NGX_OK)
+    {
+        /* Redis away: this replica's own count still locks */
+        ngx_free(sh);
+    }
+}
+
+
+static void
+ngx_http_linguamate_lockout_counted(ngx_http_linguamate_redis_t *rc,
+    redisReply *reply, void *data)
+{
+    ngx_http_linguamate_lockout_share_t *sh = data;
+
+    uint32_t                             hash;
+    ngx_msec_t                           msec;
+    ngx_uint_t                           lock;
+    ngx_http_linguamate_lock_t          *lk;
+    ngx_http_linguamate_node_t          *node;
+    ngx_http_linguamate_zone_t          *zone;
+    ngx_http_linguamate_window_t        *w;
+    ngx_http_linguamate_lockout_zone_t  *lz;
+
+    if (sh == NULL) {
+        return;                                 /* a DEL */
+    }
+
+    (void) ngx_http_linguamate_cluster_noscript(reply);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < (long long) sh->threshold)
+    {
+        ngx_free(sh);
+        return;
+    }
+
+    /* the replicas' failures reach the threshold: lock it here, unless
+       this replica did already */
+
+    zone = sh->zone;
+    lz = zone->data;
+    msec = ngx_current_msec;
+    hash = ngx_crc32_short(sh->key.data, sh->key.len);
+    lock = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_linguamate_node_lookup(zone, hash, sh->key.data,
+                                           sh->key.len);
+    if (node == NULL) {
+        node = ngx_http_linguamate_window_reserve(zone, NULL,
+                   NGX_HTTP_LINGUAMATE_LOCK_OFF, (uint32_t) sh->threshold,
+                   hash, &sh->key, ngx_cycle->log);
+    }
+
+    if (node) {
+        lk = ngx_http_linguamate_node_value(node);
+
+        if (lk->locked_until == 0
+            || (ngx_msec_int_t) (lk->locked_until - msec) <= 0)
+        {
+            lk->locked_until = msec + lz->lock;
+            lk->locked_at = ngx_time();
+            node->expire = lk->locked_until;
+
+            /* counting starts afresh once the lock is over */
+            w = ngx_http_linguamate_node_window(node,
+                                               NGX_HTTP_LINGUAMATE_LOCK_OFF);
+            w->head = 0;
+            w->count = 0;
+            lock = 1;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (lock) {
+        ngx_http_linguamate_lockout_log(NULL, zone, &sh->key,
+                                        (ngx_uint_t) reply->integer,
+                                        lz->lock);
+        ngx_http_linguamate_lockout_append(zone, &sh->key, lz->lock,
+                                           ngx_time(), ngx_cycle->log);
+        ngx_http_linguamate_lockout_share(zone, &sh->key, 0, 0,
+                                          ngx_cycle->log);
+    }
+
+    ngx_free(sh);
+}
+
 
 static void
 ngx_http_linguamate_lockout_append(ngx_http_linguamate_zone_t *zone,

@@ -45,4 +45,8 @@ ngx_int_t ngx_http_linguamate_lockout_unlock(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key);
 
 
+ngx_int_t ngx_http_linguamate_lockout_cluster(ngx_conf_t *cf,
+    ngx_http_linguamate_main_conf_t *lmcf);
+
+
 #endif /* _NGX_HTTP_LINGUAMATE_LOCKOUT_H_INCLUDED_ */

@@ -553,7 +553,9 @@ ngx_http_linguamate_postconfiguration(ngx_conf_t *cf)
 
     lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_linguamate_module);
 
-    if (ngx_http_linguamate_limit_cluster(cf, lmcf) != NGX_OK) {
+    if (ngx_http_linguamate_limit_cluster(cf, lmcf) != NGX_OK
+        || ngx_http_linguamate_lockout_cluster(cf, lmcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 

@@ -377,6 +377,40 @@ diag 'unlock on B -> gone on A: ' . ms($lat);
 ok defined $lat, 'the unlock reaches A';
 admin(1, 'DELETE', '/lockouts/127.0.0.1');
 
+# --- failures spread over the replicas lock the account -------------------
+# threshold 4 (twice the 2 attempts): one failure on each of A, B and C is
+# below it everywhere; a fourth on A reaches it in Redis: locked on all.
+
+{
+    my $acct = '{"email":"bob@example.com","password":"nope"}';
+    my $bob_locked_on = sub {
+        my ($i) = @_;
+        return sub {
+            my $s = admin($i, 'GET', '/lockouts/bob@example.com');
+            $s->{status} == 200 && $s->{json} && $s->{json}{locked};
+        };
+    };
+    for my $i (0, 1, 2) {
+        is login($i, $acct)->{status}, 401, "$name[$i]: a failed login of bob";
+    }
+    ok !$bob_locked_on->(0)->() && !$bob_locked_on->(1)->(),
+       'three failures over three replicas: not locked';
+    is login(0, $acct)->{status}, 401, 'A: a fourth failure';
+    my $t = time;
+    ok Linguamate::Cluster::poll($bob_locked_on->($_), 3),
+       "$name[$_]: bob locked (failures of all replicas)" for 0 .. 2;
+    diag 'spread failures -> locked everywhere: ' . ms(time - $t);
+    is login(2, '{"email":"bob@example.com","password":"good"}')->{status},
+       429, 'C: the right password is refused';
+    for my $k ('bob@example.com', '127.0.0.1') {
+        admin(1, 'DELETE', "/lockouts/$k");
+    }
+    ok Linguamate::Cluster::poll(sub {
+        admin(0, 'GET', '/lockouts/bob@example.com')->{status} == 404
+            && admin(2, 'GET', '/lockouts/127.0.0.1')->{status} == 404 }, 3),
+       'the unlock on B clears A and C';
+}
+
 # --- live flags ----------------------------------------------------------------------
 
 sub status_of { my ($i, $path) = @_; req($i, 'GET', $path)->{status} }
