@@ -206,7 +206,8 @@ static ngx_http_linguamate_cluster_script_t  ngx_http_linguamate_cluster_fetch_s
 
 
 /* limit.c's: a key in reach of its limit on another replica */
-static ngx_http_linguamate_cluster_hot_pt  ngx_http_linguamate_cluster_hot_handler;
+static ngx_http_linguamate_cluster_hot_pt
+    ngx_http_linguamate_cluster_hot_handler;
 
 
 /* this worker's side */
@@ -221,7 +222,7 @@ static ngx_uint_t                           ngx_http_linguamate_cluster_lost;
 static ngx_msec_t                           ngx_http_linguamate_cluster_said;
 static ngx_uint_t                           ngx_http_linguamate_cluster_fetch;
 static ngx_uint_t                           ngx_http_linguamate_cluster_refetch;
-static ngx_msec_t                           ngx_http_linguamate_cluster_refused_logged;
+static ngx_msec_t                           ngx_http_linguamate_cluster_nolog;
 
 
 /*
@@ -1316,7 +1317,7 @@ ngx_http_linguamate_cluster_put(ngx_http_linguamate_state_t *st,
 {
     u_char                             *p;
     u_char                              buf[2 * NGX_INT64_LEN
-                                            + NGX_HTTP_LINGUAMATE_STATE_LINE_MAX];
+                                        + NGX_HTTP_LINGUAMATE_STATE_LINE_MAX];
     size_t                              stamp_len;
     int64_t                             expire, now;
     ngx_http_linguamate_cluster_put_t  *put;
@@ -1478,11 +1479,11 @@ ngx_http_linguamate_cluster_sent(ngx_http_linguamate_redis_t *rc,
 
     ccf->sh->refused = ngx_current_msec | 1;
 
-    if (ngx_http_linguamate_cluster_refused_logged == 0
-        || ngx_current_msec - ngx_http_linguamate_cluster_refused_logged
+    if (ngx_http_linguamate_cluster_nolog == 0
+        || ngx_current_msec - ngx_http_linguamate_cluster_nolog
            >= 60000)
     {
-        ngx_http_linguamate_cluster_refused_logged = ngx_current_msec | 1;
+        ngx_http_linguamate_cluster_nolog = ngx_current_msec | 1;
 
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                       "linguamate: redis refused a change of \"%V\", kept "
