@@ -91,6 +91,15 @@ sub no_crash {
               "$what: the same worker still serves";
 }
 
+# what a fake Redis of the mode says as soon as it accepts (then closes)
+my %greeting = (
+    denied => "-DENIED Redis is running in protected mode because "
+            . "protected mode is enabled\r\n",
+    maxclients => "-ERR max number of clients reached\r\n",
+    # no reply type begins with "?": never read as a reply (and goes on)
+    garbage => '?' . join('', map { chr(int rand 256) } 1 .. 4096),
+);
+
 # a fake Redis: a forked child listening on a free port, a child per
 # connection; every accepted connection is one line ("conn TIME") in
 # its log.  $mode: what it does with a connection.
@@ -107,6 +116,9 @@ sub fake_redis {
         $log->autoflush(1);
         while (1) {
             my $c = $ls->accept or next;
+            # what is said first, at once: before nginx may have seen
+            # its connect complete
+            syswrite $c, $greeting{$mode} if $greeting{$mode};
             printf $log "conn %.6f\n", time;
             my $k = fork;
             if (defined $k && $k == 0) {
@@ -126,19 +138,8 @@ sub fake_session {
     my ($c, $mode) = @_;
     $c->autoflush(1);
     my $buf;
-    if ($mode eq 'denied') {
-        print $c "-DENIED Redis is running in protected mode because "
-               . "protected mode is enabled\r\n";
-        return;
-    }
-    if ($mode eq 'maxclients') {
-        print $c "-ERR max number of clients reached\r\n";
-        return;
-    }
+    return if $greeting{$mode} && $mode ne 'garbage';
     return if $mode eq 'flap';
-    if ($mode eq 'garbage') {
-        print $c join '', map { chr(int rand 256) } 1 .. 4096;
-    }
     # the first command (PING, AUTH or SELECT): the answer of the mode
     sysread($c, $buf, 65536) or return;
     if ($mode eq 'bigarray') {
@@ -180,7 +181,8 @@ sub fake_stop {
     {
         my $srv = replica($url);
         my $dir = $srv->dir;
-        my $out = `'$bin' -t -p '$dir/' -c conf/nginx.conf -e logs/error.log 2>&1`;
+        my $out = `'$bin' -t -p '$dir/' -c conf/nginx.conf \\
+                   -e logs/error.log 2>&1`;
         my $rc = $?;
         $out .= $srv->slurp('logs/error.log');
         (my $shown = $url) =~ s/s3cret-pw-1/PASSWORD/;
@@ -192,15 +194,17 @@ sub fake_stop {
 
 # --- fake servers: no crash, a growing delay --------------------------------
 
-# $conns connections seen; from the first to the last, at least $min
-# seconds (100 ms doubling: 100+200+400+800 before any client's 5th)
+# five connections of each of the $clients clients: from the first to
+# the last at least 1.5 s with the delay growing (100 ms doubling:
+# 100+200+400+800 before a client's 5th); about 0.5 s without
 sub backs_off {
-    my ($f, $what) = @_;
+    my ($f, $what, $clients) = @_;
+    my $n = 5 * $clients;
     my @t;
-    ok $poll->(sub { @t = fake_conns($f); @t >= 10 }, 30),
-       "$what: retried (10 connections)";
-    my $span = @t >= 10 ? $t[9] - $t[0] : 0;
-    diag sprintf "%s: 10 connections in %.2f s", $what, $span;
+    ok $poll->(sub { @t = fake_conns($f); @t >= $n }, 30),
+       "$what: retried ($n connections)";
+    my $span = @t >= $n ? $t[$n - 1] - $t[0] : 0;
+    diag sprintf "%s: %d connections in %.2f s", $what, $n, $span;
     cmp_ok $span, '>=', 1.2, "$what: with a growing delay";
 }
 
@@ -209,18 +213,31 @@ for my $case (['denied', qr/refused: DENIED Redis is running in protected/],
               ['flap', qr/closed by redis|read failed|send failed/],
               ['bigarray', qr/: protocol error;/],
               ['negarray', qr/: protocol error;/],
-              ['garbage', qr/: (?:protocol error|a reply nobody asked|refused|unexpected reply)/])
+              ['garbage', qr/: protocol error;/])
 {
     my ($mode, $re) = @$case;
     my $f = fake_redis($mode);
-    my $srv = replica("redis://127.0.0.1:$f->{port}/0");
+    my $srv = replica("redis://127.0.0.1:$f->{port}/0", workers => 2);
     $srv->start;
     my @w = $srv->worker_pids;
     ok $poll->(log_has($srv, $re), 15), "$mode: the error is logged"
         or diag $srv->slurp('logs/error.log');
-    backs_off($f, $mode);
+    # two workers: two command clients and a subscriber
+    backs_off($f, $mode, 3);
     ok up_is($srv, 0)->(), "$mode: linguamate_redis_up is 0";
     no_crash($srv, $mode, @w);
+    if ($greeting{$mode}) {
+        # a worker's first connection is where a server that speaks
+        # first could find no reader: new workers, new first connections
+        for my $n (1 .. 3) {
+            my $seen = () = fake_conns($f);
+            ok $srv->reload, "$mode: reload $n";
+            ok $poll->(sub { fake_conns($f) >= $seen + 3 }, 10),
+               "$mode: reload $n: the new workers connected";
+        }
+        unlike $srv->slurp('logs/error.log'), qr/exited on signal/,
+               "$mode: no worker crashed through the reloads";
+    }
     $srv->stop;
     fake_stop($f);
 }
@@ -272,6 +289,8 @@ SKIP: {
     ok $poll->(up_is($srv, 1), 10), 'reload: up';
     is metric($srv, 'linguamate_redis_reconnects_total'), $before,
        'reload: no reconnect counted';
+    unlike $srv->slurp('logs/error.log'), qr/\[alert\]|open socket/,
+           'reload: the old workers closed their connections';
     $srv->stop;
 }
 
