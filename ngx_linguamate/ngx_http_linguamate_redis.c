@@ -7,7 +7,7 @@
  *              exits)
  *   CONNECTING a non-blocking connect() is under way (write event)
  *   TLS        the TLS handshake of rediss:// (nginx's ngx_ssl_handshake)
- *   HELLO      AUTH and SELECT sent, their replies awaited
+ *   HELLO      AUTH, SELECT and PING sent, their replies awaited
  *   READY      commands are accepted
  *
  * Replies come in the order of the commands (the protocol's rule, without
@@ -29,6 +29,12 @@
 #define NGX_HTTP_LINGUAMATE_REDIS_READY       4
 
 #define NGX_HTTP_LINGUAMATE_REDIS_CONNECT_TIMEOUT  2000
+
+/* what a hostile or broken server can make us hold: elements of one
+   array, bytes of replies not yet complete, bytes read in one pass */
+#define NGX_HTTP_LINGUAMATE_REDIS_MAX_ELEMENTS     1048576
+#define NGX_HTTP_LINGUAMATE_REDIS_MAX_UNREAD       (64 * 1024 * 1024)
+#define NGX_HTTP_LINGUAMATE_REDIS_READ_PASS        (1024 * 1024)
 
 
 typedef struct {
@@ -76,10 +82,16 @@ struct ngx_http_linguamate_redis_s {
 static void ngx_http_linguamate_redis_retry(ngx_event_t *ev);
 static void ngx_http_linguamate_redis_read(ngx_event_t *rev);
 static void ngx_http_linguamate_redis_write(ngx_event_t *wev);
+static ngx_int_t ngx_http_linguamate_redis_test_connect(
+    ngx_http_linguamate_redis_t *rc);
 static void ngx_http_linguamate_redis_connected(
     ngx_http_linguamate_redis_t *rc);
+static void *ngx_http_linguamate_redis_create_array(
+    const redisReadTask *task, int elements);
 #if (NGX_SSL)
 static void ngx_http_linguamate_redis_tls_done(ngx_connection_t *c);
+static ngx_int_t ngx_http_linguamate_redis_check_cert(
+    ngx_http_linguamate_redis_t *rc, ngx_connection_t *c);
 #endif
 static void ngx_http_linguamate_redis_hello(ngx_http_linguamate_redis_t *rc);
 static void ngx_http_linguamate_redis_hello_reply(
@@ -96,6 +108,17 @@ static ngx_int_t ngx_http_linguamate_redis_push(
 static ngx_uint_t ngx_http_linguamate_redis_is_message(redisReply *reply);
 static ngx_int_t ngx_http_linguamate_redis_unescape(ngx_conf_t *cf,
     u_char *p, size_t len, ngx_str_t *out);
+static redisReader *ngx_http_linguamate_redis_reader(void);
+
+
+/*
+ * hiredis' own reply functions, copied from its first reader, with
+ * createArray bounded: "*2000000000" would make hiredis calloc 16 GB
+ * before a single element came.  The same for every client of the
+ * process, filled once, read-only afterwards.
+ */
+static redisReplyObjectFunctions  ngx_http_linguamate_redis_hiredis_fn;
+static redisReplyObjectFunctions  ngx_http_linguamate_redis_fn;
 
 
 /*
@@ -325,7 +348,15 @@ ngx_http_linguamate_redis_create(ngx_http_linguamate_redis_url_t *u,
                           "linguamate: redis: no trusted certificates");
         }
 
-        SSL_CTX_set_verify(rc->ssl->ctx, SSL_VERIFY_PEER, NULL);
+        /*
+         * The chain is verified all the same; tls_done reads the result:
+         * an untrusted certificate is one rate-limited line of ours, not
+         * OpenSSL's handshake failure logged by nginx at every attempt.
+         */
+        SSL_CTX_set_verify(rc->ssl->ctx, SSL_VERIFY_NONE, NULL);
+
+        /* a command queued while SSL_write waits may move the buffer */
+        SSL_CTX_set_mode(rc->ssl->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
 #endif
 
@@ -380,7 +411,21 @@ ngx_http_linguamate_redis_connect(ngx_http_linguamate_redis_t *rc)
     rc->pc.name = &addr->name;
     rc->pc.get = ngx_event_get_peer;
     rc->pc.log = &rc->log;
-    rc->pc.log_error = NGX_ERROR_ERR;
+    /* nginx's own "connect() failed" at every retry would be noise: ours
+       are rate-limited */
+    rc->pc.log_error = NGX_ERROR_INFO;
+
+    /* before the connect: Redis may speak first ("-DENIED ...") */
+
+    if (rc->reader) {
+        redisReaderFree(rc->reader);
+    }
+
+    rc->reader = ngx_http_linguamate_redis_reader();
+    if (rc->reader == NULL) {
+        ngx_http_linguamate_redis_lost(rc, "no memory");
+        return;
+    }
 
     rc->state = NGX_HTTP_LINGUAMATE_REDIS_CONNECTING;
 
@@ -407,8 +452,11 @@ ngx_http_linguamate_redis_connect(ngx_http_linguamate_redis_t *rc)
     c->read->cancelable = 1;
     c->write->cancelable = 1;
 
-    /* a graceful shutdown closes it (ngx_close_idle_connections) */
-    c->idle = 1;
+    /*
+     * Not idle: a graceful shutdown leaves it open, so that what requests
+     * in flight change still reaches Redis; the timers are cancelable,
+     * the worker exits anyway, and exit_process destroys the client.
+     */
 
     c->pool = ngx_create_pool(512, c->log);
     if (c->pool == NULL) {
@@ -457,7 +505,13 @@ ngx_http_linguamate_redis_connected(ngx_http_linguamate_redis_t *rc)
             return;
         }
 
-        if (rc->url->host.len && rc->url->host.len < 256) {
+        /* no SNI for an IP address (RFC 6066) */
+
+        if (rc->url->host.len && rc->url->host.len < 256
+            && rc->url->host.data[0] != '['
+            && ngx_inet_addr(rc->url->host.data, rc->url->host.len)
+               == INADDR_NONE)
+        {
             u_char  name[256];
 
             ngx_memcpy(name, rc->url->host.data, rc->url->host.len);
@@ -490,7 +544,6 @@ ngx_http_linguamate_redis_connected(ngx_http_linguamate_redis_t *rc)
 static void
 ngx_http_linguamate_redis_tls_done(ngx_connection_t *c)
 {
-    long                          vr;
     ngx_http_linguamate_redis_t  *rc;
 
     rc = c->data;
@@ -504,19 +557,7 @@ ngx_http_linguamate_redis_tls_done(ngx_connection_t *c)
         return;
     }
 
-    vr = SSL_get_verify_result(c->ssl->connection);
-
-    if (vr != X509_V_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "linguamate: redis: certificate of \"%V\" not "
-                      "trusted: (%l:%s)", &rc->url->host, vr,
-                      X509_verify_cert_error_string(vr));
-        ngx_http_linguamate_redis_lost(rc, "TLS certificate not trusted");
-        return;
-    }
-
-    if (ngx_ssl_check_host(c, &rc->url->host) != NGX_OK) {
-        ngx_http_linguamate_redis_lost(rc, "TLS certificate of another host");
+    if (ngx_http_linguamate_redis_check_cert(rc, c) != NGX_OK) {
         return;
     }
 
@@ -526,10 +567,86 @@ ngx_http_linguamate_redis_tls_done(ngx_connection_t *c)
     ngx_http_linguamate_redis_hello(rc);
 }
 
+
+/* NGX_OK, or NGX_ERROR: lost */
+
+static ngx_int_t
+ngx_http_linguamate_redis_check_cert(ngx_http_linguamate_redis_t *rc,
+    ngx_connection_t *c)
+{
+    long         vr;
+    X509        *cert;
+    ngx_str_t   *host;
+    ngx_uint_t   ok, literal;
+    u_char       ip[NGX_SOCKADDR_STRLEN];
+
+    host = &rc->url->host;
+
+    vr = SSL_get_verify_result(c->ssl->connection);
+
+    if (vr != X509_V_OK) {
+        if (rc->failures % 10 == 0) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "linguamate: redis: certificate of \"%V\" not "
+                          "trusted: (%l:%s)", host, vr,
+                          X509_verify_cert_error_string(vr));
+        }
+
+        ngx_http_linguamate_redis_lost(rc, "TLS certificate not trusted");
+        return NGX_ERROR;
+    }
+
+    /* an IP literal ("127.0.0.1", "[::1]") is checked against the IP
+       addresses of the certificate, a name against its names */
+
+    literal = 0;
+
+    if (host->len >= 2 && host->data[0] == '['
+        && host->len - 2 < sizeof(ip))
+    {
+        ngx_memcpy(ip, host->data + 1, host->len - 2);
+        ip[host->len - 2] = '\0';
+        literal = 1;
+
+    } else if (host->len < sizeof(ip)
+               && ngx_inet_addr(host->data, host->len) != INADDR_NONE)
+    {
+        ngx_memcpy(ip, host->data, host->len);
+        ip[host->len] = '\0';
+        literal = 1;
+    }
+
+    if (literal) {
+        cert = SSL_get_peer_certificate(c->ssl->connection);
+        ok = (cert != NULL
+              && X509_check_ip_asc(cert, (const char *) ip, 0) == 1);
+
+        if (cert) {
+            X509_free(cert);
+        }
+
+    } else {
+        ok = (ngx_ssl_check_host(c, host) == NGX_OK);
+    }
+
+    if (!ok) {
+        if (rc->failures % 10 == 0) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "linguamate: redis: certificate is not of \"%V\"",
+                          host);
+        }
+
+        ngx_http_linguamate_redis_lost(rc, "TLS certificate of another host");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
 #endif
 
 
-/* AUTH and SELECT; READY when both answered */
+/* AUTH, SELECT, PING; READY when all answered */
 
 static void
 ngx_http_linguamate_redis_hello(ngx_http_linguamate_redis_t *rc)
@@ -538,16 +655,6 @@ ngx_http_linguamate_redis_hello(ngx_http_linguamate_redis_t *rc)
     u_char       dbs[NGX_INT_T_LEN];
     size_t       lens[3];
     const char  *argv[3];
-
-    if (rc->reader) {
-        redisReaderFree(rc->reader);
-    }
-
-    rc->reader = redisReaderCreate();
-    if (rc->reader == NULL) {
-        ngx_http_linguamate_redis_lost(rc, "no memory");
-        return;
-    }
 
     rc->out_len = 0;
     rc->out_pos = 0;
@@ -597,10 +704,21 @@ ngx_http_linguamate_redis_hello(ngx_http_linguamate_redis_t *rc)
         rc->hello++;
     }
 
-    if (rc->hello == 0) {
-        ngx_http_linguamate_redis_hello_reply(rc, NULL, NULL);
+    /* READY on the PING's reply, not on the TCP connect: a server that
+       accepts and closes (or refuses) never looks up */
+
+    argv[0] = "PING";
+    lens[0] = 4;
+
+    if (ngx_http_linguamate_redis_push(rc, 1, argv, lens,
+            ngx_http_linguamate_redis_hello_reply, (void *) "PING")
+        != NGX_OK)
+    {
+        ngx_http_linguamate_redis_lost(rc, "no memory");
         return;
     }
+
+    rc->hello++;
 
     if (ngx_http_linguamate_redis_flush(rc) == NGX_ERROR) {
         ngx_http_linguamate_redis_lost(rc, "send failed");
@@ -612,25 +730,28 @@ static void
 ngx_http_linguamate_redis_hello_reply(ngx_http_linguamate_redis_t *rc,
     redisReply *reply, void *data)
 {
-    if (data != NULL) {
-        if (reply == NULL) {
-            return;                          /* lost: handled there */
+    if (reply == NULL) {
+        return;                              /* lost: handled there */
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (rc->failures % 10 == 0) {
+            ngx_log_error(NGX_LOG_ERR, &rc->log, 0,
+                          "linguamate: redis: %s refused: %*s",
+                          (char *) data, (size_t) reply->len, reply->str);
         }
 
-        if (reply->type == REDIS_REPLY_ERROR) {
-            if (rc->failures % 10 == 0) {
-                ngx_log_error(NGX_LOG_ERR, &rc->log, 0,
-                              "linguamate: redis: %s refused: %*s",
-                              (char *) data, (size_t) reply->len, reply->str);
-            }
+        ngx_http_linguamate_redis_lost(rc, "refused");
+        return;
+    }
 
-            ngx_http_linguamate_redis_lost(rc, "refused");
-            return;
-        }
+    if (reply->type != REDIS_REPLY_STATUS) {
+        ngx_http_linguamate_redis_lost(rc, "unexpected reply to hello");
+        return;
+    }
 
-        if (--rc->hello) {
-            return;
-        }
+    if (--rc->hello) {
+        return;
     }
 
     rc->state = NGX_HTTP_LINGUAMATE_REDIS_READY;
@@ -648,6 +769,50 @@ ngx_http_linguamate_redis_hello_reply(ngx_http_linguamate_redis_t *rc,
     if (rc->on_state) {
         rc->on_state(rc, 1);
     }
+}
+
+
+/* a fresh reader for every connection: nothing of the last one is read */
+
+static redisReader *
+ngx_http_linguamate_redis_reader(void)
+{
+    redisReader  *r;
+
+    r = redisReaderCreate();
+    if (r == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_linguamate_redis_fn.createArray == NULL) {
+        if (r->fn == NULL || r->fn->createArray == NULL) {
+            redisReaderFree(r);
+            return NULL;
+        }
+
+        ngx_http_linguamate_redis_hiredis_fn = *r->fn;
+        ngx_http_linguamate_redis_fn = *r->fn;
+        ngx_http_linguamate_redis_fn.createArray =
+                                     ngx_http_linguamate_redis_create_array;
+    }
+
+    r->fn = &ngx_http_linguamate_redis_fn;
+
+    return r;
+}
+
+
+/* NULL makes the reader fail ("out of memory"): a protocol error here */
+
+static void *
+ngx_http_linguamate_redis_create_array(const redisReadTask *task,
+    int elements)
+{
+    if (elements < 0 || elements > NGX_HTTP_LINGUAMATE_REDIS_MAX_ELEMENTS) {
+        return NULL;
+    }
+
+    return ngx_http_linguamate_redis_hiredis_fn.createArray(task, elements);
 }
 
 
@@ -777,11 +942,43 @@ ngx_http_linguamate_redis_flush(ngx_http_linguamate_redis_t *rc)
 }
 
 
+/* the non-blocking connect's outcome: NGX_OK, or NGX_ERROR (lost) */
+
+static ngx_int_t
+ngx_http_linguamate_redis_test_connect(ngx_http_linguamate_redis_t *rc)
+{
+    int                err;
+    socklen_t          len;
+    ngx_connection_t  *c;
+
+    c = rc->c;
+
+    if (c->write->timedout) {
+        ngx_http_linguamate_redis_lost(rc, "connect timed out");
+        return NGX_ERROR;
+    }
+
+    err = 0;
+    len = sizeof(int);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+        err = ngx_socket_errno;
+    }
+
+    if (err) {
+        c->log->action = "connecting to redis";
+        ngx_log_error(NGX_LOG_INFO, c->log, err, "connect() failed");
+        ngx_http_linguamate_redis_lost(rc, "could not connect");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_linguamate_redis_write(ngx_event_t *wev)
 {
-    int                           err;
-    socklen_t                     len;
     ngx_connection_t             *c;
     ngx_http_linguamate_redis_t  *rc;
 
@@ -789,28 +986,10 @@ ngx_http_linguamate_redis_write(ngx_event_t *wev)
     rc = c->data;
 
     if (rc->state == NGX_HTTP_LINGUAMATE_REDIS_CONNECTING) {
-        if (wev->timedout) {
-            ngx_http_linguamate_redis_lost(rc, "connect timed out");
-            return;
+        if (ngx_http_linguamate_redis_test_connect(rc) == NGX_OK) {
+            ngx_http_linguamate_redis_connected(rc);
         }
 
-        err = 0;
-        len = sizeof(int);
-
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
-            == -1)
-        {
-            err = ngx_socket_errno;
-        }
-
-        if (err) {
-            c->log->action = "connecting to redis";
-            (void) ngx_connection_error(c, err, "connect() failed");
-            ngx_http_linguamate_redis_lost(rc, "could not connect");
-            return;
-        }
-
-        ngx_http_linguamate_redis_connected(rc);
         return;
     }
 
@@ -846,6 +1025,7 @@ ngx_http_linguamate_redis_read(ngx_event_t *rev)
 {
     u_char                          buf[16384];
     void                           *reply;
+    size_t                          total;
     ssize_t                         n;
     ngx_uint_t                      gen;
     ngx_connection_t               *c;
@@ -856,9 +1036,29 @@ ngx_http_linguamate_redis_read(ngx_event_t *rev)
     rc = c->data;
 
     if (c->close) {
-        /* the worker is shutting down */
+        /* closed for the worker's exit: not a loss of Redis */
         ngx_http_linguamate_redis_lost(rc, NULL);
         return;
+    }
+
+    gen = rc->gen;
+
+    if (rc->state == NGX_HTTP_LINGUAMATE_REDIS_CONNECTING) {
+        /* Redis spoke first ("-DENIED", "-ERR max number of clients"),
+           before the write event said the connect was done */
+
+        if (ngx_http_linguamate_redis_test_connect(rc) != NGX_OK) {
+            return;
+        }
+
+        ngx_http_linguamate_redis_connected(rc);
+
+        if (rc->gen != gen
+            || rc->state != NGX_HTTP_LINGUAMATE_REDIS_HELLO)
+        {
+            /* lost, or the TLS handshake has the events now */
+            return;
+        }
     }
 
     if (rev->timedout) {
@@ -866,9 +1066,20 @@ ngx_http_linguamate_redis_read(ngx_event_t *rev)
         return;
     }
 
-    gen = rc->gen;
+    if (rc->reader == NULL) {
+        ngx_http_linguamate_redis_lost(rc, "no reader");
+        return;
+    }
+
+    total = 0;
 
     for ( ;; ) {
+        if (total >= NGX_HTTP_LINGUAMATE_REDIS_READ_PASS) {
+            /* the rest on the next turn of the loop: the timers first */
+            ngx_post_event(rev, &ngx_posted_events);
+            return;
+        }
+
         n = c->recv(c, buf, sizeof(buf));
 
         if (n == NGX_AGAIN) {
@@ -878,6 +1089,15 @@ ngx_http_linguamate_redis_read(ngx_event_t *rev)
         if (n == 0 || n == NGX_ERROR) {
             ngx_http_linguamate_redis_lost(rc, n == 0 ? "closed by redis"
                                                       : "read failed");
+            return;
+        }
+
+        total += n;
+
+        if (rc->reader->len - rc->reader->pos + n
+            > NGX_HTTP_LINGUAMATE_REDIS_MAX_UNREAD)
+        {
+            ngx_http_linguamate_redis_lost(rc, "reply too large");
             return;
         }
 
@@ -899,6 +1119,7 @@ ngx_http_linguamate_redis_read(ngx_event_t *rev)
             }
 
             if (rc->on_push
+                && rc->state == NGX_HTTP_LINGUAMATE_REDIS_READY
                 && ngx_http_linguamate_redis_is_message(reply))
             {
                 rc->on_push(rc, reply, rc->data);
@@ -960,11 +1181,16 @@ ngx_http_linguamate_redis_lost(ngx_http_linguamate_redis_t *rc,
         cb.handler(rc, NULL, cb.data);
     }
 
+    if (why == NULL) {
+        /* the worker exits (destroy): Redis is not down for that */
+        return;
+    }
+
     if (was_ready && rc->on_state) {
         rc->on_state(rc, 0);
     }
 
-    if (why == NULL || ngx_exiting || ngx_quit || ngx_terminate) {
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
     }
 
@@ -1012,7 +1238,10 @@ ngx_http_linguamate_redis_close(ngx_http_linguamate_redis_t *rc)
 
 #if (NGX_SSL)
     if (c->ssl) {
+        /* no close_notify: a send that would block would leave
+           ngx_ssl_shutdown's handlers on a connection closed here */
         c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
         (void) ngx_ssl_shutdown(c);
     }
 #endif
