@@ -376,6 +376,9 @@ my $lat = latency($t0, sub {
 diag 'unlock on B -> gone on A: ' . ms($lat);
 ok defined $lat, 'the unlock reaches A';
 admin(1, 'DELETE', '/lockouts/127.0.0.1');
+ok Linguamate::Cluster::poll(sub {
+    !grep { admin($_, 'GET', '/lockouts/127.0.0.1')->{status} != 404 } 0 .. 2
+}, 3), 'the address is unlocked on every replica';
 
 # --- failures spread over the replicas lock the account -------------------
 # threshold 4 (twice the 2 attempts): one failure on each of A, B and C is
