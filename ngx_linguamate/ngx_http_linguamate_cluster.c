@@ -19,7 +19,10 @@
 #include "ngx_http_linguamate_shm.h"
 #include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_redis.h"
+#include "ngx_http_linguamate_session.h"
 #include "ngx_http_linguamate_cluster.h"
+
+#include <ngx_md5.h>
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
@@ -595,6 +598,31 @@ ngx_http_linguamate_cluster_script(ngx_http_linguamate_cluster_script_t *sc)
 }
 
 
+/*
+ * The Redis key of a zone's key: "linguamate:KIND:{ZONE:MD5}", one hash
+ * slot per key; at most 21 + 64 + 34 bytes
+ */
+
+u_char *
+ngx_http_linguamate_cluster_key(u_char *p, const char *kind,
+    ngx_str_t *zone, u_char *key, size_t len)
+{
+    u_char     md5[16];
+    ngx_md5_t  md5c;
+
+    ngx_md5_init(&md5c);
+    ngx_md5_update(&md5c, key, len);
+    ngx_md5_final(md5, &md5c);
+
+    p = ngx_sprintf(p, "linguamate:%s:{%*s:", kind,
+                    ngx_min(zone->len, 64), zone->data);
+    p = ngx_hex_dump(p, md5, 16);
+    *p++ = '}';
+
+    return p;
+}
+
+
 /* an error reply that says Redis forgot the scripts (SCRIPT FLUSH) */
 
 ngx_uint_t
@@ -1005,8 +1033,7 @@ ngx_http_linguamate_cluster_fetch_all(void)
         argv[3] = (const char *) key[0];
         argv[4] = (const char *) key[1];
         argv[5] = (const char *) now;
-        lens[5] = ngx_sprintf(now, "%L", (int64_t) ngx_time() * 1000
-                              + (int64_t) ngx_timeofday()->msec) - now;
+        lens[5] = ngx_sprintf(now, "%L", ngx_http_linguamate_now_ms()) - now;
 
         if (ngx_http_linguamate_redis_command(ngx_http_linguamate_cluster_cmd,
                                               6, argv, lens,
@@ -1262,7 +1289,7 @@ ngx_http_linguamate_cluster_append(ngx_http_linguamate_state_t *st,
         return NGX_OK;
     }
 
-    stamp = (int64_t) ngx_time() * 1000 + (int64_t) ngx_timeofday()->msec;
+    stamp = ngx_http_linguamate_now_ms();
 
     for (i = 0; i < n; i++) {
         put = ngx_http_linguamate_cluster_put(st, &rec[i], stamp, log);
@@ -1322,7 +1349,7 @@ ngx_http_linguamate_cluster_put(ngx_http_linguamate_state_t *st,
     int64_t                             expire, now;
     ngx_http_linguamate_cluster_put_t  *put;
 
-    now = (int64_t) ngx_time() * 1000;
+    now = ngx_http_linguamate_now_ms();
 
     switch (rec->type) {
 
@@ -1427,8 +1454,7 @@ ngx_http_linguamate_cluster_send(ngx_http_linguamate_cluster_put_t *put)
     lens[10] = p - msg;
 
     argv[11] = (const char *) now;
-    lens[11] = ngx_sprintf(now, "%L", (int64_t) ngx_time() * 1000
-                           + (int64_t) ngx_timeofday()->msec) - now;
+    lens[11] = ngx_sprintf(now, "%L", ngx_http_linguamate_now_ms()) - now;
 
     if (ngx_http_linguamate_redis_command(ngx_http_linguamate_cluster_cmd,
                                           12, argv, lens,

@@ -80,6 +80,8 @@ ngx_int_t ngx_http_linguamate_cluster_publish_hot(u_char *msg, size_t len);
 ngx_int_t ngx_http_linguamate_cluster_command(int argc, const char **argv,
     const size_t *argvlen, ngx_http_linguamate_redis_reply_pt handler,
     void *data);
+u_char *ngx_http_linguamate_cluster_key(u_char *p, const char *kind,
+    ngx_str_t *zone, u_char *key, size_t len);
 ngx_int_t ngx_http_linguamate_cluster_script(
     ngx_http_linguamate_cluster_script_t *script);
 ngx_uint_t ngx_http_linguamate_cluster_noscript(redisReply *reply);

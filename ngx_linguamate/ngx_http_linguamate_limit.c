@@ -24,9 +24,9 @@
 #include "ngx_http_linguamate_window.h"
 #include "ngx_http_linguamate_limit.h"
 #include "ngx_http_linguamate_flags.h"
+#include "ngx_http_linguamate_session.h"
 #include "ngx_http_linguamate_cluster.h"
 
-#include <ngx_md5.h>
 
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_SET       0
 #define NGX_HTTP_LINGUAMATE_LIMIT_FROM_REQUESTS  1
@@ -1215,7 +1215,7 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
 {
     ngx_http_linguamate_zone_t *zone = data;
 
-    u_char                               *p, md5[16], msg[1024];
+    u_char                               *p, msg[1024];
     u_char                                args[LM_ARGS * (NGX_INT64_LEN + 2)
                                                + 128];
     size_t                                lens[LM_ARGS];
@@ -1226,7 +1226,6 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
     ngx_http_linguamate_buckets_t        *bk;
     ngx_msec_t                            stale;
     ngx_uint_t                            max;
-    ngx_md5_t                             md5c;
     ngx_uint_t                            k, nkeys, argc;
     ngx_queue_t                          *q, done;
     const char                           *argv[LM_ARGS];
@@ -1241,7 +1240,7 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
     lz = zone->data;
     now32 = (uint32_t) now;
     width = (int64_t) lz->width;
-    wall = (int64_t) ngx_time() * 1000 + (int64_t) ngx_timeofday()->msec;
+    wall = ngx_http_linguamate_now_ms();
     cur = wall / width;
 
     lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -1408,9 +1407,7 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
                                                    lz->cluster_window);
 
         } else {
-            w = ngx_http_linguamate_node_window(node,
-                                                NGX_HTTP_LINGUAMATE_LIMIT_OFF);
-            ngx_http_linguamate_window_expire(w, now32, lz->cluster_window);
+            /* w: the log expired above */
 
             for (j = w->count; j > 0; j--) {
                 idx = (w->head + j - 1) % w->cap;
@@ -1444,10 +1441,6 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
         ngx_queue_remove(q);
         ks = ngx_queue_data(q, ngx_http_linguamate_limit_sync_t, queue);
 
-        ngx_md5_init(&md5c);
-        ngx_md5_update(&md5c, ks->key, ks->len);
-        ngx_md5_final(md5, &md5c);
-
         p = args;
 
         argv[0] = "EVALSHA";
@@ -1457,12 +1450,9 @@ ngx_http_linguamate_limit_sync(void *data, ngx_msec_t now, ngx_log_t *log)
         argv[2] = "1";
         lens[2] = 1;
 
-        /* the zone and the key's MD5: one hash slot per key */
         argv[3] = (const char *) p;
-        p = ngx_sprintf(p, "linguamate:limit:{%*s:",
-                        ngx_min(zone->name.len, 64), zone->name.data);
-        p = ngx_hex_dump(p, md5, 16);
-        *p++ = '}';
+        p = ngx_http_linguamate_cluster_key(p, "limit", &zone->name,
+                                            ks->key, ks->len);
         lens[3] = p - (u_char *) argv[3];
 
         argc = 4;

@@ -27,9 +27,8 @@
 #include "ngx_http_linguamate_state.h"
 #include "ngx_http_linguamate_lockout.h"
 #include "ngx_http_linguamate_login_parse.h"
+#include "ngx_http_linguamate_session.h"
 #include "ngx_http_linguamate_cluster.h"
-
-#include <ngx_md5.h>
 
 
 #define NGX_HTTP_LINGUAMATE_LOCK_WINDOW    60000
@@ -1247,13 +1246,12 @@ static void
 ngx_http_linguamate_lockout_share(ngx_http_linguamate_zone_t *zone,
     ngx_str_t *key, ngx_uint_t weight, ngx_uint_t threshold, ngx_log_t *log)
 {
-    u_char                               *p, md5[16];
+    u_char                               *p;
     u_char                                rkey[128], now[NGX_INT64_LEN];
     u_char                                win[NGX_INT64_LEN];
     u_char                                members[16][64];
     size_t                                lens[20];
     ngx_uint_t                            i, argc;
-    ngx_md5_t                             md5c;
     const char                           *argv[20];
     ngx_http_linguamate_lockout_zone_t   *lz;
     ngx_http_linguamate_lockout_share_t  *sh;
@@ -1262,14 +1260,8 @@ ngx_http_linguamate_lockout_share(ngx_http_linguamate_zone_t *zone,
 
     lz = zone->data;
 
-    ngx_md5_init(&md5c);
-    ngx_md5_update(&md5c, key->data, key->len);
-    ngx_md5_final(md5, &md5c);
-
-    p = ngx_sprintf(rkey, "linguamate:fail:{%*s:",
-                    ngx_min(zone->name.len, 64), zone->name.data);
-    p = ngx_hex_dump(p, md5, 16);
-    *p++ = '}';
+    p = ngx_http_linguamate_cluster_key(rkey, "fail", &zone->name,
+                                        key->data, key->len);
 
     if (threshold == 0) {
         argv[0] = "DEL";
@@ -1304,8 +1296,7 @@ ngx_http_linguamate_lockout_share(ngx_http_linguamate_zone_t *zone,
     argv[3] = (const char *) rkey;
     lens[3] = p - rkey;
     argv[4] = (const char *) now;
-    lens[4] = ngx_sprintf(now, "%L", (int64_t) ngx_time() * 1000
-                          + (int64_t) ngx_timeofday()->msec) - now;
+    lens[4] = ngx_sprintf(now, "%L", ngx_http_linguamate_now_ms()) - now;
     argv[5] = (const char *) win;
     lens[5] = ngx_sprintf(win, "%M", lz->window) - win;
     argc = 6;
